@@ -1,0 +1,292 @@
+"""The ClinicalTrials.gov API v2 client: paging, pacing and retries. Yields plain dicts; knows no database."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import orjson
+import requests
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from . import __version__
+from .errors import ApiError
+from .records import nct_id_of
+
+DEFAULT_API_URL = "https://clinicaltrials.gov/api/v2"
+DEFAULT_RATE = 50  # requests a minute: the service answers 429 past about 50 from one address
+DEFAULT_PAGE_SIZE = 1000  # the API's maximum; larger values are quietly cut to it
+DEFAULT_ATTEMPTS = 5
+USER_AGENT = f"trialsync/{__version__} (ClinicalTrials.gov mirror; python-requests)"
+MAX_RETRY_AFTER = 300.0  # seconds; a longer Retry-After would stall a nightly pull for no gain
+ERROR_TEXT_LIMIT = 300
+
+
+class TransientApiError(ApiError):
+    """One attempt failed in a way worth retrying (429, 5xx, dropped connection, broken body)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class Page:
+    """One `/studies` page as the API sent it."""
+
+    studies: list[dict]
+    next_token: str | None
+    total_count: int | None
+    body_bytes: int
+
+
+class RequestPacer:
+    """Spaces request starts so that no more than ``per_minute`` begin in any minute (0 = no pacing)."""
+
+    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_start = 0.0
+
+    def wait_turn(self) -> None:
+        """Block until the next request may start, and reserve that slot."""
+        if not self.interval:
+            return
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next_start)
+            self._next_start = start + self.interval
+        if start > now:
+            self._sleep(start - now)
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= ERROR_TEXT_LIMIT else text[:ERROR_TEXT_LIMIT] + "..."
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER)
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return min(max(when.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER)
+
+
+def _in_background(fn: Callable, *args) -> Future:
+    """Run ``fn`` on a daemon thread, so that an abandoned prefetch never delays exit."""
+    future: Future = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # handed to whoever waits on the future
+            future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True, name="trialsync-prefetch").start()
+    return future
+
+
+class ApiClient:
+    """A paced, retrying client for the endpoints trialsync uses.
+
+    ``requests_made`` counts every HTTP request sent, retries included.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        rate: float = DEFAULT_RATE,
+        attempts: int = DEFAULT_ATTEMPTS,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        timeout: tuple[float, float] = (10.0, 120.0),
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        prefetch: bool = True,
+    ):
+        self.base_url = (base_url or DEFAULT_API_URL).rstrip("/")
+        self.attempts = max(1, attempts)
+        self.timeout = timeout
+        self.prefetch = prefetch
+        self.requests_made = 0
+        self._count_lock = threading.Lock()
+        self._sleep = sleep
+        self._backoff = wait_exponential(multiplier=backoff, min=backoff, max=max_backoff)
+        self.pacer = RequestPacer(rate, sleep=sleep)
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+
+    # -- public endpoints -------------------------------------------------------------------
+
+    def version(self) -> dict:
+        """`GET /version`: ``{"apiVersion": ..., "dataTimestamp": ...}``."""
+        data = self.get_json("/version", {})
+        if not isinstance(data, dict):
+            raise ApiError(f"GET {self.url_for('/version', {})}: answer is not a JSON object")
+        return data
+
+    def study(self, nct_id: str) -> dict:
+        """`GET /studies/{nctId}`: one full study record."""
+        return self.get_json(f"/studies/{nct_id}", {})
+
+    def iter_pages(self, params: Mapping[str, str], page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[Page]:
+        """Yield every page of `GET /studies` for ``params``, following ``nextPageToken`` to the end.
+
+        The first request carries ``countTotal=true``; every later one repeats ``params`` exactly plus
+        ``pageToken``. An empty page with a token is not the end. The same token twice raises ApiError.
+        While the caller works on one page, the next one is already being downloaded.
+        """
+        base = {**params, "pageSize": str(page_size)}
+        request_params: dict[str, str] = {**base, "countTotal": "true"}
+        pending = self._start_fetch("/studies", request_params)
+        seen_tokens: set[str] = set()
+        while True:
+            page = self._page("/studies", request_params, pending)
+            pending = None
+            token = page.next_token
+            if token:
+                if token in seen_tokens:
+                    raise ApiError(
+                        f"GET {self.url_for('/studies', request_params)}: the API sent the same "
+                        f"nextPageToken twice ({token[:40]}); stopping instead of looping"
+                    )
+                seen_tokens.add(token)
+                request_params = {**base, "pageToken": token}
+                pending = self._start_fetch("/studies", request_params)
+            yield page
+            if not token:
+                return
+
+    def iter_ids(self, params: Mapping[str, str]) -> Iterator[list[str]]:
+        """Yield the NCT ids of every study ``params`` selects, one page (up to 1000) at a time."""
+        for page in self.iter_pages({**params, "fields": "NCTId"}, page_size=DEFAULT_PAGE_SIZE):
+            yield [nct_id_of(study) for study in page.studies]
+
+    def url_for(self, path: str, params: Mapping[str, str]) -> str:
+        """The full URL a request for ``path`` with ``params`` goes to (openable in a browser)."""
+        query = urlencode(list(params.items()))
+        return f"{self.base_url}{path}" + (f"?{query}" if query else "")
+
+    def get_json(self, path: str, params: Mapping[str, str]):
+        """GET ``path`` and return the parsed JSON, retrying transient failures."""
+        return self._with_retries(lambda body: self._parse(path, params, body), path, params, None)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _start_fetch(self, path: str, params: Mapping[str, str]) -> Future | None:
+        if not self.prefetch:
+            return None
+        return _in_background(self._fetch_once, path, dict(params))
+
+    def _page(self, path: str, params: Mapping[str, str], pending: Future | None) -> Page:
+        def parse_page(body: bytes) -> Page:
+            data = self._parse(path, params, body)
+            studies = data.get("studies") if isinstance(data, dict) else None
+            if not isinstance(studies, list):
+                raise TransientApiError(
+                    f"GET {self.url_for(path, params)}: HTTP 200: answer has no 'studies' list"
+                )
+            token = data.get("nextPageToken") or None
+            total = data.get("totalCount")
+            return Page(studies, token, total if isinstance(total, int) else None, len(body))
+
+        return self._with_retries(parse_page, path, params, pending)
+
+    def _with_retries(self, use_body: Callable[[bytes], object], path: str,
+                      params: Mapping[str, str], pending: Future | None):
+        retrying = Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=self._wait_before_retry,
+            retry=retry_if_exception_type(TransientApiError),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if pending is not None:
+                        body, pending = pending.result(), None
+                    else:
+                        body = self._fetch_once(path, params)
+                    return use_body(body)
+        except TransientApiError as exc:
+            tries = "1 try" if self.attempts == 1 else f"{self.attempts} tries"
+            raise ApiError(f"{exc} (gave up after {tries})") from None
+
+    def _wait_before_retry(self, retry_state) -> float:
+        backoff = self._backoff(retry_state)
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        return max(backoff, retry_after) if retry_after is not None else backoff
+
+    def _fetch_once(self, path: str, params: Mapping[str, str]) -> bytes:
+        """One HTTP request; returns the body of a 2xx answer or raises ApiError/TransientApiError."""
+        url = f"{self.base_url}{path}"
+        self.pacer.wait_turn()
+        with self._count_lock:
+            self.requests_made += 1
+        try:
+            response = self.session.get(url, params=params, timeout=self.timeout)
+            body = response.content
+        except requests.exceptions.InvalidURL as exc:
+            raise ApiError(f"invalid API URL {url}: {exc}") from None
+        except requests.exceptions.MissingSchema:
+            raise ApiError(f"invalid API URL {url}: it must start with http:// or https://") from None
+        except requests.RequestException as exc:
+            raise TransientApiError(f"GET {self.url_for(path, params)}: {_describe_network_error(exc)}") from None
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise TransientApiError(
+                f"GET {response.url}: HTTP {status}: {_one_line(response.text) or response.reason}",
+                retry_after=_retry_after_seconds(response.headers.get("Retry-After")),
+            )
+        if status >= 400:
+            raise ApiError(f"GET {response.url}: HTTP {status}: {_one_line(response.text) or response.reason}")
+        return body
+
+    def _parse(self, path: str, params: Mapping[str, str], body: bytes):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            start = _one_line(body[:60].decode("utf-8", "replace"))
+            raise TransientApiError(
+                f"GET {self.url_for(path, params)}: HTTP 200: answer is not valid JSON "
+                f"({len(body)} bytes starting {start!r})"
+            ) from None
+
+
+def _describe_network_error(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "no answer before the read timeout"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "connection dropped while reading the answer (truncated body)"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = str(exc.args[0]) if exc.args else str(exc)
+        if "Connection refused" in reason:
+            return "cannot connect (connection refused)"
+        if "Name or service not known" in reason or "NameResolutionError" in reason or "getaddrinfo" in reason:
+            return "cannot connect (host name not found)"
+        if "IncompleteRead" in reason or "RemoteDisconnected" in reason or "Connection aborted" in reason:
+            return "connection dropped before the answer was complete"
+        return "cannot connect (" + _one_line(reason)[:120] + ")"
+    return _one_line(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,463 @@
+"""The command line: the only module that knows typer, consoles and exit codes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import sys
+import threading
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, TrialsyncError, UsageError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
+    help="Keep a local SQLite mirror of the ClinicalTrials.gov studies you follow, and report on them.",
+)
+topics_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Add, list, show and remove topics.")
+app.add_typer(topics_app, name="topics")
+
+
+class Format(str, Enum):
+    table = "table"
+    text = "text"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+class StudyFormat(str, Enum):
+    table = "table"
+    text = "text"
+    json = "json"
+
+
+DbOption = Annotated[Optional[Path], typer.Option(
+    "--db", envvar="TRIALSYNC_DB", help="Database file [env TRIALSYNC_DB; default: in your user data directory].",
+    dir_okay=False, show_default=False)]
+ApiUrlOption = Annotated[Optional[str], typer.Option(
+    "--api-url", envvar="TRIALSYNC_API_URL", show_default=False,
+    help="API base URL [env TRIALSYNC_API_URL; default: https://clinicaltrials.gov/api/v2].")]
+RateOption = Annotated[float, typer.Option(
+    "--rate", envvar="TRIALSYNC_RATE", min=0, help="At most this many requests a minute; 0 turns pacing off [env TRIALSYNC_RATE].")]
+FormatOption = Annotated[Optional[Format], typer.Option(
+    "--format", "-f", help="Output format; default: table on a terminal, text otherwise.", show_default=False)]
+WaitOption = Annotated[float, typer.Option(
+    "--wait", min=0, help="Seconds to wait for another pull's lock before giving up (exit code 75).")]
+
+
+def _db_path(db: Path | None) -> Path:
+    from .store import default_db_path
+
+    return db if db is not None else default_db_path()
+
+
+def _open(db: Path | None):
+    from .store import open_db
+
+    return open_db(_db_path(db))
+
+
+def _is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _format(fmt: Enum | None) -> str:
+    if fmt is not None:
+        return fmt.value
+    return "table" if _is_terminal() else "text"
+
+
+def _emit(blocks: list) -> None:
+    """Print rendered blocks to stdout, a blank line between them: rich renderables through rich, text as it is."""
+    console = None
+    for index, block in enumerate(blocks):
+        if index:
+            sys.stdout.write("\n")
+        if isinstance(block, str):
+            sys.stdout.write(block + "\n")
+            continue
+        if console is None:
+            from rich.console import Console
+
+            console = Console(highlight=False)
+        sys.stdout.flush()
+        console.print(block)
+    sys.stdout.flush()
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(f"trialsync: {message}\n")
+    sys.stderr.flush()
+
+
+# -- the root -----------------------------------------------------------------------------------------
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"trialsync {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Keep a local SQLite mirror of the ClinicalTrials.gov studies you follow, and report on them."""
+
+
+# -- pull ---------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _stop_on_signal():
+    """First Ctrl-C or SIGTERM: finish the current page, then stop. A second Ctrl-C stops at once."""
+    stop = threading.Event()
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        _err("stopping after the current page (Ctrl-C again to stop at once)")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@app.command()
+def pull(
+    topics: Annotated[Optional[list[str]], typer.Argument(
+        help="Topics to pull; default: every stored topic, or the built-in stem-cell-spine.", show_default=False)] = None,
+    db: DbOption = None,
+    api_url: ApiUrlOption = None,
+    rate: RateOption = 50,
+    page_size: Annotated[int, typer.Option("--page-size", min=1, max=1000, help="Studies per request.")] = 1000,
+    full: Annotated[bool, typer.Option("--full", help="Fetch every study, ignoring what changed since the last pull.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something changed (for cron).")] = False,
+    wait: WaitOption = 0,
+    list_every: Annotated[int, typer.Option(
+        "--list-every", envvar="TRIALSYNC_LIST_EVERY", min=1,
+        help="Check which studies left a topic every N incremental pulls [env TRIALSYNC_LIST_EVERY].")] = 1,
+) -> None:
+    """Fetch the studies of topics from ClinicalTrials.gov into the database. Example: trialsync pull"""
+    from . import reports, store
+    from .api import ApiClient
+    from .output import pull_summary, render_digest
+    from .sync import PullOptions, pull_topic
+
+    path = _db_path(db)
+    client = ApiClient(base_url=api_url, rate=rate)
+    options = PullOptions(full=full, page_size=page_size, list_every=list_every)
+    failures = 0
+    with store.write_lock(path, wait), _stop_on_signal() as stop:
+        database = store.open_db(path)
+        killed = store.mark_abandoned_pulls(database)
+        if killed and not quiet:
+            _err(f"{killed} earlier pull(s) had been killed before finishing; this pull completes their work")
+        names = topics or [t.name for t in store.list_topics(database)] or [store.DEFAULT_TOPIC_NAME]
+        selected = [store.get_topic(database, name) for name in names]
+        for topic in selected:
+            if store.get_stored_topic(database, topic.name) is None:
+                store.save_topic(database, topic)
+            try:
+                with _progress(topic.name, enabled=not quiet and sys.stderr.isatty()) as progress:
+                    result = pull_topic(database, client, topic, options, progress=progress,
+                                        stop_requested=stop.is_set)
+            except TrialsyncError as exc:
+                if exc.exit_code == EXIT_INTERRUPTED:
+                    raise
+                _err(f"{topic.name}: {exc}")
+                failures += 1
+                continue
+            digest = render_digest(topic.name, reports.pull_changes(database, result.pull_id))
+            first_fill = result.mode == "full" and result.counts.new and not digest
+            if not quiet or digest or first_fill:
+                sys.stdout.write(pull_summary(result) + "\n")
+            if digest:
+                sys.stdout.write(digest + "\n")
+            sys.stdout.flush()
+    if failures:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@contextmanager
+def _progress(topic: str, enabled: bool):
+    if not enabled:
+        yield lambda stage, received, total: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    labels = {"studies": "studies", "listing": "checking ids", "missing": "fetching missing"}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(topic, total=None)
+
+        def update(stage: str, received: int, total: int | None) -> None:
+            bar.update(task, description=f"{topic}: {labels.get(stage, stage)}", completed=received, total=total)
+
+        yield update
+
+
+# -- reports ------------------------------------------------------------------------------------------
+
+
+@app.command("status-report")
+def status_report(
+    topic: Annotated[Optional[str], typer.Argument(help="Topic; default: the only stored one, or stem-cell-spine.",
+                                                   show_default=False)] = None,
+    db: DbOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Count a topic's studies by overall status, with changes since the previous pull. Example: trialsync status-report"""
+    from . import reports, store
+    from .output import render_status_report
+
+    database = _open(db)
+    name = store.get_topic(database, topic).name if topic else store.default_topic_name(database)
+    report = reports.status_report(database, name)
+    _emit(render_status_report(report, reports.status_summary(report), _format(fmt)))
+
+
+def _check_date(value: str | None) -> str | None:
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise UsageError(f"--since takes a date as YYYY-MM-DD, not {value!r}") from None
+
+
+@app.command()
+def changes(
+    topic: Annotated[Optional[str], typer.Argument(help="Topic; default: every topic.", show_default=False)] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Only changes observed on or after this date (YYYY-MM-DD).",
+                                                 show_default=False)] = None,
+    pulls: Annotated[Optional[int], typer.Option("--pulls", min=1, help="Only changes from the last N pulls.",
+                                                 show_default=False)] = None,
+    db: DbOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """List what changed in the studies, newest first. Example: trialsync changes --since 2026-11-01"""
+    from . import reports, store
+    from .output import render_changes
+
+    if since is not None and pulls is not None:
+        raise UsageError("use either --since or --pulls, not both")
+    since = _check_date(since)
+    database = _open(db)
+    name = store.get_topic(database, topic).name if topic else None
+    _emit(render_changes(reports.list_changes(database, name, since=since, pulls=pulls), _format(fmt)))
+
+
+@app.command("pulls")
+def pulls_command(
+    topic: Annotated[Optional[str], typer.Argument(help="Topic; default: every topic.", show_default=False)] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many pulls to list.")] = 20,
+    db: DbOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """List recent pulls and imports with their outcome, counts and duration. Example: trialsync pulls -n 5"""
+    from . import reports
+    from .output import render_pulls
+
+    database = _open(db)
+    _emit(render_pulls(reports.list_pulls(database, topic, limit), _format(fmt)))
+
+
+@app.command()
+def show(
+    nct_id: Annotated[str, typer.Argument(help="The study's NCT id, e.g. NCT04042844.", show_default=False)],
+    db: DbOption = None,
+    fmt: Annotated[Optional[StudyFormat], typer.Option(
+        "--format", "-f", help="json prints the stored raw record.", show_default=False)] = None,
+) -> None:
+    """Show the key facts of one stored study. Example: trialsync show NCT04042844"""
+    from . import reports, store
+    from .errors import NotFound
+    from .output import render_study
+    from .records import is_nct_id
+
+    wanted = nct_id.strip().upper()
+    if not is_nct_id(wanted):
+        raise NotFound(f"{nct_id!r} is not an NCT id (NCT followed by 8 digits, e.g. NCT04042844)")
+    database = _open(db)
+    if fmt is StudyFormat.json:
+        raw = store.get_raw(database, wanted)
+        if raw is None:
+            reports.study_facts(database, wanted)  # raises the not-stored error
+        sys.stdout.write(raw + "\n")
+        return
+    _emit(render_study(reports.study_facts(database, wanted), _format(fmt)))
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="ctg-studies.json, ctg-studies.json.zip, a saved /studies page or JSON lines.",
+                                         show_default=False)],
+    topic: Annotated[str, typer.Option("--topic", help="Topic the studies belong to.")] = "stem-cell-spine",
+    db: DbOption = None,
+    wait: WaitOption = 0,
+) -> None:
+    """Load studies from a file downloaded from ClinicalTrials.gov. Example: trialsync import ctg-studies.json"""
+    from . import store
+    from .importer import import_records, read_records
+    from .topics import validate_topic_name
+
+    validate_topic_name(topic)
+    records = read_records(file)
+    path = _db_path(db)
+    with store.write_lock(path, wait):
+        counts = import_records(store.open_db(path), records, topic, source=str(file))
+    sys.stdout.write(f"{topic}: imported {counts.received} studies from {file} "
+                     f"({counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged)\n")
+
+
+# -- topics -------------------------------------------------------------------------------------------
+
+
+def _search_option(name: str, help_text: str):
+    return Annotated[Optional[str], typer.Option(f"--{name}", help=help_text, show_default=False)]
+
+
+@topics_app.command("add")
+def topics_add(
+    name: Annotated[str, typer.Argument(help="Topic name: lowercase letters, digits, '-', '_' or '.'.", show_default=False)],
+    cond: _search_option("cond", "query.cond: conditions or diseases.") = None,
+    intr: _search_option("intr", "query.intr: interventions or treatments.") = None,
+    term: _search_option("term", "query.term: other terms.") = None,
+    titles: _search_option("titles", "query.titles: title or acronym.") = None,
+    spons: _search_option("spons", "query.spons: sponsor or collaborator.") = None,
+    locn: _search_option("locn", "query.locn: location terms.") = None,
+    status: _search_option("status", "filter.overallStatus: comma-separated statuses, e.g. RECRUITING,COMPLETED.") = None,
+    advanced: _search_option("advanced", "filter.advanced: an Essie expression.") = None,
+    geo: _search_option("geo", "filter.geo: e.g. distance(39.0035707,-77.1013313,50mi).") = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Change an existing topic's search.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Add a topic: a name plus API search parameters. Example: trialsync topics add sci --cond "spinal cord injury" """
+    from . import store
+    from .topics import make_topic
+
+    topic = make_topic(name, {"cond": cond, "intr": intr, "term": term, "titles": titles, "spons": spons,
+                              "locn": locn, "status": status, "advanced": advanced, "geo": geo})
+    store.save_topic(_open(db), topic, replace=replace)
+    sys.stdout.write(f"{'changed' if replace else 'added'} topic {topic.name}; pull it with: trialsync pull {topic.name}\n")
+
+
+@topics_app.command("list")
+def topics_list(db: DbOption = None, fmt: FormatOption = None) -> None:
+    """List stored topics with their studies and last pull. Example: trialsync topics list"""
+    from . import store
+    from .output import Column, rows_as
+
+    database = _open(db)
+    rows = []
+    for topic in store.list_topics(database):
+        last = store.last_complete_pull(database, topic.name, kinds=("pull", "import"))
+        rows.append({
+            "name": topic.name,
+            "studies": len(store.present_ids(database, topic.name)),
+            "last_pull": last["finished_at"] if last else None,
+            "search": " ".join(f"{k}={v}" for k, v in topic.search_params().items()),
+        })
+    if not rows and _format(fmt) not in ("json", "csv"):
+        sys.stdout.write(f"No topics stored yet; `trialsync pull` adds and pulls the built-in {store.DEFAULT_TOPIC_NAME}.\n")
+        return
+    columns = [Column("name", "Topic"), Column("studies", "Studies", numeric=True),
+               Column("last_pull", "Last pull"), Column("search", "Search")]
+    _emit(rows_as(rows, columns, _format(fmt)))
+
+
+@topics_app.command("show")
+def topics_show(
+    name: Annotated[str, typer.Argument(help="Topic name.", show_default=False)],
+    db: DbOption = None,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Show a topic's search and the exact API URL it requests. Example: trialsync topics show stem-cell-spine"""
+    from . import store
+    from .api import DEFAULT_PAGE_SIZE, ApiClient
+
+    topic = store.get_topic(_open(db), name)
+    lines = [f"topic: {topic.name}"] + [f"{k}: {v}" for k, v in topic.search_params().items()]
+    if topic.search_params():
+        params = {**topic.search_params(), "pageSize": str(DEFAULT_PAGE_SIZE), "countTotal": "true"}
+        lines.append(f"url: {ApiClient(base_url=api_url).url_for('/studies', params)}")
+    else:
+        lines.append("url: none (this topic holds imported studies only)")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+@topics_app.command("remove")
+def topics_remove(
+    name: Annotated[str, typer.Argument(help="Topic name.", show_default=False)],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Remove a topic and its membership list; the study records and their history are kept."""
+    from . import store
+
+    database = _open(db)
+    members = len(store.present_ids(database, name)) if store.get_stored_topic(database, name) else 0
+    if not yes and not typer.confirm(
+            f"Remove topic {name} and its list of {members} studies? (study records and history are kept)"):
+        raise TrialsyncError("not removed")
+    store.remove_topic(database, name)
+    sys.stdout.write(f"removed topic {name}; study records and their history are kept\n")
+
+
+# -- entry point --------------------------------------------------------------------------------------
+
+
+def _is_click_error(exc: Exception) -> bool:
+    # typer's own copy of click and click itself raise different classes that share this protocol.
+    return callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int)
+
+
+def main() -> None:
+    """Run the command line; expected failures print one line on stderr and set the exit code."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(prog_name="trialsync", standalone_mode=False)
+    except TrialsyncError as exc:
+        _err(str(exc))
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        _err("aborted")
+        sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except sqlite3.DatabaseError as exc:
+        _err(f"database error: {exc} (is the database damaged? `sqlite3 FILE 'PRAGMA integrity_check'` tells)")
+        sys.exit(EXIT_FAILED)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(EXIT_FAILED)
+    except Exception as exc:  # the promise is one line, never a traceback
+        if _is_click_error(exc):
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None and exc.exit_code == EXIT_USAGE else ""
+            _err(f"{exc.format_message()}{hint}")
+            sys.exit(exc.exit_code)
+        if os.environ.get("TRIALSYNC_DEBUG"):
+            raise
+        _err(f"unexpected error: {type(exc).__name__}: {exc} (set TRIALSYNC_DEBUG=1 for details)")
+        sys.exit(EXIT_FAILED)
+    sys.exit(code if isinstance(code, int) else 0)

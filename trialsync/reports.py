@@ -1,0 +1,144 @@
+"""Read-only queries returning plain data (dicts and lists) for the command line to render."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+
+from .errors import NotFound
+from .statuses import NO_STATUS, status_label, status_phrase, status_sort_key
+from .store import MEMBERSHIP
+from .transform import CHILD_COLUMNS
+
+
+def _dicts(cursor) -> list[dict]:
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+def _status_entries(counts: dict[str, int]) -> list[dict]:
+    return [
+        {"status": status, "label": status_label(status), "count": counts[status]}
+        for status in sorted(counts, key=status_sort_key)
+        if counts[status]
+    ]
+
+
+def _last_pull(db: Database, topic: str, outcomes: tuple[str, ...], before: int | None = None) -> dict | None:
+    marks = ", ".join("?" for _ in outcomes)
+    sql = f"SELECT * FROM pulls WHERE topic = ? AND outcome IN ({marks})"
+    params: list = [topic, *outcomes]
+    if before is not None:
+        sql += " AND id < ?"
+        params.append(before)
+    rows = _dicts(db.execute(sql + " ORDER BY id DESC LIMIT 1", params))
+    return rows[0] if rows else None
+
+
+def status_report(db: Database, topic: str) -> dict:
+    """Count the topic's present studies by overall status, with the previous complete pull's counts.
+
+    Returns ``{"topic", "total", "as_of", "data_timestamp", "statuses", "unknown_by_last_known",
+    "left_since_previous", "previous"}``; ``statuses`` lists, in report order, each status with a study.
+    """
+    counts: dict[str, int] = {}
+    unknown: dict[str, int] = {}
+    rows = db.execute(
+        """SELECT coalesce(s.overall_status, ?), s.last_known_status, count(*)
+           FROM topic_studies t JOIN studies s ON s.nct_id = t.nct_id
+           WHERE t.topic = ? AND t.present = 1 GROUP BY 1, 2""", [NO_STATUS, topic])
+    for status, last_known, count in rows:
+        counts[status] = counts.get(status, 0) + count
+        if status == "UNKNOWN":
+            key = last_known or NO_STATUS
+            unknown[key] = unknown.get(key, 0) + count
+    latest = _last_pull(db, topic, ("complete", "unchanged"))
+    newest_complete = _last_pull(db, topic, ("complete",))
+    previous = _last_pull(db, topic, ("complete",), before=newest_complete["id"]) if newest_complete else None
+    previous_report = None
+    left = 0
+    if previous:
+        snapshot = dict(db.execute(
+            "SELECT overall_status, count FROM pull_status_counts WHERE pull_id = ?", [previous["id"]]).fetchall())
+        previous_report = {"as_of": previous["finished_at"], "statuses": _status_entries(snapshot)}
+        left = db.execute(
+            "SELECT count(*) FROM changes WHERE topic = ? AND field = ? AND new = 'left' AND pull_id > ?",
+            [topic, MEMBERSHIP, previous["id"]]).fetchone()[0]
+    return {
+        "topic": topic,
+        "total": sum(counts.values()),
+        "as_of": latest["finished_at"] if latest else None,
+        "data_timestamp": latest["data_timestamp"] if latest else None,
+        "statuses": _status_entries(counts),
+        "unknown_by_last_known": {k: unknown[k] for k in sorted(unknown, key=status_sort_key)},
+        "left_since_previous": left,
+        "previous": previous_report,
+    }
+
+
+def status_summary(report: dict) -> str:
+    """The report in words, the way people write it: '15 studies: 4 recruiting, 2 completed, ...'."""
+    total = report["total"]
+    head = f"{total} {'study' if total == 1 else 'studies'}"
+    parts = [f"{entry['count']} {status_phrase(entry['status'])}" for entry in report["statuses"]]
+    return f"{head}: {', '.join(parts)}" if parts else head
+
+
+def list_changes(db: Database, topic: str | None = None, since: str | None = None, pulls: int | None = None) -> list[dict]:
+    """Changes newest first: ``nct_id, field, old, new, observed_at, topic, pull_id, brief_title``.
+
+    With ``topic``: changes seen by its pulls, and changes to its studies seen by other topics' pulls.
+    ``since`` keeps changes observed on or after that date; ``pulls`` those of the last N pulls.
+    """
+    where, params = [], []
+    if topic is not None:
+        where.append("(c.topic = ? OR (c.field != ? AND c.nct_id IN "
+                     "(SELECT nct_id FROM topic_studies WHERE topic = ?)))")
+        params += [topic, MEMBERSHIP, topic]
+    if since is not None:
+        where.append("c.observed_at >= ?")
+        params.append(since)
+    if pulls is not None:
+        pull_where = "WHERE topic = ?" if topic is not None else ""
+        where.append(f"c.pull_id IN (SELECT id FROM pulls {pull_where} ORDER BY id DESC LIMIT ?)")
+        params += ([topic] if topic is not None else []) + [pulls]
+    sql = ("SELECT c.nct_id, c.field, c.old, c.new, c.observed_at, c.topic, c.pull_id, s.brief_title "
+           "FROM changes c LEFT JOIN studies s ON s.nct_id = c.nct_id")
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return _dicts(db.execute(sql + " ORDER BY c.id DESC", params))
+
+
+def pull_changes(db: Database, pull_id: int) -> list[dict]:
+    """The changes one pull recorded, in the order it saw them."""
+    return _dicts(db.execute(
+        "SELECT c.nct_id, c.field, c.old, c.new, c.observed_at, c.topic, c.pull_id, s.brief_title "
+        "FROM changes c LEFT JOIN studies s ON s.nct_id = c.nct_id WHERE c.pull_id = ? ORDER BY c.id", [pull_id]))
+
+
+def list_pulls(db: Database, topic: str | None = None, limit: int = 20) -> list[dict]:
+    """The most recent pulls and imports, newest first, with their counts."""
+    sql = ("SELECT id, topic, kind, mode, started_at, finished_at, outcome, requests, received, new, updated, "
+           "unchanged, left_topic, rejoined, data_timestamp, error FROM pulls")
+    params: list = []
+    if topic is not None:
+        sql += " WHERE topic = ?"
+        params.append(topic)
+    return _dicts(db.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]))
+
+
+def study_facts(db: Database, nct_id: str) -> dict:
+    """The key facts of one stored study, with its child rows and topics; NotFound if it is not stored."""
+    rows = _dicts(db.execute(
+        "SELECT nct_id, brief_title, official_title, acronym, overall_status, last_known_status, why_stopped, "
+        "study_type, phases, enrollment_count, enrollment_type, start_date, primary_completion_date, "
+        "completion_date, first_posted, last_update_posted, status_verified_date, results_first_posted, "
+        "lead_sponsor, lead_sponsor_class, has_results, location_count FROM studies WHERE nct_id = ?", [nct_id]))
+    if not rows:
+        raise NotFound(f"{nct_id} is not in the database (pull a topic that holds it, or `trialsync import` it)")
+    facts = rows[0]
+    for table, columns in CHILD_COLUMNS.items():
+        facts[table] = _dicts(db.execute(
+            f"SELECT {', '.join(columns)} FROM {table} WHERE nct_id = ? ORDER BY seq", [nct_id]))
+    facts["topics"] = _dicts(db.execute(
+        "SELECT topic, present, left_at FROM topic_studies WHERE nct_id = ? ORDER BY topic", [nct_id]))
+    return facts
