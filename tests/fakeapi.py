@@ -151,7 +151,7 @@ class FakeApi:
         self.stop()
 
     def fail_next(self, *faults: str) -> None:
-        """Answer the next requests with these faults, in order: 429, 500, truncate, html, drop."""
+        """Answer the next requests with these faults, in order: 429, 500, truncate, html, drop (ok: no fault)."""
         with self.lock:
             self.faults.extend(faults)
 

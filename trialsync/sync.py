@@ -71,7 +71,7 @@ def _membership_due(db: Database, topic: str, every: int) -> bool:
     recent = db.execute(
         "SELECT membership_checked FROM pulls WHERE topic = ? AND kind = 'pull' AND outcome = 'complete' "
         "ORDER BY id DESC LIMIT ?", [topic, max(every - 1, 0)]).fetchall()
-    return every <= 1 or len(recent) < every - 1 or not any(checked for (checked,) in recent)
+    return every <= 1 or not any(checked for (checked,) in recent)
 
 
 def pull_topic(

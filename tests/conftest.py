@@ -1,0 +1,88 @@
+"""Shared test helpers: real fixture records, a database, the CLI in-process, and the stand-in API."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fakeapi import Corpus, FakeApi, load_fixture_records  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def fixture_record(nct_id: str) -> dict:
+    """A fresh copy of a real recorded study from tests/fixtures/studies."""
+    return orjson.loads((FIXTURES / "studies" / f"{nct_id}.json").read_bytes())
+
+
+def fixture_page(name: str) -> dict:
+    """A real recorded /studies response from tests/fixtures/pages."""
+    return orjson.loads((FIXTURES / "pages" / name).read_bytes())
+
+
+def with_status(record: dict, status: str, updated: str | None = None) -> dict:
+    """A later state of a real record: a new overall status and, if given, a newer last-update date."""
+    later = copy.deepcopy(record)
+    later["protocolSection"]["statusModule"]["overallStatus"] = status
+    if updated:
+        later["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"] = updated
+    return later
+
+
+SPINE_IDS = ["NCT01824108", "NCT04056520", "NCT04188236", "NCT05305430", "NCT05489822", "NCT05508360",
+             "NCT05821920", "NCT05880823", "NCT05883436", "NCT06011551", "NCT06127745", "NCT06413225",
+             "NCT06589271"]
+
+
+@pytest.fixture
+def db(tmp_path):
+    from trialsync.store import open_db
+
+    database = open_db(tmp_path / "test.db")
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def api_server():
+    """The stand-in API serving every fixture record as it is."""
+    with FakeApi(Corpus(load_fixture_records())) as server:
+        yield server
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, out={self.out!r}, err={self.err!r})"
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch, tmp_path):
+    """Run ``trialsync ARGS`` in-process against a database in tmp_path; returns code, stdout, stderr."""
+    from trialsync import cli as cli_module
+
+    monkeypatch.setenv("TRIALSYNC_DB", str(tmp_path / "cli.db"))
+    monkeypatch.setenv("TRIALSYNC_RATE", "0")
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("TRIALSYNC_API_URL", raising=False)
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["trialsync", *args])
+        try:
+            cli_module.main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

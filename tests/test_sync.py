@@ -1,0 +1,174 @@
+"""Whole pulls against the stand-in API serving real records: full, incremental, skipped, left, failed."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from conftest import SPINE_IDS, fixture_record, with_status
+from fakeapi import Corpus, FakeApi, load_fixture_records
+from trialsync import reports, store
+from trialsync.api import ApiClient
+from trialsync.errors import ApiError, PullInterrupted
+from trialsync.sync import PullOptions, changed_since_filter, pull_topic
+from trialsync.topics import BUILTIN_TOPICS, Topic
+from trialsync.transform import CHILD_COLUMNS
+
+TOPIC = BUILTIN_TOPICS["stem-cell-spine"]
+
+
+def client_for(server: FakeApi, **kwargs) -> ApiClient:
+    return ApiClient(base_url=server.url, rate=0, sleep=lambda s: None, **kwargs)
+
+
+def stored_raw(db) -> dict:
+    return {nct_id: orjson.loads(raw) for nct_id, raw in db.execute("SELECT nct_id, raw FROM studies")}
+
+
+def study_tables(db) -> dict:
+    tables = ["studies", "topic_studies", "versions", "changes", *CHILD_COLUMNS]
+    return {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables}
+
+
+def served(server: FakeApi) -> dict:
+    return {nct_id: server.corpus.get(nct_id) for nct_id in server.corpus.order}
+
+
+def test_a_first_pull_stores_every_served_record_exactly(db, api_server):
+    result = pull_topic(db, client_for(api_server), TOPIC, PullOptions(page_size=50))
+    assert (result.outcome, result.mode, result.counts.received, result.counts.new) == ("complete", "full", 135, 135)
+    assert stored_raw(db) == served(api_server)
+    assert result.requests == 1 + 3  # /version, then pages of 50, 50, 35
+    studies_requests = [p for path, p in api_server.requests if path.endswith("/studies")]
+    assert [r.get("countTotal") for r in studies_requests] == ["true", None, None]
+    assert {k: v for k, v in studies_requests[1].items() if k != "pageToken"} == {
+        **TOPIC.search_params(), "pageSize": "50"}
+
+
+def test_an_incremental_pull_asks_for_recent_updates_and_records_the_changes(db, api_server):
+    pull_topic(db, client_for(api_server), TOPIC)
+    api_server.data_timestamp = "2026-11-25T09:00:00"
+    changed = ["NCT05489822", "NCT04056520"]
+    for nct_id in changed:
+        api_server.corpus.put(with_status(fixture_record(nct_id), "COMPLETED", updated="2026-11-25"))
+    api_server.requests.clear()
+
+    result = pull_topic(db, client_for(api_server), TOPIC)
+
+    assert result.mode == "incremental"
+    watermark = db.execute("SELECT max(last_update_posted) FROM studies WHERE nct_id NOT IN (?, ?)", changed).fetchone()[0]
+    studies_requests = [p for path, p in api_server.requests if path.endswith("/studies") and "fields" not in p]
+    assert studies_requests[0]["filter.advanced"] == changed_since_filter(watermark, None)
+    assert result.counts.received < 135 and result.counts.updated == 2
+    rows = [(c["nct_id"], c["field"], c["old"], c["new"]) for c in reports.pull_changes(db, result.pull_id)]
+    assert sorted(rows) == [(i, "overall_status", "RECRUITING", "COMPLETED") for i in sorted(changed)]
+    assert stored_raw(db) == served(api_server)
+
+
+def test_the_incremental_filter_is_anded_with_the_topics_own_filter():
+    assert changed_since_filter("2026-11-01", "AREA[Phase]PHASE2") == (
+        "(AREA[Phase]PHASE2) AND AREA[LastUpdatePostDate]RANGE[2026-10-31,MAX]")
+
+
+def test_unchanged_data_timestamp_means_one_request_and_no_study_written(db, api_server):
+    pull_topic(db, client_for(api_server), TOPIC)
+    before = study_tables(db)
+    api_server.requests.clear()
+    client = client_for(api_server)
+    result = pull_topic(db, client, TOPIC)
+    assert (result.outcome, result.requests, client.requests_made) == ("unchanged", 1, 1)
+    assert [path for path, _ in api_server.requests] == ["/api/v2/version"]
+    assert study_tables(db) == before
+    written = db.execute("SELECT received, new, updated FROM pulls WHERE id = ?", [result.pull_id]).fetchone()
+    assert written == (0, 0, 0)
+
+
+def test_studies_missing_from_the_id_listing_are_marked_as_left_and_not_counted(db, api_server):
+    pull_topic(db, client_for(api_server), TOPIC)
+    gone = api_server.corpus.order[:3]
+    for nct_id in list(gone):
+        api_server.corpus.remove(nct_id)
+    api_server.data_timestamp = "2026-11-25T09:00:00"
+    result = pull_topic(db, client_for(api_server), TOPIC)
+    assert result.left == 3
+    assert any(p.get("fields") == "NCTId" for _, p in api_server.requests)
+    report = reports.status_report(db, TOPIC.name)
+    assert report["total"] == 132
+    assert report["left_since_previous"] == 3
+    assert db.execute("SELECT count(*) FROM studies").fetchone()[0] == 135  # never deleted
+    left = {c["nct_id"] for c in reports.pull_changes(db, result.pull_id) if c["new"] == "left"}
+    assert left == set(gone)
+
+
+def test_a_study_in_the_listing_but_never_received_is_fetched_by_id(db, api_server):
+    late = api_server.corpus.order[-1]
+    record = api_server.corpus.get(late)
+    api_server.corpus.remove(late)
+    pull_topic(db, client_for(api_server), TOPIC)
+    api_server.corpus.put(record)  # an old last-update date: the incremental filter cannot see it
+    api_server.data_timestamp = "2026-11-25T09:00:00"
+    result = pull_topic(db, client_for(api_server), TOPIC)
+    assert late in store.present_ids(db, TOPIC.name)
+    assert any(p.get("filter.ids") == late for _, p in api_server.requests)
+    assert ("membership", None, "added") in [(c["field"], c["old"], c["new"]) for c in reports.pull_changes(db, result.pull_id)]
+
+
+def test_a_pull_that_fails_halfway_leaves_the_watermark_and_the_next_pull_finishes(db, api_server):
+    pull_topic(db, client_for(api_server), TOPIC)
+    watermark = store.last_complete_pull(db, TOPIC.name)["watermark"]
+    api_server.data_timestamp = "2026-11-25T09:00:00"
+    for nct_id in SPINE_IDS[:2]:
+        api_server.corpus.put(with_status(fixture_record(nct_id), "SUSPENDED", updated="2026-11-25"))
+    api_server.fail_next("ok", "ok", "500")  # /version and the changed studies pass, the id listing fails
+    with pytest.raises(ApiError, match="HTTP 500"):
+        pull_topic(db, client_for(api_server, attempts=1), TOPIC)
+    assert store.last_complete_pull(db, TOPIC.name)["watermark"] == watermark
+    assert db.execute("SELECT outcome FROM pulls ORDER BY id DESC LIMIT 1").fetchone() == ("failed",)
+
+    result = pull_topic(db, client_for(api_server), TOPIC)
+    assert result.outcome == "complete"
+    assert stored_raw(db) == served(api_server)
+
+
+def test_the_pull_survives_429_500_truncated_and_html_answers(db, api_server):
+    api_server.fail_next("429", "500", "truncate", "html", "drop")
+    result = pull_topic(db, client_for(api_server, attempts=6), TOPIC, PullOptions(page_size=50))
+    assert result.outcome == "complete"
+    assert stored_raw(db) == served(api_server)
+
+
+def test_an_api_that_stays_down_fails_the_pull_with_one_line(db, api_server):
+    api_server.fail_next(*["500"] * 10)
+    with pytest.raises(ApiError) as caught:
+        pull_topic(db, client_for(api_server, attempts=3), TOPIC)
+    assert "HTTP 500" in str(caught.value) and "\n" not in str(caught.value)
+    assert db.execute("SELECT outcome FROM pulls").fetchone() == ("failed",)
+
+
+def test_a_stop_request_ends_the_pull_at_a_page_boundary(db, api_server):
+    with pytest.raises(PullInterrupted):
+        pull_topic(db, client_for(api_server), TOPIC, PullOptions(page_size=50), stop_requested=lambda: True)
+    assert db.execute("SELECT count(*) FROM studies").fetchone()[0] == 50
+    assert db.execute("SELECT outcome FROM pulls").fetchone() == ("interrupted",)
+    assert store.last_complete_pull(db, TOPIC.name) is None
+
+
+def test_membership_can_be_checked_every_nth_pull(db, api_server):
+    pull_topic(db, client_for(api_server), TOPIC)
+    checked = []
+    for day in range(25, 29):
+        api_server.data_timestamp = f"2026-11-{day}T09:00:00"
+        checked.append(pull_topic(db, client_for(api_server), TOPIC, PullOptions(list_every=3)).membership_checked)
+    assert checked == [False, False, True, False]
+
+
+def test_a_topic_without_search_parameters_cannot_be_pulled(db, api_server):
+    with pytest.raises(Exception, match="no search parameters"):
+        pull_topic(db, client_for(api_server), Topic("imported", {}))
+
+
+def test_clones_have_distinct_reserved_ids():
+    corpus = Corpus(clones=300, base=load_fixture_records())
+    assert len(set(corpus.order)) == 300
+    assert all(i.startswith("NCT9") for i in corpus.order)
+    assert corpus.get(corpus.order[200])["protocolSection"]["identificationModule"]["nctId"] == corpus.order[200]

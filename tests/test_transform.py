@@ -1,0 +1,117 @@
+"""The record transform: real records in, exact rows out; edge cases by deleting keys from real records."""
+
+from __future__ import annotations
+
+import copy
+
+import orjson
+import pytest
+
+from conftest import fixture_record
+from trialsync.transform import (
+    CHILD_COLUMNS, STUDY_COLUMNS, NotAStudyRecord, serialize, sortable_date, study_rows, without_version_holder,
+)
+
+
+def row_dict(rows) -> dict:
+    return dict(zip(STUDY_COLUMNS, rows.study))
+
+
+def test_a_full_record_flattens_to_exact_columns_and_child_rows():
+    record = fixture_record("NCT05489822")
+    rows = study_rows(record)
+    row = row_dict(rows)
+    assert {k: v for k, v in row.items() if k not in ("raw", "raw_hash", "brief_summary", "official_title")} == {
+        "nct_id": "NCT05489822",
+        "brief_title": "PMCF Study to Evaluate the VERTICALE® Cervical System in Spine Surgery According to Its Intended Use.",
+        "acronym": None,
+        "overall_status": "RECRUITING", "last_known_status": None, "why_stopped": None,
+        "study_type": "OBSERVATIONAL", "phases": None, "enrollment_count": 20, "enrollment_type": "ESTIMATED",
+        "start_date": "2023-01-13", "start_date_sort": "2023-01-13",
+        "primary_completion_date": "2026-01", "primary_completion_date_sort": "2026-01-01",
+        "completion_date": "2026-04", "completion_date_sort": "2026-04-01",
+        "first_posted": "2022-08-05", "last_update_posted": "2024-04-18", "status_verified_date": "2024-04",
+        "results_first_posted": None, "lead_sponsor": "Silony Medical GmbH", "lead_sponsor_class": "INDUSTRY",
+        "has_results": 0, "location_count": 1, "version_holder": "2024-11-08",
+    }
+    assert orjson.loads(row["raw"]) == record
+    assert rows.children["conditions"] == [("Degenerative Disc Disease (DDD)",), ("Instabilities",), ("Trauma",), ("Deformity",)]
+    assert rows.children["interventions"] == [("DEVICE", "VERTICALE® Cervical System")]
+    assert rows.children["sponsors"] == [("lead", "Silony Medical GmbH", "INDUSTRY")]
+    assert rows.children["keywords"] == [("NDI",)]
+    assert rows.children["mesh_terms"] == [("condition", "D055959", "Intervertebral Disc Degeneration")]
+    assert rows.children["locations"][0][3] == "United States"
+    assert set(rows.children) == set(CHILD_COLUMNS)
+
+
+def test_unknown_status_keeps_last_known_status_and_two_phases_are_both_kept():
+    row = row_dict(study_rows(fixture_record("NCT02385136")))
+    assert (row["overall_status"], row["last_known_status"]) == ("UNKNOWN", "NOT_YET_RECRUITING")
+    assert row["phases"] == "PHASE1, PHASE2"
+    assert (row["start_date"], row["start_date_sort"]) == ("2015-04", "2015-04-01")
+
+
+def test_collaborators_intervention_mesh_terms_and_secondary_ids_are_rows():
+    rows = study_rows(fixture_record("NCT02385136"))
+    assert rows.children["sponsors"][1] == ("collaborator", "Hangzhou Cancer Hospital", "OTHER")
+    assert ("intervention", "D000077204", "Temozolomide") in rows.children["mesh_terms"]
+    secondary = study_rows(fixture_record("NCT01230762")).children["secondary_ids"]
+    assert secondary == [("C-2002-014", None, None)]
+
+
+@pytest.mark.parametrize("path, column, expected", [
+    (("protocolSection", "armsInterventionsModule"), None, None),
+    (("protocolSection", "designModule", "enrollmentInfo"), "enrollment_count", None),
+    (("protocolSection", "statusModule", "startDateStruct"), "start_date_sort", None),
+    (("protocolSection", "contactsLocationsModule"), "location_count", 0),
+    (("protocolSection", "designModule", "phases"), "phases", None),
+    (("hasResults",), "has_results", None),
+    (("derivedSection",), "version_holder", None),
+])
+def test_missing_modules_give_empty_values_not_errors(path, column, expected):
+    record = fixture_record("NCT05489822")
+    if column == "phases":
+        record = fixture_record("NCT02385136")
+    parent = record
+    for key in path[:-1]:
+        parent = parent[key]
+    del parent[path[-1]]
+    rows = study_rows(record)
+    if column is None:
+        assert rows.children["interventions"] == []
+    else:
+        assert row_dict(rows)[column] == expected
+
+
+def test_the_transform_leaves_its_input_untouched():
+    record = fixture_record("NCT02385136")
+    before = copy.deepcopy(record)
+    study_rows(record)
+    without_version_holder(record)
+    assert record == before
+
+
+def test_without_version_holder_drops_only_that_key():
+    record = fixture_record("NCT05489822")
+    stripped = without_version_holder(record)
+    assert "versionHolder" not in stripped["derivedSection"]["miscInfoModule"]
+    assert stripped["derivedSection"]["conditionBrowseModule"] == record["derivedSection"]["conditionBrowseModule"]
+    assert stripped["protocolSection"] is record["protocolSection"]
+
+
+@pytest.mark.parametrize("value", [[], "text", {"protocolSection": {}}, {"studies": []},
+                                   {"protocolSection": {"identificationModule": {"nctId": "NCT123"}}}])
+def test_values_that_are_not_study_records_are_refused(value):
+    with pytest.raises(NotAStudyRecord):
+        study_rows(value)
+
+
+@pytest.mark.parametrize("text, expected", [("2019-03-14", "2019-03-14"), ("2019-03", "2019-03-01"),
+                                            ("2019", "2019-01-01"), (None, None), ("March 2019", None)])
+def test_sortable_dates(text, expected):
+    assert sortable_date(text) == expected
+
+
+def test_serialized_records_parse_back_to_exactly_the_record():
+    record = fixture_record("NCT00329836")  # a record with a results section
+    assert orjson.loads(serialize(record)) == record
