@@ -22,6 +22,7 @@ import gzip
 import hashlib
 import http.server
 import re
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -127,7 +128,7 @@ class FakeApi:
         self.faults: list[str] = []
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.lock = threading.Lock()
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self.server = _QuietServer(("127.0.0.1", port), _handler_for(self))
         self.server.daemon_threads = True
         self.thread: threading.Thread | None = None
 
@@ -136,7 +137,7 @@ class FakeApi:
         return f"http://127.0.0.1:{self.server.server_address[1]}/api/v2"
 
     def start(self) -> "FakeApi":
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
         return self
 
@@ -213,6 +214,13 @@ class FakeApi:
         if self.page_delay:
             time.sleep(self.page_delay)
         return 200, "application/json", b"".join(parts)
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        # A client that hangs up mid-answer (a killed pull, a timeout) is expected here, not news.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 def _handler_for(api: FakeApi):

@@ -8,7 +8,7 @@ import zlib
 import orjson
 import pytest
 
-from conftest import SPINE_IDS, fixture_record, with_status
+from conftest import SPINE_CONDITION_IDS, fixture_record, with_status
 from trialsync import store
 from trialsync.errors import LockBusy, StoreError
 from trialsync.store import migrations, open_db
@@ -31,12 +31,12 @@ def test_migrations_run_once_and_opening_twice_is_harmless(tmp_path):
 
 
 def test_saving_the_same_records_twice_changes_nothing(db):
-    records = [fixture_record(i) for i in SPINE_IDS]
+    records = [fixture_record(i) for i in SPINE_CONDITION_IDS]
     pull = store.start_pull(db, "spine")
     first = store.save_studies(db, records, "spine", pull, record_new=False)
     assert (first.received, first.new, first.updated, first.unchanged) == (13, 13, 0, 0)
     before = table_dump(db)
-    second = store.save_studies(db, [fixture_record(i) for i in SPINE_IDS], "spine", pull, record_new=True)
+    second = store.save_studies(db, [fixture_record(i) for i in SPINE_CONDITION_IDS], "spine", pull, record_new=True)
     assert (second.received, second.new, second.updated, second.unchanged) == (13, 0, 0, 13)
     after = table_dump(db)
     before["pulls"] = after["pulls"] = None  # only the pull's own counters move
@@ -44,7 +44,7 @@ def test_saving_the_same_records_twice_changes_nothing(db):
 
 
 def test_raw_is_stored_exactly_as_received(db):
-    records = [fixture_record(i) for i in SPINE_IDS]
+    records = [fixture_record(i) for i in SPINE_CONDITION_IDS]
     store.save_studies(db, records, "spine", store.start_pull(db, "spine"), record_new=False)
     stored = {r[0]: orjson.loads(r[1]) for r in db.execute("SELECT nct_id, raw FROM studies")}
     assert stored == {r["protocolSection"]["identificationModule"]["nctId"]: r for r in records}
@@ -95,21 +95,21 @@ def test_child_rows_are_replaced_not_duplicated_when_a_record_changes(db):
 
 
 def test_leaving_and_rejoining_a_topic_is_marked_and_logged_never_deleted(db):
-    records = [fixture_record(i) for i in SPINE_IDS[:3]]
+    records = [fixture_record(i) for i in SPINE_CONDITION_IDS[:3]]
     first = store.start_pull(db, "spine")
     store.save_studies(db, records, "spine", first, record_new=False)
     second = store.start_pull(db, "spine")
-    assert store.mark_left(db, "spine", {SPINE_IDS[0]}, second) == 1
-    assert store.present_ids(db, "spine") == set(SPINE_IDS[1:3])
+    assert store.mark_left(db, "spine", {SPINE_CONDITION_IDS[0]}, second) == 1
+    assert store.present_ids(db, "spine") == set(SPINE_CONDITION_IDS[1:3])
     assert db.execute("SELECT count(*) FROM studies").fetchone()[0] == 3
     third = store.start_pull(db, "spine")
-    counts = store.save_studies(db, [fixture_record(SPINE_IDS[0])], "spine", third, record_new=True)
+    counts = store.save_studies(db, [fixture_record(SPINE_CONDITION_IDS[0])], "spine", third, record_new=True)
     assert counts.rejoined == 1
     assert db.execute("SELECT pull_id, nct_id, field, old, new FROM changes ORDER BY id").fetchall() == [
-        (second, SPINE_IDS[0], "membership", "present", "left"),
-        (third, SPINE_IDS[0], "membership", "left", "present"),
+        (second, SPINE_CONDITION_IDS[0], "membership", "present", "left"),
+        (third, SPINE_CONDITION_IDS[0], "membership", "left", "present"),
     ]
-    assert store.present_ids(db, "spine") == set(SPINE_IDS[:3])
+    assert store.present_ids(db, "spine") == set(SPINE_CONDITION_IDS[:3])
 
 
 def test_a_file_that_is_not_sqlite_is_refused_and_left_untouched(tmp_path):

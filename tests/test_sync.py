@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from conftest import SPINE_IDS, fixture_record, with_status
+from conftest import SPINE_CONDITION_IDS, fixture_record, with_status
 from fakeapi import Corpus, FakeApi, load_fixture_records
 from trialsync import reports, store
 from trialsync.api import ApiClient
@@ -35,10 +35,11 @@ def served(server: FakeApi) -> dict:
 
 
 def test_a_first_pull_stores_every_served_record_exactly(db, api_server):
+    total = len(api_server.corpus.order)
     result = pull_topic(db, client_for(api_server), TOPIC, PullOptions(page_size=50))
-    assert (result.outcome, result.mode, result.counts.received, result.counts.new) == ("complete", "full", 135, 135)
+    assert (result.outcome, result.mode, result.counts.received, result.counts.new) == ("complete", "full", total, total)
     assert stored_raw(db) == served(api_server)
-    assert result.requests == 1 + 3  # /version, then pages of 50, 50, 35
+    assert result.requests == 1 + -(-total // 50)  # /version, then pages of 50
     studies_requests = [p for path, p in api_server.requests if path.endswith("/studies")]
     assert [r.get("countTotal") for r in studies_requests] == ["true", None, None]
     assert {k: v for k, v in studies_requests[1].items() if k != "pageToken"} == {
@@ -59,7 +60,7 @@ def test_an_incremental_pull_asks_for_recent_updates_and_records_the_changes(db,
     watermark = db.execute("SELECT max(last_update_posted) FROM studies WHERE nct_id NOT IN (?, ?)", changed).fetchone()[0]
     studies_requests = [p for path, p in api_server.requests if path.endswith("/studies") and "fields" not in p]
     assert studies_requests[0]["filter.advanced"] == changed_since_filter(watermark, None)
-    assert result.counts.received < 135 and result.counts.updated == 2
+    assert result.counts.received < len(api_server.corpus.order) // 2 and result.counts.updated == 2
     rows = [(c["nct_id"], c["field"], c["old"], c["new"]) for c in reports.pull_changes(db, result.pull_id)]
     assert sorted(rows) == [(i, "overall_status", "RECRUITING", "COMPLETED") for i in sorted(changed)]
     assert stored_raw(db) == served(api_server)
@@ -85,6 +86,7 @@ def test_unchanged_data_timestamp_means_one_request_and_no_study_written(db, api
 
 def test_studies_missing_from_the_id_listing_are_marked_as_left_and_not_counted(db, api_server):
     pull_topic(db, client_for(api_server), TOPIC)
+    total = len(api_server.corpus.order)
     gone = api_server.corpus.order[:3]
     for nct_id in list(gone):
         api_server.corpus.remove(nct_id)
@@ -93,9 +95,9 @@ def test_studies_missing_from_the_id_listing_are_marked_as_left_and_not_counted(
     assert result.left == 3
     assert any(p.get("fields") == "NCTId" for _, p in api_server.requests)
     report = reports.status_report(db, TOPIC.name)
-    assert report["total"] == 132
+    assert report["total"] == total - 3
     assert report["left_since_previous"] == 3
-    assert db.execute("SELECT count(*) FROM studies").fetchone()[0] == 135  # never deleted
+    assert db.execute("SELECT count(*) FROM studies").fetchone()[0] == total  # never deleted
     left = {c["nct_id"] for c in reports.pull_changes(db, result.pull_id) if c["new"] == "left"}
     assert left == set(gone)
 
@@ -117,7 +119,7 @@ def test_a_pull_that_fails_halfway_leaves_the_watermark_and_the_next_pull_finish
     pull_topic(db, client_for(api_server), TOPIC)
     watermark = store.last_complete_pull(db, TOPIC.name)["watermark"]
     api_server.data_timestamp = "2026-11-25T09:00:00"
-    for nct_id in SPINE_IDS[:2]:
+    for nct_id in SPINE_CONDITION_IDS[:2]:
         api_server.corpus.put(with_status(fixture_record(nct_id), "SUSPENDED", updated="2026-11-25"))
     api_server.fail_next("ok", "ok", "500")  # /version and the changed studies pass, the id listing fails
     with pytest.raises(ApiError, match="HTTP 500"):

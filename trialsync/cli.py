@@ -40,13 +40,13 @@ class StudyFormat(str, Enum):
 
 
 DbOption = Annotated[Optional[Path], typer.Option(
-    "--db", envvar="TRIALSYNC_DB", help="Database file [env TRIALSYNC_DB; default: in your user data directory].",
+    "--db", envvar="TRIALSYNC_DB", help="Database file (default: in your user data directory).",
     dir_okay=False, show_default=False)]
 ApiUrlOption = Annotated[Optional[str], typer.Option(
     "--api-url", envvar="TRIALSYNC_API_URL", show_default=False,
-    help="API base URL [env TRIALSYNC_API_URL; default: https://clinicaltrials.gov/api/v2].")]
+    help="API base URL (default: https://clinicaltrials.gov/api/v2).")]
 RateOption = Annotated[float, typer.Option(
-    "--rate", envvar="TRIALSYNC_RATE", min=0, help="At most this many requests a minute; 0 turns pacing off [env TRIALSYNC_RATE].")]
+    "--rate", envvar="TRIALSYNC_RATE", min=0, help="At most this many requests a minute; 0 turns pacing off.")]
 FormatOption = Annotated[Optional[Format], typer.Option(
     "--format", "-f", help="Output format; default: table on a terminal, text otherwise.", show_default=False)]
 WaitOption = Annotated[float, typer.Option(
@@ -148,9 +148,12 @@ def pull(
     full: Annotated[bool, typer.Option("--full", help="Fetch every study, ignoring what changed since the last pull.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something changed (for cron).")] = False,
     wait: WaitOption = 0,
+    retries: Annotated[int, typer.Option(
+        "--retries", envvar="TRIALSYNC_RETRIES", min=1,
+        help="Tries per request before giving up.")] = 5,
     list_every: Annotated[int, typer.Option(
         "--list-every", envvar="TRIALSYNC_LIST_EVERY", min=1,
-        help="Check which studies left a topic every N incremental pulls [env TRIALSYNC_LIST_EVERY].")] = 1,
+        help="Check which studies left a topic every N incremental pulls.")] = 1,
 ) -> None:
     """Fetch the studies of topics from ClinicalTrials.gov into the database. Example: trialsync pull"""
     from . import reports, store
@@ -159,7 +162,7 @@ def pull(
     from .sync import PullOptions, pull_topic
 
     path = _db_path(db)
-    client = ApiClient(base_url=api_url, rate=rate)
+    client = ApiClient(base_url=api_url, rate=rate, attempts=retries)
     options = PullOptions(full=full, page_size=page_size, list_every=list_every)
     failures = 0
     with store.write_lock(path, wait), _stop_on_signal() as stop:

@@ -165,9 +165,9 @@ def render_status_report(report: dict, summary: str, fmt: str) -> list:
 
 def _as_of_line(report: dict) -> str:
     if not report["as_of"]:
-        return "Not pulled yet: run `trialsync pull`."
+        return "Not pulled yet: run `trialsync pull` (or `trialsync import FILE`)."
     api = f"; API data of {report['data_timestamp']}" if report["data_timestamp"] else ""
-    return f"Data as of {report['as_of']} (last successful pull{api})."
+    return f"Data as of {report['as_of']} (last successful pull or import{api})."
 
 
 # -- changes, pulls, digest -------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def status_summary(report: dict) -> str:
 
 
 def list_changes(db: Database, topic: str | None = None, since: str | None = None, pulls: int | None = None) -> list[dict]:
-    """Changes newest first: ``nct_id, field, old, new, observed_at, topic, pull_id, brief_title``.
+    """Changes, newest pull first, each pull's in the order seen: ``nct_id, field, old, new, observed_at, topic, pull_id, brief_title``.
 
     With ``topic``: changes seen by its pulls, and changes to its studies seen by other topics' pulls.
     ``since`` keeps changes observed on or after that date; ``pulls`` those of the last N pulls.
@@ -105,7 +105,7 @@ def list_changes(db: Database, topic: str | None = None, since: str | None = Non
            "FROM changes c LEFT JOIN studies s ON s.nct_id = c.nct_id")
     if where:
         sql += " WHERE " + " AND ".join(where)
-    return _dicts(db.execute(sql + " ORDER BY c.id DESC", params))
+    return _dicts(db.execute(sql + " ORDER BY c.pull_id DESC, c.id", params))
 
 
 def pull_changes(db: Database, pull_id: int) -> list[dict]:

@@ -1,0 +1,5 @@
+"""``python -m trialsync``."""
+
+from .cli import main
+
+main()
