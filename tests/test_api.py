@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import orjson
 import pytest
 import requests
 import responses
@@ -9,7 +12,7 @@ from responses import matchers
 
 from conftest import fixture_page
 from trialsync import __version__
-from trialsync.api import ApiClient, RequestPacer
+from trialsync.api import ApiClient, RequestPacer, split_page
 from trialsync.errors import ApiError
 
 BASE = "https://clinicaltrials.gov/api/v2"
@@ -24,7 +27,7 @@ def make_client(sleeps: list | None = None, **kwargs) -> ApiClient:
 
 
 def ids(page) -> list[str]:
-    return [s["protocolSection"]["identificationModule"]["nctId"] for s in page.studies]
+    return [s["protocolSection"]["identificationModule"]["nctId"] for s in page.studies()]
 
 
 @responses.activate
@@ -155,3 +158,45 @@ def test_rate_zero_turns_pacing_off():
     for _ in range(10):
         pacer.wait_turn()
     assert sleeps == []
+
+
+RECORDED_PAGE = "RuhRuh66__step25_clinical_trials__data__studies.json"
+
+
+def recorded_studies() -> list[dict]:
+    return fixture_page(RECORDED_PAGE)["studies"]
+
+
+def test_a_compact_page_is_cut_into_the_exact_bytes_of_each_study():
+    studies = recorded_studies()
+    body = orjson.dumps({"totalCount": 5, "studies": studies, "nextPageToken": "abc]def"})
+    envelope, raw = split_page(body)
+    assert envelope == {"totalCount": 5, "studies": [], "nextPageToken": "abc]def"}
+    assert raw == [orjson.dumps(study) for study in studies]
+    assert b",".join(raw) in body
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_a_page_with_spaces_or_indentation_is_cut_too(indent):
+    studies = recorded_studies()
+    envelope, raw = split_page(json.dumps({"studies": studies, "nextPageToken": "t"}, indent=indent).encode())
+    assert envelope == {"studies": [], "nextPageToken": "t"}
+    assert [orjson.loads(r) for r in raw] == studies
+
+
+@pytest.mark.parametrize("body", [
+    orjson.dumps({"studies": [{"hasResults": False, **recorded_studies()[0]}]}),  # another key comes first
+    orjson.dumps({"studies": []}),
+    orjson.dumps({"studies": recorded_studies()})[:-3000],  # truncated
+    b"<html>maintenance</html>",
+])
+def test_bodies_of_another_shape_are_left_to_a_whole_parse(body):
+    assert split_page(body) is None
+
+
+@responses.activate
+def test_a_pretty_printed_page_still_gives_every_study():
+    studies = recorded_studies()
+    responses.get(f"{BASE}/studies", body=json.dumps({"studies": studies}, indent=2))
+    page = next(make_client().iter_pages({}))
+    assert list(page.studies()) == studies

@@ -48,6 +48,9 @@ def test_raw_is_stored_exactly_as_received(db):
     store.save_studies(db, records, "spine", store.start_pull(db, "spine"), record_new=False)
     stored = {r[0]: orjson.loads(r[1]) for r in db.execute("SELECT nct_id, raw FROM studies")}
     assert stored == {r["protocolSection"]["identificationModule"]["nctId"]: r for r in records}
+    assert db.execute("SELECT DISTINCT typeof(raw) FROM studies").fetchall() == [("text",)]
+    assert db.execute("SELECT json_extract(raw, '$.protocolSection.identificationModule.nctId') FROM studies "
+                      "WHERE nct_id = ?", [SPINE_CONDITION_IDS[0]]).fetchone() == (SPINE_CONDITION_IDS[0],)
 
 
 def test_a_changed_record_keeps_its_previous_version_and_logs_tracked_fields(db):

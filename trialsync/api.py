@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import orjson
 import requests
+import urllib3
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from . import __version__
@@ -36,12 +37,74 @@ class TransientApiError(ApiError):
 
 @dataclass
 class Page:
-    """One `/studies` page as the API sent it."""
+    """One `/studies` page: each study as the exact JSON bytes the API sent, not yet parsed."""
 
-    studies: list[dict]
+    raw_studies: list[bytes]
     next_token: str | None
     total_count: int | None
     body_bytes: int
+
+    def studies(self) -> Iterator[dict]:
+        """Parse the studies one at a time (a whole parsed page of full records is hundreds of MB)."""
+        for raw in self.raw_studies:
+            yield parse_study(raw)
+
+
+def parse_study(raw: bytes) -> dict:
+    """One study's JSON bytes, parsed; ApiError if the API sent something that does not parse."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError(f"the API sent a damaged study record ({_one_line(raw[:60].decode('utf-8', 'replace'))!r}...)") from None
+
+
+_STUDY_KEY = b'"protocolSection"'
+_WHITESPACE = b" \t\r\n"
+
+
+def split_page(body: bytes) -> tuple[dict, list[bytes]] | None:
+    """Cut a `/studies` body into its envelope (token, total) and the exact bytes of each study.
+
+    Studies are found by their leading ``{"protocolSection":`` key, which cannot occur inside a JSON
+    string. The framing is checked: studies separated by commas, and the body minus the studies parses
+    to an object whose ``studies`` is empty. Returns None whenever the body does not fit that shape,
+    and the caller parses it whole instead.
+    """
+    starts = []
+    at = body.find(_STUDY_KEY)
+    while at != -1:
+        brace = at - 1
+        while brace >= 0 and body[brace] in _WHITESPACE:
+            brace -= 1
+        if brace < 0 or body[brace] != 0x7B:  # "{": the key does not open a study object
+            return None
+        starts.append(brace)
+        at = body.find(_STUDY_KEY, at + len(_STUDY_KEY))
+    if not starts:
+        return None
+    head = body[:starts[0]]
+    end = len(body)
+    for _ in range(8):  # the array's closing bracket is the first or one of the first from the end
+        end = body.rfind(b"]", starts[-1], end)
+        if end == -1:
+            return None
+        try:
+            envelope = orjson.loads(head + body[end:])
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(envelope, dict) and envelope.get("studies") == []:
+            break
+    else:
+        return None
+    raw_studies = []
+    for start, following in zip(starts, starts[1:] + [None]):
+        piece = body[start:following if following is not None else end].rstrip(_WHITESPACE)
+        if following is not None:
+            if not piece.endswith(b","):
+                return None
+            piece = piece[:-1].rstrip(_WHITESPACE)
+        raw_studies.append(piece)
+    return envelope, raw_studies
 
 
 class RequestPacer:
@@ -172,13 +235,14 @@ class ApiClient:
                 request_params = {**base, "pageToken": token}
                 pending = self._start_fetch("/studies", request_params)
             yield page
+            del page  # let the caller's page go before the next one is parsed
             if not token:
                 return
 
     def iter_ids(self, params: Mapping[str, str]) -> Iterator[list[str]]:
         """Yield the NCT ids of every study ``params`` selects, one page (up to 1000) at a time."""
         for page in self.iter_pages({**params, "fields": "NCTId"}, page_size=DEFAULT_PAGE_SIZE):
-            yield [nct_id_of(study) for study in page.studies]
+            yield [nct_id_of(study) for study in page.studies()]
 
     def url_for(self, path: str, params: Mapping[str, str]) -> str:
         """The full URL a request for ``path`` with ``params`` goes to (openable in a browser)."""
@@ -198,15 +262,20 @@ class ApiClient:
 
     def _page(self, path: str, params: Mapping[str, str], pending: Future | None) -> Page:
         def parse_page(body: bytes) -> Page:
-            data = self._parse(path, params, body)
-            studies = data.get("studies") if isinstance(data, dict) else None
-            if not isinstance(studies, list):
-                raise TransientApiError(
-                    f"GET {self.url_for(path, params)}: HTTP 200: answer has no 'studies' list"
-                )
+            split = split_page(body)
+            if split is not None:
+                data, raw_studies = split
+            else:  # not the usual compact shape: parse it whole, then give each study its own bytes
+                data = self._parse(path, params, body)
+                studies = data.get("studies") if isinstance(data, dict) else None
+                if not isinstance(studies, list):
+                    raise TransientApiError(
+                        f"GET {self.url_for(path, params)}: HTTP 200: answer has no 'studies' list"
+                    )
+                raw_studies = [orjson.dumps(study) for study in studies]
             token = data.get("nextPageToken") or None
             total = data.get("totalCount")
-            return Page(studies, token, total if isinstance(total, int) else None, len(body))
+            return Page(raw_studies, token, total if isinstance(total, int) else None, len(body))
 
         return self._with_retries(parse_page, path, params, pending)
 
@@ -244,22 +313,29 @@ class ApiClient:
         with self._count_lock:
             self.requests_made += 1
         try:
-            response = self.session.get(url, params=params, timeout=self.timeout)
-            body = response.content
+            response = self.session.get(url, params=params, timeout=self.timeout, stream=True)
         except requests.exceptions.InvalidURL as exc:
             raise ApiError(f"invalid API URL {url}: {exc}") from None
         except requests.exceptions.MissingSchema:
             raise ApiError(f"invalid API URL {url}: it must start with http:// or https://") from None
         except requests.RequestException as exc:
             raise TransientApiError(f"GET {self.url_for(path, params)}: {_describe_network_error(exc)}") from None
+        try:
+            # One read of the whole body: requests' own loop of 10 kB chunks costs several times the CPU.
+            body = response.raw.read(decode_content=True)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            response.close()
+            raise TransientApiError(f"GET {response.url}: HTTP {response.status_code}: {_describe_read_error(exc)}") from None
+        response.raw.release_conn()
         status = response.status_code
+        text = _one_line(body.decode("utf-8", "replace")) if status >= 400 else ""
         if status == 429 or status >= 500:
             raise TransientApiError(
-                f"GET {response.url}: HTTP {status}: {_one_line(response.text) or response.reason}",
+                f"GET {response.url}: HTTP {status}: {text or response.reason}",
                 retry_after=_retry_after_seconds(response.headers.get("Retry-After")),
             )
         if status >= 400:
-            raise ApiError(f"GET {response.url}: HTTP {status}: {_one_line(response.text) or response.reason}")
+            raise ApiError(f"GET {response.url}: HTTP {status}: {text or response.reason}")
         return body
 
     def _parse(self, path: str, params: Mapping[str, str], body: bytes):
@@ -271,6 +347,14 @@ class ApiClient:
                 f"GET {self.url_for(path, params)}: HTTP 200: answer is not valid JSON "
                 f"({len(body)} bytes starting {start!r})"
             ) from None
+
+
+def _describe_read_error(exc: Exception) -> str:
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        return "no answer before the read timeout"
+    if isinstance(exc, urllib3.exceptions.DecodeError):
+        return "the compressed answer does not decompress"
+    return "connection dropped while reading the answer (truncated body)"
 
 
 def _describe_network_error(exc: requests.RequestException) -> str:

@@ -53,7 +53,6 @@ def m001_initial_schema(db: Database) -> None:
             first_posted TEXT, last_update_posted TEXT, status_verified_date TEXT, results_first_posted TEXT,
             lead_sponsor TEXT, lead_sponsor_class TEXT, has_results INTEGER, brief_summary TEXT,
             location_count INTEGER, version_holder TEXT,
-            raw_hash BLOB NOT NULL,
             raw TEXT NOT NULL              -- the record exactly as received, as JSON text
         )""")
     assert STUDY_COLUMNS == tuple(c.name for c in db["studies"].columns)
@@ -306,7 +305,9 @@ class SaveCounts:
         self.new_ids.extend(other.new_ids)
 
 
-_INSERT_STUDY = f"INSERT OR REPLACE INTO studies ({', '.join(STUDY_COLUMNS)}) VALUES ({', '.join('?' * len(STUDY_COLUMNS))})"
+# raw arrives as the UTF-8 bytes the API sent; SQLite turns them into TEXT without a copy through Python.
+_INSERT_STUDY = (f"INSERT OR REPLACE INTO studies ({', '.join(STUDY_COLUMNS)}) "
+                 f"VALUES ({', '.join('?' * (len(STUDY_COLUMNS) - 1))}, CAST(? AS TEXT))")
 _INSERT_CHILD = {
     table: f"INSERT INTO {table} (nct_id, seq, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 2))})"
     for table, cols in CHILD_COLUMNS.items()
@@ -330,24 +331,28 @@ def _select_in(db: Database, sql: str, ids: Sequence[str], *before) -> list[tupl
 
 
 def save_studies(db: Database, records: Sequence[dict], topic: str, pull_id: int, record_new: bool) -> SaveCounts:
-    """Save full study records for ``topic`` in one transaction, and count what that changed.
+    """Save parsed study records (see ``save_rows``); used where records come as dicts, as from a file."""
+    return save_rows(db, [study_rows(record, serialize(record)) for record in records], topic, pull_id, record_new)
+
+
+def save_rows(db: Database, rows: Sequence[StudyRows], topic: str, pull_id: int, record_new: bool) -> SaveCounts:
+    """Save studies for ``topic`` in one transaction, and count what that changed.
 
     A record identical to the stored one writes nothing. A changed one keeps the replaced raw record in
     ``versions`` and logs its tracked fields in ``changes``. A study new to the topic is logged as a
     membership change when ``record_new`` (false while a topic is first filled). Saving the same records
     twice changes nothing.
     """
-    by_id: dict[str, tuple[dict, StudyRows]] = {}
-    for record in records:
-        rows = study_rows(record, serialize(record))
-        by_id[rows.nct_id] = (record, rows)  # a study listed twice in one answer: the later copy wins
+    by_id = {study.nct_id: study for study in rows}  # a study listed twice in one answer: the later copy wins
     ids = list(by_id)
+    # The stored raw comes back as bytes, to compare with the bytes just received.
     stored = {row[0]: row[1:] for row in _select_in(
-        db, f"SELECT nct_id, raw_hash, last_update_posted, {_TRACKED_SELECT} FROM studies WHERE nct_id IN ({{marks}})", ids)}
+        db, f"SELECT nct_id, CAST(raw AS BLOB), last_update_posted, {_TRACKED_SELECT} FROM studies "
+            "WHERE nct_id IN ({marks})", ids)}
     membership = dict(_select_in(
         db, "SELECT nct_id, present FROM topic_studies WHERE topic = ? AND nct_id IN ({marks})", ids, topic))
     now = utc_now()
-    counts = SaveCounts(received=len(records))
+    counts = SaveCounts(received=len(rows))
     to_write: list[StudyRows] = []
     changes: list[tuple] = []
     versions: list[tuple] = []
@@ -355,21 +360,22 @@ def save_studies(db: Database, records: Sequence[dict], topic: str, pull_id: int
     joined: list[tuple] = []
     rejoined: list[str] = []
 
-    for nct_id, (record, rows) in by_id.items():
+    for nct_id, study in by_id.items():
         old = stored.get(nct_id)
+        new_raw = study.value("raw")
         record_changed = False
         if old is None:
-            to_write.append(rows)
-        elif old[0] != rows.value("raw_hash"):
-            old_raw = db.execute("SELECT raw FROM studies WHERE nct_id = ?", [nct_id]).fetchone()[0]
-            if without_version_holder(orjson.loads(old_raw)) == without_version_holder(record):
-                refreshed.append((rows.value("raw"), rows.value("raw_hash"), rows.value("version_holder"), nct_id))
+            to_write.append(study)
+        elif old[0] != new_raw:
+            old_raw = old[0]
+            if without_version_holder(orjson.loads(old_raw)) == without_version_holder(orjson.loads(new_raw)):
+                refreshed.append((new_raw, study.value("version_holder"), nct_id))
             else:
                 record_changed = True
-                to_write.append(rows)
-                versions.append((nct_id, pull_id, now, old[1], zlib.compress(old_raw.encode("utf-8"), 6)))
+                to_write.append(study)
+                versions.append((nct_id, pull_id, now, old[1], zlib.compress(old_raw, 6)))
                 for name, old_value in zip(TRACKED_FIELDS, old[2:]):
-                    new_value = rows.value(name)
+                    new_value = study.value(name)
                     if old_value != new_value:
                         changes.append((pull_id, topic, nct_id, name, old_value, new_value, now))
 
@@ -388,19 +394,22 @@ def save_studies(db: Database, records: Sequence[dict], topic: str, pull_id: int
             counts.updated += 1
         else:
             counts.unchanged += 1
+    del stored
 
     with db.atomic():
         conn = db.conn
         if to_write:
-            conn.executemany(_INSERT_STUDY, [rows.study for rows in to_write])
+            conn.executemany(_INSERT_STUDY, [study.study for study in to_write])
+            replaced = [(version[0],) for version in versions]  # their old child rows go first
             for table in CHILD_COLUMNS:
-                conn.executemany(_DELETE_CHILD[table], [(rows.nct_id,) for rows in to_write if rows.nct_id in stored])
+                if replaced:
+                    conn.executemany(_DELETE_CHILD[table], replaced)
                 conn.executemany(_INSERT_CHILD[table], [
-                    (rows.nct_id, seq, *child)
-                    for rows in to_write for seq, child in enumerate(rows.children[table])
+                    (study.nct_id, seq, *child)
+                    for study in to_write for seq, child in enumerate(study.children[table])
                 ])
         if refreshed:
-            conn.executemany("UPDATE studies SET raw = ?, raw_hash = ?, version_holder = ? WHERE nct_id = ?", refreshed)
+            conn.executemany("UPDATE studies SET raw = CAST(? AS TEXT), version_holder = ? WHERE nct_id = ?", refreshed)
         if versions:
             conn.executemany(
                 "INSERT INTO versions (nct_id, pull_id, replaced_at, last_update_posted, raw_zlib) VALUES (?, ?, ?, ?, ?)",

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from sqlite_utils import Database
 
 from . import store
-from .api import ApiClient
+from .api import ApiClient, Page, parse_study
 from .errors import ApiError, PullInterrupted, TrialsyncError
 from .topics import Topic
-from .transform import NotAStudyRecord
+from .transform import NotAStudyRecord, StudyRows, study_rows
 
 IDS_PER_REQUEST = 200  # studies fetched by filter.ids in one request; keeps the URL short
 
@@ -119,16 +120,27 @@ def pull_topic(
         record_new = previous is not None or store.last_complete_pull(db, topic.name, kinds=("import",)) is not None
 
         received: set[str] = set()
-        for page in client.iter_pages(params, options.page_size):
-            if page.total_count is not None and result.total_count is None:
-                result.total_count = page.total_count
-                store.update_pull(db, pull_id, total_count=page.total_count)
-            result.counts.add(_save_page(db, page.studies, topic.name, pull_id, record_new))
-            received.update(_ids(page.studies))
+
+        def page_written(counts: store.SaveCounts) -> None:
+            result.counts.add(counts)
             progress("studies", result.counts.received, result.total_count)
             if stop_requested():
                 raise PullInterrupted(
                     f"interrupted after {result.counts.received} studies; run `trialsync pull {topic.name}` to finish")
+
+        with _PageWriter() as writer:
+            for page in client.iter_pages(params, options.page_size):
+                if page.total_count is not None and result.total_count is None:
+                    result.total_count = page.total_count
+                    writer.wait_then(page_written)
+                    store.update_pull(db, pull_id, total_count=page.total_count)
+                rows = _prepare(page)
+                del page
+                received.update(study.nct_id for study in rows)
+                writer.wait_then(page_written)  # the previous page; stopping here drops this one unwritten
+                writer.start(store.save_rows, db, rows, topic.name, pull_id, record_new)
+                del rows
+            writer.wait_then(page_written)
 
         if not incremental:
             listed = received
@@ -160,15 +172,40 @@ def pull_topic(
         raise
 
 
-def _ids(studies: list[dict]) -> list[str]:
-    from .records import nct_id_of
+class _PageWriter:
+    """Writes one page in a background thread while the next is fetched and parsed; one page at most.
 
-    return [nct_id_of(study) for study in studies]
+    SQLite does its work with the GIL released, so writing overlaps with parsing. The caller touches the
+    database only after ``wait_then``, and leaving the block waits for the write under way.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trialsync-writer")
+        self._pending: Future | None = None
+
+    def start(self, save: Callable[..., store.SaveCounts], *args) -> None:
+        self._pending = self._pool.submit(save, *args)
+
+    def wait_then(self, page_written: Callable[[store.SaveCounts], None]) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            page_written(pending.result())
+
+    def __enter__(self) -> "_PageWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._pending is not None:
+            wait([self._pending])  # the page being written commits or rolls back before anything else
+            if exc_type is None:
+                self._pending.result()
+        self._pool.shutdown(wait=True)
 
 
-def _save_page(db: Database, studies: list[dict], topic: str, pull_id: int, record_new: bool) -> store.SaveCounts:
+def _prepare(page: Page) -> list[StudyRows]:
+    """Parse and flatten a page's studies one at a time, keeping each one's bytes as sent."""
     try:
-        return store.save_studies(db, studies, topic, pull_id, record_new)
+        return [study_rows(parse_study(raw), raw) for raw in page.raw_studies]
     except NotAStudyRecord as exc:
         raise ApiError(f"the API sent something that is not a study record: {exc}") from None
 
@@ -192,6 +229,6 @@ def _fetch_missing(db: Database, client: ApiClient, topic: str, pull_id: int, mi
     for start in range(0, len(missing), IDS_PER_REQUEST):
         batch = missing[start:start + IDS_PER_REQUEST]
         for page in client.iter_pages({"filter.ids": ",".join(batch)}, page_size=len(batch)):
-            counts.add(_save_page(db, page.studies, topic, pull_id, record_new))
+            counts.add(store.save_rows(db, _prepare(page), topic, pull_id, record_new))
             progress("missing", counts.received, len(missing))
     return counts

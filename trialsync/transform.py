@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ STUDY_COLUMNS: tuple[str, ...] = (
     "completion_date", "completion_date_sort",
     "first_posted", "last_update_posted", "status_verified_date", "results_first_posted",
     "lead_sponsor", "lead_sponsor_class", "has_results", "brief_summary", "location_count",
-    "version_holder", "raw_hash", "raw",
+    "version_holder", "raw",
 )
 
 # Child tables: name -> columns after (nct_id, seq). ``seq`` keeps the API's order.
@@ -74,11 +73,6 @@ def serialize(record: dict) -> bytes:
     return orjson.dumps(record)
 
 
-def raw_hash(raw: bytes) -> bytes:
-    """A short digest of serialized record bytes, used to skip records that did not change."""
-    return hashlib.blake2b(raw, digest_size=16).digest()
-
-
 def without_version_holder(record: dict) -> dict:
     """A shallow copy of ``record`` minus ``derivedSection.miscInfoModule.versionHolder``.
 
@@ -116,7 +110,7 @@ def _list(value) -> list:
 
 
 def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
-    """Flatten one full study record into rows. ``raw`` is its serialized form, if already made."""
+    """Flatten one full study record into rows. ``raw`` is the JSON bytes it was parsed from, if known."""
     nct_id = check_study_record(record)
     if raw is None:
         raw = serialize(record)
@@ -160,8 +154,7 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
         _get(protocol, "descriptionModule", "briefSummary"),
         len(locations),
         _get(record, "derivedSection", "miscInfoModule", "versionHolder"),
-        raw_hash(raw),
-        raw.decode("utf-8"),
+        raw,
     )
 
     sponsor_rows = [("lead", lead.get("name"), lead.get("class"))] if lead else []
