@@ -99,8 +99,8 @@ class Corpus:
                 del table[nct_id]
 
     def select(self, params: dict[str, str]) -> list[str]:
-        """The NCT ids, in serving order, that ``params``' filters keep."""
-        ids = list(self.order)
+        """The NCT ids, in serving order, that ``params``' filters keep (call with the lock held)."""
+        ids = self.order
         if params.get("filter.ids"):
             wanted = set(re.split(r"[,|\s]+", params["filter.ids"].strip()))
             ids = [i for i in ids if i in wanted]
@@ -127,6 +127,7 @@ class FakeApi:
         self.gzip_answers = gzip_answers
         self.faults: list[str] = []
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.request_times: list[float] = []
         self.lock = threading.Lock()
         self.server = _QuietServer(("127.0.0.1", port), _handler_for(self))
         self.server.daemon_threads = True
@@ -161,13 +162,18 @@ class FakeApi:
             return self.faults.pop(0) if self.faults else None
 
     def record(self, path: str, params: dict[str, str]) -> None:
+        if path.startswith("/_control/"):
+            return
         with self.lock:
             self.requests.append((path, params))
+            self.request_times.append(time.time())
 
     # -- answers ------------------------------------------------------------------------------------
 
     def answer(self, path: str, params: dict[str, str]) -> tuple[int, str, bytes]:
         """Status, content type and body for one GET."""
+        if path.startswith("/_control/"):
+            return self.control(path.rsplit("/", 1)[1], params)
         if path.endswith("/version"):
             return 200, "application/json", orjson.dumps({"apiVersion": "2.0.5", "dataTimestamp": self.data_timestamp})
         if path.endswith("/studies"):
@@ -180,6 +186,28 @@ class FakeApi:
                 return 404, "text/plain", f"NCT number {match.group(1)} not found".encode()
             return 200, "application/json", body
         return 404, "text/plain", b"Not found"
+
+    def control(self, action: str, params: dict[str, str]) -> tuple[int, str, bytes]:
+        """What a benchmark in another process changes: /_control/change?count=N&status=S&date=D moves N
+        studies (spread over the corpus) to status S and last update D; /_control/timestamp?value=T sets
+        dataTimestamp; /_control/requests lists the start time of every request so far."""
+        if action == "change":
+            count, status, day = int(params["count"]), params["status"], params["date"]
+            with self.corpus.lock:
+                ids = self.corpus.order[:: max(1, len(self.corpus.order) // count)][:count]
+            for nct_id in ids:
+                record = self.corpus.get(nct_id)
+                record["protocolSection"]["statusModule"]["overallStatus"] = status
+                record["protocolSection"]["statusModule"].setdefault("lastUpdatePostDateStruct", {})["date"] = day
+                self.corpus.put(record)
+            return 200, "application/json", orjson.dumps(ids)
+        if action == "timestamp":
+            self.data_timestamp = params["value"]
+            return 200, "application/json", b"{}"
+        if action == "requests":
+            with self.lock:
+                return 200, "application/json", orjson.dumps(self.request_times)
+        return 404, "text/plain", b"unknown control"
 
     def studies_page(self, params: dict[str, str]) -> tuple[int, str, bytes]:
         token = params.pop("pageToken", None)
@@ -234,7 +262,7 @@ def _handler_for(api: FakeApi):
             parts = urlsplit(self.path)
             params = dict(parse_qsl(parts.query, keep_blank_values=True))
             api.record(parts.path, dict(params))
-            fault = api.take_fault()
+            fault = None if parts.path.startswith("/_control/") else api.take_fault()
             if fault == "drop":
                 self.close_connection = True
                 self.connection.shutdown(2)

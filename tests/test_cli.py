@@ -330,3 +330,14 @@ def test_pulls_lists_outcomes(cli, served):
     rows = json.loads(cli("pulls", "-f", "json").out)
     assert [(r["outcome"], r["mode"], r["requests"], r["received"]) for r in rows] == [
         ("unchanged", "skipped", 1, 0), ("complete", "full", 2, 13)]
+
+
+def test_a_long_digest_is_cut_per_group_and_says_where_the_rest_is():
+    from trialsync.output import DIGEST_LINES, render_digest
+
+    changes = [{"nct_id": f"NCT{90000000 + i}", "field": "overall_status", "old": "RECRUITING", "new": "COMPLETED",
+                "brief_title": None} for i in range(DIGEST_LINES + 7)]
+    lines = render_digest("big", changes).splitlines()
+    assert lines[0] == f"trialsync: {DIGEST_LINES + 7} changes in big"
+    assert len([line for line in lines if "Recruiting -> Completed" in line]) == DIGEST_LINES
+    assert lines[-1] == "  ... and 7 more: `trialsync changes big --pulls 1` lists them all"

@@ -17,7 +17,8 @@ ALLOWED = {
     "topics": {"errors"},
     "api": {"errors", "records"},
     "transform": {"records"},
-    "store": {"errors", "topics", "transform"},
+    "schema": {"transform"},
+    "store": {"errors", "topics", "transform", "schema"},
     "sync": {"store", "api", "errors", "topics", "transform", "records"},
     "importer": {"store", "errors", "topics", "transform"},
     "reports": {"errors", "statuses", "store", "transform"},
@@ -26,7 +27,8 @@ ALLOWED = {
     "__main__": {"cli"},
     "__init__": set(),
 }
-OUTSIDE_LIBRARIES = {"typer": {"cli"}, "rich": {"cli", "output"}, "requests": {"api"}, "tenacity": {"api"}}
+OUTSIDE_LIBRARIES = {"typer": {"cli"}, "rich": {"cli", "output"}, "requests": {"api"}, "tenacity": {"api"},
+                     "sqlite_utils": {"schema", "store", "sync", "importer", "reports"}}
 
 
 def imports_of(module: str) -> tuple[set[str], set[str]]:

@@ -11,7 +11,8 @@ import pytest
 from conftest import SPINE_CONDITION_IDS, fixture_record, with_status
 from trialsync import store
 from trialsync.errors import LockBusy, StoreError
-from trialsync.store import migrations, open_db
+from trialsync.schema import SCHEMA_VERSION, migrations
+from trialsync.store import open_db
 
 
 def table_dump(db) -> dict:
@@ -28,6 +29,21 @@ def test_migrations_run_once_and_opening_twice_is_harmless(tmp_path):
     second = open_db(path)
     assert [m.name for m in migrations.applied(second)] == applied == ["m001_initial_schema"]
     assert second.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert second.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == store.SCHEMA_VERSION
+    assert len(migrations.applied(second)) == SCHEMA_VERSION
+
+
+def test_read_only_commands_do_not_import_sqlite_utils(tmp_path):
+    import subprocess
+    import sys
+
+    open_db(tmp_path / "made.db").close()
+    code = ("import sys; from trialsync import store, reports\n"
+            "conn = store.open_db(sys.argv[1], write=False)\n"
+            "reports.status_report(conn, 'stem-cell-spine')\n"
+            "print('sqlite_utils' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "made.db")], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
 
 
 def test_saving_the_same_records_twice_changes_nothing(db):

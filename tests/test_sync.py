@@ -174,3 +174,48 @@ def test_clones_have_distinct_reserved_ids():
     assert len(set(corpus.order)) == 300
     assert all(i.startswith("NCT9") for i in corpus.order)
     assert corpus.get(corpus.order[200])["protocolSection"]["identificationModule"]["nctId"] == corpus.order[200]
+
+
+def test_status_report_counts_live_when_a_failed_pull_wrote_after_the_last_snapshot(db, api_server):
+    pull_topic(db, client_for(api_server), TOPIC)
+    before = reports.status_report(db, TOPIC.name)
+    api_server.data_timestamp = "2026-11-25T09:00:00"
+    api_server.corpus.put(with_status(fixture_record("NCT05489822"), "WITHDRAWN", updated="2026-11-25"))
+    api_server.fail_next("ok", "ok", "500")  # the changed study is saved, then the id listing fails
+    with pytest.raises(ApiError):
+        pull_topic(db, client_for(api_server, attempts=1), TOPIC)
+    after = reports.status_report(db, TOPIC.name)
+    counts = lambda report: {e["status"]: e["count"] for e in report["statuses"]}  # noqa: E731
+    assert counts(after)["WITHDRAWN"] == counts(before)["WITHDRAWN"] + 1
+    assert counts(after)["RECRUITING"] == counts(before)["RECRUITING"] - 1
+    assert after["as_of"] == before["as_of"]  # the data is still dated by the last complete pull
+
+
+def test_a_full_re_pull_of_unchanged_data_parses_no_study(db, api_server, monkeypatch):
+    from trialsync import sync
+
+    pull_topic(db, client_for(api_server), TOPIC)
+    parsed = []
+    monkeypatch.setattr(sync, "parse_study", lambda raw: parsed.append(raw) or orjson.loads(raw))
+    api_server.corpus.put(with_status(fixture_record("NCT05489822"), "COMPLETED", updated="2026-11-25"))
+    result = pull_topic(db, client_for(api_server), TOPIC, PullOptions(full=True))
+    assert (result.counts.unchanged, result.counts.updated) == (len(api_server.corpus.order) - 1, 1)
+    assert len(parsed) == 1  # only the changed study
+    assert stored_raw(db) == served(api_server)
+
+
+def test_a_study_back_in_the_listing_with_the_same_bytes_is_marked_present_again(db, api_server):
+    pull_topic(db, client_for(api_server), TOPIC)
+    nct_id = api_server.corpus.order[5]
+    record = api_server.corpus.get(nct_id)
+    api_server.corpus.remove(nct_id)
+    api_server.data_timestamp = "2026-11-25T09:00:00"
+    pull_topic(db, client_for(api_server), TOPIC)
+    assert nct_id not in store.present_ids(db, TOPIC.name)
+    api_server.corpus.put(record)
+    api_server.data_timestamp = "2026-11-26T09:00:00"
+    result = pull_topic(db, client_for(api_server), TOPIC, PullOptions(full=True))
+    assert result.counts.rejoined == 1
+    assert nct_id in store.present_ids(db, TOPIC.name)
+    assert [(c["field"], c["old"], c["new"]) for c in reports.pull_changes(db, result.pull_id)] == [
+        ("membership", "left", "present")]

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import fixture_record
 from trialsync.transform import (
-    CHILD_COLUMNS, STUDY_COLUMNS, NotAStudyRecord, serialize, sortable_date, study_rows, without_version_holder,
+    CHILD_COLUMNS, STUDY_COLUMNS, NotAStudyRecord, serialize, sortable_date, study_rows,
 )
 
 
@@ -87,16 +87,7 @@ def test_the_transform_leaves_its_input_untouched():
     record = fixture_record("NCT02385136")
     before = copy.deepcopy(record)
     study_rows(record)
-    without_version_holder(record)
     assert record == before
-
-
-def test_without_version_holder_drops_only_that_key():
-    record = fixture_record("NCT05489822")
-    stripped = without_version_holder(record)
-    assert "versionHolder" not in stripped["derivedSection"]["miscInfoModule"]
-    assert stripped["derivedSection"]["conditionBrowseModule"] == record["derivedSection"]["conditionBrowseModule"]
-    assert stripped["protocolSection"] is record["protocolSection"]
 
 
 @pytest.mark.parametrize("value", [[], "text", {"protocolSection": {}}, {"studies": []},

@@ -59,10 +59,10 @@ def _db_path(db: Path | None) -> Path:
     return db if db is not None else default_db_path()
 
 
-def _open(db: Path | None):
+def _open(db: Path | None, write: bool = False):
     from .store import open_db
 
-    return open_db(_db_path(db))
+    return open_db(_db_path(db), write=write)
 
 
 def _is_terminal() -> bool:
@@ -359,7 +359,7 @@ def topics_add(
 
     topic = make_topic(name, {"cond": cond, "intr": intr, "term": term, "titles": titles, "spons": spons,
                               "locn": locn, "status": status, "advanced": advanced, "geo": geo})
-    store.save_topic(_open(db), topic, replace=replace)
+    store.save_topic(_open(db, write=True), topic, replace=replace)
     sys.stdout.write(f"{'changed' if replace else 'added'} topic {topic.name}; pull it with: trialsync pull {topic.name}\n")
 
 
@@ -416,7 +416,7 @@ def topics_remove(
     """Remove a topic and its membership list; the study records and their history are kept."""
     from . import store
 
-    database = _open(db)
+    database = _open(db, write=True)
     members = len(store.present_ids(database, name)) if store.get_stored_topic(database, name) else 0
     if not yes and not typer.confirm(
             f"Remove topic {name} and its list of {members} studies? (study records and history are kept)"):

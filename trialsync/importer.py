@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
-from sqlite_utils import Database
 
 from . import store
 from .errors import ImportFileError, TrialsyncError
 from .topics import BUILTIN_TOPICS, Topic
 from .transform import NotAStudyRecord, check_study_record
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 BATCH = 1000
 

@@ -15,6 +15,7 @@ import orjson
 from .statuses import status_label, status_sort_key
 
 FORMATS = ("table", "text", "json", "csv", "markdown")
+DIGEST_LINES = 50  # per group in a pull's digest, so that a cron mail stays readable
 
 FIELD_NAMES = {
     "overall_status": "status",
@@ -271,7 +272,9 @@ def render_digest(topic: str, changes: Sequence[dict]) -> str:
     lines = [f"trialsync: {len(changes)} change{'s' if len(changes) != 1 else ''} in {topic}"]
     for heading, items in groups.items():
         if items:
-            lines += ["", f"{heading}:"] + items
+            lines += ["", f"{heading}:"] + items[:DIGEST_LINES]
+            if len(items) > DIGEST_LINES:
+                lines.append(f"  ... and {len(items) - DIGEST_LINES} more: `trialsync changes {topic} --pulls 1` lists them all")
     return "\n".join(lines)
 
 

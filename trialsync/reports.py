@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from sqlite_utils import Database
+from typing import TYPE_CHECKING
+
 
 from .errors import NotFound
 from .statuses import NO_STATUS, status_label, status_phrase, status_sort_key
-from .store import MEMBERSHIP
+from .store import COUNT_BY_STATUS, MEMBERSHIP
 from .transform import CHILD_COLUMNS
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 
 def _dicts(cursor) -> list[dict]:
@@ -39,26 +43,29 @@ def status_report(db: Database, topic: str) -> dict:
 
     Returns ``{"topic", "total", "as_of", "data_timestamp", "statuses", "unknown_by_last_known",
     "left_since_previous", "previous"}``; ``statuses`` lists, in report order, each status with a study.
+    The counts come from the last complete pull's snapshot when nothing has been written since.
     """
+    latest = _last_pull(db, topic, ("complete", "unchanged"))
+    if latest and not _written_since(db, latest["id"]):
+        rows = db.execute("SELECT overall_status, last_known_status, count FROM pull_status_counts WHERE pull_id = ?",
+                          [latest["id"]]).fetchall()
+    else:
+        rows = db.execute(f"SELECT {COUNT_BY_STATUS}", [topic]).fetchall()
     counts: dict[str, int] = {}
     unknown: dict[str, int] = {}
-    rows = db.execute(
-        """SELECT coalesce(s.overall_status, ?), s.last_known_status, count(*)
-           FROM topic_studies t JOIN studies s ON s.nct_id = t.nct_id
-           WHERE t.topic = ? AND t.present = 1 GROUP BY 1, 2""", [NO_STATUS, topic])
     for status, last_known, count in rows:
         counts[status] = counts.get(status, 0) + count
         if status == "UNKNOWN":
             key = last_known or NO_STATUS
             unknown[key] = unknown.get(key, 0) + count
-    latest = _last_pull(db, topic, ("complete", "unchanged"))
     newest_complete = _last_pull(db, topic, ("complete",))
     previous = _last_pull(db, topic, ("complete",), before=newest_complete["id"]) if newest_complete else None
     previous_report = None
     left = 0
     if previous:
         snapshot = dict(db.execute(
-            "SELECT overall_status, count FROM pull_status_counts WHERE pull_id = ?", [previous["id"]]).fetchall())
+            "SELECT overall_status, sum(count) FROM pull_status_counts WHERE pull_id = ? GROUP BY 1",
+            [previous["id"]]).fetchall())
         previous_report = {"as_of": previous["finished_at"], "statuses": _status_entries(snapshot)}
         left = db.execute(
             "SELECT count(*) FROM changes WHERE topic = ? AND field = ? AND new = 'left' AND pull_id > ?",
@@ -73,6 +80,11 @@ def status_report(db: Database, topic: str) -> dict:
         "left_since_previous": left,
         "previous": previous_report,
     }
+
+
+def _written_since(db: Database, pull_id: int) -> bool:
+    """Whether any pull or import after ``pull_id`` (of any topic) may have written studies."""
+    return db.execute("SELECT 1 FROM pulls WHERE id > ? AND outcome != 'unchanged' LIMIT 1", [pull_id]).fetchone() is not None
 
 
 def status_summary(report: dict) -> str:

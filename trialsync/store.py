@@ -7,6 +7,7 @@ the database as it was before that page or after it, never in between.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -15,108 +16,28 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import orjson
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
 
 from .errors import LockBusy, NotFound, StoreError, UsageError
 from .topics import BUILTIN_TOPICS, DEFAULT_TOPIC_NAME, Topic
 from .transform import (
-    CHILD_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows, serialize, study_rows, without_version_holder,
+    CHILD_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows, serialize, study_rows,
 )
 
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
 BUSY_TIMEOUT_SECONDS = 30.0
+SCHEMA_VERSION = 1  # must equal schema.SCHEMA_VERSION (a test checks); read here without importing sqlite-utils
 MEMBERSHIP = "membership"  # the ``changes.field`` of a study joining, leaving or rejoining a topic
 COMPLETE_OUTCOMES = ("complete", "unchanged")
+# The studies a topic holds now, counted by status and last known status (reads only studies_by_status).
+COUNT_BY_STATUS = """coalesce(overall_status, 'NONE'), coalesce(last_known_status, ''), count(*) FROM studies
+    WHERE nct_id IN (SELECT nct_id FROM topic_studies WHERE topic = ? AND present = 1)
+    GROUP BY overall_status, last_known_status"""
 _CHUNK = 500  # bound parameters per IN (...) query
-
-migrations = Migrations("trialsync")
-
-
-@migrations()
-def m001_initial_schema(db: Database) -> None:
-    db.execute("""
-        CREATE TABLE topics (
-            name TEXT PRIMARY KEY,
-            params TEXT NOT NULL,          -- JSON object of API search parameters
-            created_at TEXT NOT NULL
-        )""")
-    db.execute(f"""
-        CREATE TABLE studies (
-            nct_id TEXT PRIMARY KEY,
-            brief_title TEXT, official_title TEXT, acronym TEXT,
-            overall_status TEXT, last_known_status TEXT, why_stopped TEXT,
-            study_type TEXT, phases TEXT, enrollment_count INTEGER, enrollment_type TEXT,
-            start_date TEXT, start_date_sort TEXT,
-            primary_completion_date TEXT, primary_completion_date_sort TEXT,
-            completion_date TEXT, completion_date_sort TEXT,
-            first_posted TEXT, last_update_posted TEXT, status_verified_date TEXT, results_first_posted TEXT,
-            lead_sponsor TEXT, lead_sponsor_class TEXT, has_results INTEGER, brief_summary TEXT,
-            location_count INTEGER, version_holder TEXT,
-            raw TEXT NOT NULL              -- the record exactly as received, as JSON text
-        )""")
-    assert STUDY_COLUMNS == tuple(c.name for c in db["studies"].columns)
-    types = {"seq": "INTEGER"}
-    for table, columns in CHILD_COLUMNS.items():
-        body = ", ".join(f"{c} {types.get(c, 'TEXT')}" for c in columns)
-        # Clustered on (nct_id, seq): replacing one study's rows touches one contiguous range.
-        db.execute(f"""
-            CREATE TABLE {table} (
-                nct_id TEXT NOT NULL REFERENCES studies(nct_id), seq INTEGER NOT NULL, {body},
-                PRIMARY KEY (nct_id, seq)
-            ) WITHOUT ROWID""")
-    db.execute("""
-        CREATE TABLE pulls (
-            id INTEGER PRIMARY KEY,
-            topic TEXT NOT NULL,
-            kind TEXT NOT NULL,            -- pull | import
-            mode TEXT,                     -- full | incremental | skipped
-            started_at TEXT NOT NULL, finished_at TEXT,
-            outcome TEXT NOT NULL,         -- running | complete | unchanged | failed | interrupted | killed
-            error TEXT,
-            data_timestamp TEXT, api_version TEXT,
-            requests INTEGER NOT NULL DEFAULT 0, total_count INTEGER,
-            received INTEGER NOT NULL DEFAULT 0, new INTEGER NOT NULL DEFAULT 0,
-            updated INTEGER NOT NULL DEFAULT 0, unchanged INTEGER NOT NULL DEFAULT 0,
-            left_topic INTEGER NOT NULL DEFAULT 0, rejoined INTEGER NOT NULL DEFAULT 0,
-            watermark TEXT,                -- newest last_update_posted known when the pull completed
-            membership_checked INTEGER NOT NULL DEFAULT 0,  -- 1 if it compared the topic's full id list
-            pid INTEGER, source TEXT
-        )""")
-    db.execute("CREATE INDEX pulls_topic ON pulls (topic, outcome, id)")
-    db.execute("""
-        CREATE TABLE topic_studies (
-            topic TEXT NOT NULL, nct_id TEXT NOT NULL REFERENCES studies(nct_id),
-            present INTEGER NOT NULL,      -- 1 while the API returns the study for the topic
-            first_pull INTEGER, left_at TEXT, left_pull INTEGER,
-            PRIMARY KEY (topic, nct_id)
-        ) WITHOUT ROWID""")
-    db.execute("""
-        CREATE TABLE versions (
-            id INTEGER PRIMARY KEY,
-            nct_id TEXT NOT NULL, pull_id INTEGER NOT NULL REFERENCES pulls(id),
-            replaced_at TEXT NOT NULL, last_update_posted TEXT,
-            raw_zlib BLOB NOT NULL         -- the replaced raw JSON, zlib-compressed
-        )""")
-    db.execute("CREATE INDEX versions_nct_id ON versions (nct_id)")
-    # old/new are BLOB-affinity so each value keeps the API's own type: text stays text, counts stay integers.
-    db.execute("""
-        CREATE TABLE changes (
-            id INTEGER PRIMARY KEY,
-            pull_id INTEGER NOT NULL REFERENCES pulls(id), topic TEXT NOT NULL,
-            nct_id TEXT NOT NULL, field TEXT NOT NULL, old BLOB, new BLOB,
-            observed_at TEXT NOT NULL
-        )""")
-    db.execute("CREATE INDEX changes_topic ON changes (topic, observed_at)")
-    db.execute("CREATE INDEX changes_nct_id ON changes (nct_id)")
-    db.execute("""
-        CREATE TABLE pull_status_counts (
-            pull_id INTEGER NOT NULL REFERENCES pulls(id), overall_status TEXT NOT NULL, count INTEGER NOT NULL,
-            PRIMARY KEY (pull_id, overall_status)
-        ) WITHOUT ROWID""")
-    # Lets status-report count a topic from the index alone, without touching the large raw rows.
-    db.execute("CREATE INDEX studies_status ON studies (nct_id, overall_status, last_known_status)")
-
 
 def utc_now() -> str:
     """The current UTC time as ``YYYY-MM-DDTHH:MM:SSZ``."""
@@ -130,10 +51,12 @@ def default_db_path() -> Path:
     return user_data_path("trialsync", appauthor=False) / "trialsync.db"
 
 
-def open_db(path: str | os.PathLike) -> Database:
+def open_db(path: str | os.PathLike, write: bool = True):
     """Open (creating if needed) the database at ``path``, bring its schema up to date and return it.
 
-    Raises StoreError, without touching the file, when it is not a usable SQLite database.
+    With ``write`` it is a sqlite-utils ``Database``; without, a plain ``sqlite3.Connection`` for
+    queries, which spares read-only commands the import of sqlite-utils. Raises StoreError, without
+    touching the file, when it is not a usable SQLite database.
     """
     path = Path(path).expanduser()
     if path.is_dir():
@@ -144,18 +67,24 @@ def open_db(path: str | os.PathLike) -> Database:
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open database {path}: {exc}") from None
     try:
-        conn.execute("PRAGMA schema_version").fetchone()  # fails here, read-only, if it is not SQLite
+        current = conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION  # fails if not SQLite
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode=WAL")
         # With WAL, NORMAL keeps the database consistent through a crash; at worst the last commits are lost.
         conn.execute("PRAGMA synchronous=NORMAL")
+        if current and not write:
+            return conn
+        from sqlite_utils import Database
+
+        from .schema import migrate
+
         db = Database(conn, execute_plugins=False)
-        if migrations.pending(db):
-            migrations.apply(db)
+        if not current:
+            migrate(db)
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise StoreError(f"cannot use database {path}: {exc}") from None
-    return db
+    return db if write else conn
 
 
 # -- topics -----------------------------------------------------------------------------------------
@@ -245,12 +174,8 @@ def finish_pull(db: Database, pull_id: int, outcome: str, error: str | None = No
         if outcome in COMPLETE_OUTCOMES:
             topic = db.execute("SELECT topic FROM pulls WHERE id = ?", [pull_id]).fetchone()[0]
             db.execute(
-                """INSERT INTO pull_status_counts (pull_id, overall_status, count)
-                   SELECT ?, coalesce(s.overall_status, 'NONE'), count(*)
-                   FROM topic_studies t JOIN studies s ON s.nct_id = t.nct_id
-                   WHERE t.topic = ? AND t.present = 1 GROUP BY 1, 2""",
-                [pull_id, topic],
-            )
+                f"INSERT INTO pull_status_counts (pull_id, overall_status, last_known_status, count) "
+                f"SELECT ?, {COUNT_BY_STATUS}", [pull_id, topic])
 
 
 def mark_abandoned_pulls(db: Database) -> int:
@@ -277,7 +202,7 @@ def last_complete_pull(db: Database, topic: str, kinds: Sequence[str] = ("pull",
 
 
 def topic_watermark(db: Database, topic: str) -> str | None:
-    """The newest ``last_update_posted`` among the topic's studies."""
+    """The newest ``last_update_posted`` among the topic's studies (a pass over the whole topic)."""
     return db.execute(
         "SELECT max(s.last_update_posted) FROM topic_studies t JOIN studies s ON s.nct_id = t.nct_id WHERE t.topic = ?",
         [topic],
@@ -314,6 +239,9 @@ _INSERT_CHILD = {
 }
 _DELETE_CHILD = {table: f"DELETE FROM {table} WHERE nct_id = ?" for table in CHILD_COLUMNS}
 _TRACKED_SELECT = ", ".join(TRACKED_FIELDS)
+# versionHolder is the date of the registry's data release: it moves for every study at each refresh, so two
+# records whose bytes differ only there describe the same study state.
+_VERSION_HOLDER = re.compile(rb'"versionHolder"\s*:\s*"[^"]*"')
 _INSERT_CHANGE = "INSERT INTO changes (pull_id, topic, nct_id, field, old, new, observed_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
@@ -335,24 +263,27 @@ def save_studies(db: Database, records: Sequence[dict], topic: str, pull_id: int
     return save_rows(db, [study_rows(record, serialize(record)) for record in records], topic, pull_id, record_new)
 
 
-def save_rows(db: Database, rows: Sequence[StudyRows], topic: str, pull_id: int, record_new: bool) -> SaveCounts:
+def save_rows(db: Database, rows: Sequence[StudyRows], topic: str, pull_id: int, record_new: bool,
+              same_ids: Sequence[str] = ()) -> SaveCounts:
     """Save studies for ``topic`` in one transaction, and count what that changed.
 
     A record identical to the stored one writes nothing. A changed one keeps the replaced raw record in
     ``versions`` and logs its tracked fields in ``changes``. A study new to the topic is logged as a
-    membership change when ``record_new`` (false while a topic is first filled). Saving the same records
-    twice changes nothing.
+    membership change when ``record_new`` (false while a topic is first filled). ``same_ids`` are studies
+    received byte for byte as stored: only their membership is looked at. Saving the same records twice
+    changes nothing.
     """
     by_id = {study.nct_id: study for study in rows}  # a study listed twice in one answer: the later copy wins
+    same_ids = [nct_id for nct_id in same_ids if nct_id not in by_id]
     ids = list(by_id)
     # The stored raw comes back as bytes, to compare with the bytes just received.
     stored = {row[0]: row[1:] for row in _select_in(
         db, f"SELECT nct_id, CAST(raw AS BLOB), last_update_posted, {_TRACKED_SELECT} FROM studies "
             "WHERE nct_id IN ({marks})", ids)}
     membership = dict(_select_in(
-        db, "SELECT nct_id, present FROM topic_studies WHERE topic = ? AND nct_id IN ({marks})", ids, topic))
+        db, "SELECT nct_id, present FROM topic_studies WHERE topic = ? AND nct_id IN ({marks})", ids + same_ids, topic))
     now = utc_now()
-    counts = SaveCounts(received=len(rows))
+    counts = SaveCounts(received=len(by_id) + len(same_ids))
     to_write: list[StudyRows] = []
     changes: list[tuple] = []
     versions: list[tuple] = []
@@ -360,20 +291,21 @@ def save_rows(db: Database, rows: Sequence[StudyRows], topic: str, pull_id: int,
     joined: list[tuple] = []
     rejoined: list[str] = []
 
-    for nct_id, study in by_id.items():
+    for nct_id, study in [*by_id.items(), *((nct_id, None) for nct_id in same_ids)]:
         old = stored.get(nct_id)
-        new_raw = study.value("raw")
         record_changed = False
-        if old is None:
+        if study is None:
+            pass
+        elif old is None:
             to_write.append(study)
-        elif old[0] != new_raw:
-            old_raw = old[0]
-            if without_version_holder(orjson.loads(old_raw)) == without_version_holder(orjson.loads(new_raw)):
+        elif old[0] != study.value("raw"):
+            old_raw, new_raw = old[0], study.value("raw")
+            if _VERSION_HOLDER.sub(b"", old_raw) == _VERSION_HOLDER.sub(b"", new_raw):
                 refreshed.append((new_raw, study.value("version_holder"), nct_id))
             else:
                 record_changed = True
                 to_write.append(study)
-                versions.append((nct_id, pull_id, now, old[1], zlib.compress(old_raw, 6)))
+                versions.append((nct_id, pull_id, now, old[1], zlib.compress(old_raw, 1)))
                 for name, old_value in zip(TRACKED_FIELDS, old[2:]):
                     new_value = study.value(name)
                     if old_value != new_value:
@@ -427,6 +359,19 @@ def save_rows(db: Database, rows: Sequence[StudyRows], topic: str, pull_id: int,
             "unchanged = unchanged + ?, rejoined = rejoined + ? WHERE id = ?",
             [counts.received, counts.new, counts.updated, counts.unchanged, counts.rejoined, pull_id])
     return counts
+
+
+def open_reader(db: Database) -> sqlite3.Connection | None:
+    """A second, read-only connection to ``db``'s file, usable while another thread writes (WAL); None in memory."""
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+    if not path:
+        return None
+    return sqlite3.connect(f"file:{Path(path).as_uri()[len('file:'):]}?mode=ro", uri=True, check_same_thread=False)
+
+
+def stored_raw(db, nct_ids: Sequence[str]) -> dict[str, bytes]:
+    """The stored raw JSON bytes of those of ``nct_ids`` the store holds."""
+    return dict(_select_in(db, "SELECT nct_id, CAST(raw AS BLOB) FROM studies WHERE nct_id IN ({marks})", nct_ids))
 
 
 def present_ids(db: Database, topic: str) -> set[str]:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
-from sqlite_utils import Database
 
 from . import store
 from .api import ApiClient, Page, parse_study
 from .errors import ApiError, PullInterrupted, TrialsyncError
 from .topics import Topic
 from .transform import NotAStudyRecord, StudyRows, study_rows
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 IDS_PER_REQUEST = 200  # studies fetched by filter.ids in one request; keeps the URL short
 
@@ -101,6 +106,7 @@ def pull_topic(
     def requests_made() -> int:
         return client.requests_made - requests_before
 
+    reader = None
     try:
         previous = store.last_complete_pull(db, topic.name)
         result.data_timestamp, api_version = fetch_data_timestamp(client)
@@ -118,8 +124,18 @@ def pull_topic(
         if incremental:
             params["filter.advanced"] = changed_since_filter(previous["watermark"], params.get("filter.advanced"))
         record_new = previous is not None or store.last_complete_pull(db, topic.name, kinds=("import",)) is not None
+        present_before = store.present_ids(db, topic.name)
+        reader = store.open_reader(db)
+        check_membership = not incremental or _membership_due(db, topic.name, options.list_every)
 
         received: set[str] = set()
+        newest_update = previous["watermark"] if incremental else None
+
+        def note_received(rows: list[StudyRows], same: list[str]) -> None:
+            nonlocal newest_update
+            received.update(study.nct_id for study in rows)
+            received.update(same)  # unchanged records: their dates are already behind the watermark
+            newest_update = max([newest_update or "", *(study.value("last_update_posted") or "" for study in rows)]) or None
 
         def page_written(counts: store.SaveCounts) -> None:
             result.counts.add(counts)
@@ -134,29 +150,27 @@ def pull_topic(
                     result.total_count = page.total_count
                     writer.wait_then(page_written)
                     store.update_pull(db, pull_id, total_count=page.total_count)
-                rows = _prepare(page)
+                rows, same = _prepare(page, reader)
                 del page
-                received.update(study.nct_id for study in rows)
+                note_received(rows, same)
                 writer.wait_then(page_written)  # the previous page; stopping here drops this one unwritten
-                writer.start(store.save_rows, db, rows, topic.name, pull_id, record_new)
+                writer.start(store.save_rows, db, rows, topic.name, pull_id, record_new, same)
                 del rows
+            if check_membership:  # a full pull's studies are the listing; else list while the last page is written
+                listed = _list_ids(client, topic, progress, stop_requested) if incremental else received
+                result.membership_checked = True
             writer.wait_then(page_written)
 
-        if not incremental:
-            listed = received
-            result.membership_checked = True
-        elif _membership_due(db, topic.name, options.list_every):
-            listed = _list_ids(client, topic, progress, stop_requested)
-            missing = sorted(listed - store.present_ids(db, topic.name) - received)
+        if incremental and result.membership_checked:
+            missing = sorted(listed - present_before - received)
             if missing:
-                result.counts.add(_fetch_missing(db, client, topic.name, pull_id, missing, record_new, progress))
-            result.membership_checked = True
+                result.counts.add(_fetch_missing(db, client, topic.name, pull_id, missing, record_new, progress,
+                                                 note_received))
         if result.membership_checked:
-            result.left = store.mark_left(db, topic.name, store.present_ids(db, topic.name) - listed, pull_id)
+            result.left = store.mark_left(db, topic.name, (present_before | received) - listed, pull_id)
 
         result.requests = requests_made()
-        store.finish_pull(db, pull_id, "complete", requests=result.requests,
-                          watermark=store.topic_watermark(db, topic.name),
+        store.finish_pull(db, pull_id, "complete", requests=result.requests, watermark=newest_update,
                           membership_checked=int(result.membership_checked))
         if result.total_count is None and not incremental:
             result.total_count = result.counts.received
@@ -170,6 +184,9 @@ def pull_topic(
     except KeyboardInterrupt:
         store.finish_pull(db, pull_id, "interrupted", error="stopped by a second Ctrl-C", requests=requests_made())
         raise
+    finally:
+        if reader is not None:
+            reader.close()
 
 
 class _PageWriter:
@@ -202,12 +219,30 @@ class _PageWriter:
         self._pool.shutdown(wait=True)
 
 
-def _prepare(page: Page) -> list[StudyRows]:
-    """Parse and flatten a page's studies one at a time, keeping each one's bytes as sent."""
+_NCT_ID_IN_RAW = re.compile(rb'"nctId"\s*:\s*"([^"]+)"')
+
+
+def _prepare(page: Page, reader: sqlite3.Connection | None) -> tuple[list[StudyRows], list[str]]:
+    """Parse and flatten a page's studies one at a time, keeping each one's bytes as sent.
+
+    Studies whose bytes equal the stored ones are not parsed at all (a re-pull of unchanged data, the
+    day of overlap of an incremental pull): their ids come back in the second list.
+    """
+    stored: dict[str, bytes] = {}
+    if reader is not None:
+        guessed = [match.group(1).decode() for raw in page.raw_studies if (match := _NCT_ID_IN_RAW.search(raw))]
+        stored = store.stored_raw(reader, guessed)
+    rows, same = [], []
     try:
-        return [study_rows(parse_study(raw), raw) for raw in page.raw_studies]
+        for raw in page.raw_studies:
+            match = _NCT_ID_IN_RAW.search(raw) if stored else None
+            if match and stored.get(match.group(1).decode()) == raw:  # equal bytes: the very record stored
+                same.append(match.group(1).decode())
+            else:
+                rows.append(study_rows(parse_study(raw), raw))
     except NotAStudyRecord as exc:
         raise ApiError(f"the API sent something that is not a study record: {exc}") from None
+    return rows, same
 
 
 def _list_ids(client: ApiClient, topic: Topic, progress: Progress, stop_requested: Callable[[], bool]) -> set[str]:
@@ -223,12 +258,14 @@ def _list_ids(client: ApiClient, topic: Topic, progress: Progress, stop_requeste
 
 
 def _fetch_missing(db: Database, client: ApiClient, topic: str, pull_id: int, missing: list[str],
-                   record_new: bool, progress: Progress) -> store.SaveCounts:
+                   record_new: bool, progress: Progress, note_received: Callable) -> store.SaveCounts:
     """Fetch studies the listing shows in the topic but the store lacks or holds as having left."""
     counts = store.SaveCounts()
     for start in range(0, len(missing), IDS_PER_REQUEST):
         batch = missing[start:start + IDS_PER_REQUEST]
         for page in client.iter_pages({"filter.ids": ",".join(batch)}, page_size=len(batch)):
-            counts.add(store.save_rows(db, _prepare(page), topic, pull_id, record_new))
+            rows, same = _prepare(page, None)
+            note_received(rows, same)
+            counts.add(store.save_rows(db, rows, topic, pull_id, record_new, same))
             progress("missing", counts.received, len(missing))
     return counts

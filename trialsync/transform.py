@@ -73,20 +73,6 @@ def serialize(record: dict) -> bytes:
     return orjson.dumps(record)
 
 
-def without_version_holder(record: dict) -> dict:
-    """A shallow copy of ``record`` minus ``derivedSection.miscInfoModule.versionHolder``.
-
-    versionHolder is the date of the registry's data release, so it moves for every study at each
-    refresh; two records that differ only there describe the same study state.
-    """
-    derived = record.get("derivedSection")
-    misc = derived.get("miscInfoModule") if isinstance(derived, dict) else None
-    if not isinstance(misc, dict) or "versionHolder" not in misc:
-        return record
-    misc = {k: v for k, v in misc.items() if k != "versionHolder"}
-    return {**record, "derivedSection": {**derived, "miscInfoModule": misc}}
-
-
 def check_study_record(record) -> str:
     """Return the record's NCT id, or raise NotAStudyRecord if it is not a study record."""
     if not isinstance(record, dict) or not isinstance(record.get("protocolSection"), dict):
