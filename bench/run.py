@@ -4,6 +4,8 @@
     python bench/run.py                 # 10,000 and 100,000 studies
     python bench/run.py --size 10000    # one size (repeat --size for more; 560000 is the whole registry)
 
+Up to 20,000 studies the floor and the full pull run three times each and the median is shown.
+
 Every contender runs as its own process against the stand-in API (tests/fakeapi.py), itself a separate
 process serving clones of the real fixture records. Wall time is measured around the process, peak
 resident memory is the process's own (wait4). Prints a markdown table and writes bench/RESULTS.md.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -28,6 +31,9 @@ from pathlib import Path
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from trialsync.store import COUNT_BY_STATUS  # noqa: E402  the very query status-report runs
+
 FAKEAPI = ROOT / "tests" / "fakeapi.py"
 PYTHON = sys.executable
 
@@ -83,6 +89,8 @@ class Run:
 
 def run(cmd: list[str], env: dict | None = None) -> Run:
     """Run ``cmd`` to the end; its wall time and its own peak resident memory."""
+    # Flush what earlier runs wrote, so that one contender's disk writeback is not timed in the next.
+    os.sync()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         process = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
@@ -96,9 +104,13 @@ def run(cmd: list[str], env: dict | None = None) -> Run:
         return Run(wall, usage.ru_maxrss / 1024, out.read().decode())
 
 
-def median_run(cmd: list[str], env: dict, times: int = 7) -> Run:
-    runs = [run(cmd, env) for _ in range(times)]
+def median_of(runs: list[Run]) -> Run:
+    """The median wall time of ``runs``, with the highest peak memory among them."""
     return Run(statistics.median(r.wall for r in runs), max(r.rss_mb for r in runs), runs[-1].out)
+
+
+def median_run(cmd: list[str], env: dict, times: int = 7) -> Run:
+    return median_of([run(cmd, env) for _ in range(times)])
 
 
 class Server:
@@ -140,9 +152,7 @@ def query_plans(db_path: Path) -> list[str]:
         "status-report (snapshot of the last complete pull)":
             "SELECT overall_status, last_known_status, count FROM pull_status_counts WHERE pull_id = 3",
         "status-report (live count, after a pull that failed midway)":
-            "SELECT coalesce(overall_status, 'NONE'), coalesce(last_known_status, ''), count(*) FROM studies "
-            "WHERE nct_id IN (SELECT nct_id FROM topic_studies WHERE topic = 'stem-cell-spine' AND present = 1) "
-            "GROUP BY overall_status, last_known_status",
+            f"SELECT {COUNT_BY_STATUS}".replace("topic = ?", "topic = 'stem-cell-spine'"),
         "changes stem-cell-spine":
             "SELECT c.nct_id, c.field, c.old, c.new, c.observed_at, c.topic, c.pull_id, s.brief_title "
             "FROM changes c LEFT JOIN studies s ON s.nct_id = c.nct_id WHERE (c.topic = 'stem-cell-spine' OR "
@@ -164,16 +174,23 @@ def bench_size(size: int, workdir: Path) -> tuple[list[list[str]], list[str], li
     env["PYTHONPATH"] = str(ROOT)
     server = Server(size)
     try:
-        floor = run([PYTHON, "-c", FLOOR, server.url], env)
+        repeats = 3 if size <= 20_000 else 1  # medians where a run is short
+        floor = median_run([PYTHON, "-c", FLOOR, server.url], env, repeats)
         studies, body_bytes = map(int, floor.out.split())
         assert studies == size, (studies, size)
         raw_per_study = body_bytes / size
-        naive_db = workdir / f"naive-{size}.db"
-        naive = run([PYTHON, "-c", NAIVE, server.url, str(naive_db)], env)
         db_path = workdir / f"trialsync-{size}.db"
         common = ["--db", str(db_path), "--api-url", server.url, "--rate", "0"]
-        full = run(trialsync("pull", *common), env)
+
+        def fresh_full_pull() -> list[str]:
+            for leftover in workdir.glob(f"trialsync-{size}.db*"):
+                leftover.unlink()
+            return trialsync("pull", *common)
+
+        full = median_of([run(fresh_full_pull(), env) for _ in range(repeats)])
         full_db = db_bytes(db_path)
+        naive_db = workdir / f"naive-{size}.db"
+        naive = run([PYTHON, "-c", NAIVE, server.url, str(naive_db)], env)
         changed = size // 100
         server.control("change", count=changed, status="TERMINATED", date="2026-11-25")
         server.control("timestamp", value="2026-11-25T09:00:00")
@@ -184,7 +201,10 @@ def bench_size(size: int, workdir: Path) -> tuple[list[list[str]], list[str], li
         queries = {name: median_run(trialsync(*args, "--db", str(db_path)), env) for name, args in (
             ("status-report", ("status-report",)), ("changes", ("changes",)), ("show NCT_ID", ("show", "NCT90000005")))}
         plans = query_plans(db_path)
+        # Pacing binds where requests would come fastest: the id listing of an incremental pull.
         paced_db = workdir / f"paced-{size}.db"
+        shutil.copyfile(db_path, paced_db)
+        server.control("timestamp", value="2026-11-26T09:00:00")
         paced_rate = 600
         paced_times_before = len(server.control("requests"))
         paced = run(trialsync("pull", "--db", str(paced_db), "--api-url", server.url, "--rate", str(paced_rate)), env)
@@ -210,19 +230,21 @@ def bench_size(size: int, workdir: Path) -> tuple[list[list[str]], list[str], li
 
     intervals = [b - a for a, b in zip(starts, starts[1:])]
     rows = [
-        row("floor: fetch + parse every page", floor, size, note=f"raw JSON {raw_per_study:,.0f} B/study"),
+        row("floor: fetch + parse every page", floor, size,
+            note=f"raw JSON {raw_per_study:,.0f} B/study" + (f"; median of {repeats}" if repeats > 1 else "")),
         row("naive peer: requests + sqlite-utils, raw only", naive, size, db_bytes(naive_db)),
         row("trialsync pull (full)", full, size, full_db,
-            f"{full.wall / floor.wall:.2f}x floor, {full.wall / naive.wall:.2f}x naive, RSS {full.rss_mb / floor.rss_mb:.2f}x floor"),
+            f"{full.wall / floor.wall:.2f}x floor, {full.wall / naive.wall:.2f}x naive, RSS {full.rss_mb / floor.rss_mb:.2f}x floor"
+            + (f"; median of {repeats}" if repeats > 1 else "")),
         row(f"trialsync pull, {changed} changed (1%)", incremental, changed,
             note=f"{incremental.wall / full.wall:.1%} of full; changes listed: {changes_listed}"),
         row("trialsync pull, dataTimestamp unchanged", unchanged, None,
             note=f"{unchanged.wall - version.wall:.2f} s beyond start-up (--version)"),
         row(f"trialsync pull (full), {per_page * 1000:.0f} ms delay per page", delayed, size,
             note=f"{delayed.wall / max(full.wall, latency):.2f}x max(processing {full.wall:.2f} s, latency {latency:.2f} s)"),
-        row(f"trialsync pull (full), --rate {paced_rate}", paced, size,
-            note=f"{len(starts)} requests, closest starts {min(intervals):.3f} s apart (limit {60 / paced_rate:.3f})"
-            if intervals else ""),
+        row(f"trialsync pull (incremental), --rate {paced_rate}", paced, None,
+            note=f"{len(starts)} requests, closest starts {min(intervals):.3f} s apart (limit {60 / paced_rate:.3f}), "
+                 f"busiest 10 s: {busiest(starts, 10.0)} (limit {paced_rate // 6})" if intervals else ""),
         row("trialsync --version", version, None, note="median of 7"),
     ]
     rows += [row(f"trialsync {name}", r, None, note=f"{r.wall / version.wall:.2f}x --version, median of 7")
@@ -234,12 +256,22 @@ def bench_size(size: int, workdir: Path) -> tuple[list[list[str]], list[str], li
         f"incremental pull (1% changed) at most 5% of the full pull: {incremental.wall / full.wall:.1%}",
         f"unchanged pull under a second beyond start-up: {unchanged.wall - version.wall:.2f} s",
         f"with page delay, at most 1.2x max(processing, latency): {delayed.wall / max(full.wall, latency):.2f}x",
-        f"pacing at --rate {paced_rate}: closest request starts {min(intervals) if intervals else 0:.3f} s apart, "
-        f"limit {60 / paced_rate:.3f} s",
+        f"pacing at --rate {paced_rate}: busiest 10 s window {busiest(starts, 10.0)} requests (limit {paced_rate // 6}), "
+        f"closest starts {min(intervals) if intervals else 0:.3f} s apart (limit {60 / paced_rate:.3f} s)",
         *(f"{name} within 1.5x of --version: {r.wall / version.wall:.2f}x" for name, r in queries.items()),
         f"database no larger than the raw JSON it holds: {full_db / size / raw_per_study:.2f}x",
     ]
     return rows, checks, plans
+
+
+def busiest(starts: list[float], window: float) -> int:
+    """The most request starts seen in any half-open window of ``window`` seconds."""
+    most, first = 0, 0
+    for last, start in enumerate(starts):
+        while starts[first] <= start - window:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
 
 
 def machine() -> str:

@@ -148,8 +148,8 @@ def test_pacing_spaces_request_starts_to_the_configured_rate():
     pacer = RequestPacer(50, clock=lambda: now[0], sleep=sleep)
     for _ in range(4):
         pacer.wait_turn()
-    assert sleeps == pytest.approx([1.2, 1.2, 1.2])
-    assert now[0] - 100.0 == pytest.approx(3.6)  # 4 starts in 3.6 s: 50 a minute
+    assert sleeps == pytest.approx([1.212, 1.212, 1.212])
+    assert now[0] - 100.0 == pytest.approx(3.636)  # 4 starts 1.212 s apart: a hair under 50 a minute
 
 
 def test_rate_zero_turns_pacing_off():

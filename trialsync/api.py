@@ -1,4 +1,5 @@
-"""The ClinicalTrials.gov API v2 client: paging, pacing and retries. Yields plain dicts; knows no database."""
+"""The ClinicalTrials.gov API v2 client: paging, pacing and retries. Yields pages of each study's JSON
+bytes as sent (and parsed dicts for the small endpoints); knows no database."""
 
 from __future__ import annotations
 
@@ -112,7 +113,8 @@ class RequestPacer:
 
     def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
-        self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
+        # 1% under the rate, so that jitter on the way never lets the server see more than it allows.
+        self.interval = 60.0 / per_minute * 1.01 if per_minute > 0 else 0.0
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -183,12 +185,10 @@ class ApiClient:
         timeout: tuple[float, float] = (10.0, 120.0),
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        prefetch: bool = True,
     ):
         self.base_url = (base_url or DEFAULT_API_URL).rstrip("/")
         self.attempts = max(1, attempts)
         self.timeout = timeout
-        self.prefetch = prefetch
         self.requests_made = 0
         self._count_lock = threading.Lock()
         self._sleep = sleep
@@ -255,9 +255,7 @@ class ApiClient:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _start_fetch(self, path: str, params: Mapping[str, str]) -> Future | None:
-        if not self.prefetch:
-            return None
+    def _start_fetch(self, path: str, params: Mapping[str, str]) -> Future:
         return _in_background(self._fetch_once, path, dict(params))
 
     def _page(self, path: str, params: Mapping[str, str], pending: Future | None) -> Page:

@@ -34,7 +34,7 @@ SCHEMA_VERSION = 1  # must equal schema.SCHEMA_VERSION (a test checks); read her
 MEMBERSHIP = "membership"  # the ``changes.field`` of a study joining, leaving or rejoining a topic
 COMPLETE_OUTCOMES = ("complete", "unchanged")
 # The studies a topic holds now, counted by status and last known status (reads only studies_by_status).
-COUNT_BY_STATUS = """coalesce(overall_status, 'NONE'), coalesce(last_known_status, ''), count(*) FROM studies
+COUNT_BY_STATUS = """coalesce(overall_status, 'NONE'), coalesce(last_known_status, ''), count(*) FROM studies INDEXED BY studies_by_status
     WHERE nct_id IN (SELECT nct_id FROM topic_studies WHERE topic = ? AND present = 1)
     GROUP BY overall_status, last_known_status"""
 _CHUNK = 500  # bound parameters per IN (...) query
