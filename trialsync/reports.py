@@ -96,7 +96,9 @@ def status_summary(report: dict) -> str:
 
 
 def list_changes(db: Database, topic: str | None = None, since: str | None = None, pulls: int | None = None) -> list[dict]:
-    """Changes, newest pull first, each pull's in the order seen: ``nct_id, field, old, new, observed_at, topic, pull_id, brief_title``.
+    """Changes, newest pull first, each pull's in the order seen.
+
+    Each is a dict of ``nct_id, field, old, new, observed_at, topic, pull_id, brief_title``.
 
     With ``topic``: changes seen by its pulls, and changes to its studies seen by other topics' pulls.
     ``since`` keeps changes observed on or after that date; ``pulls`` those of the last N pulls.

@@ -1,6 +1,6 @@
-"""The SQLite store: schema and migrations, saving pages of studies, topics, pulls, membership and history.
+"""The SQLite store: opening and migrating, saving pages of studies, topics, pulls, membership, history, the lock.
 
-Knows no HTTP. Every write of a page happens in one transaction, so a pull killed at any moment leaves
+Knows no HTTP. The tables themselves are declared in ``schema.py``. Every write of a page happens in one transaction, so a pull killed at any moment leaves
 the database as it was before that page or after it, never in between.
 """
 
@@ -12,10 +12,9 @@ import sqlite3
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import orjson
@@ -34,10 +33,13 @@ SCHEMA_VERSION = 1  # must equal schema.SCHEMA_VERSION (a test checks); read her
 MEMBERSHIP = "membership"  # the ``changes.field`` of a study joining, leaving or rejoining a topic
 COMPLETE_OUTCOMES = ("complete", "unchanged")
 # The studies a topic holds now, counted by status and last known status (reads only studies_by_status).
-COUNT_BY_STATUS = """coalesce(overall_status, 'NONE'), coalesce(last_known_status, ''), count(*) FROM studies INDEXED BY studies_by_status
+# Without statistics the planner would take the primary key and sort; the index is already in group order.
+COUNT_BY_STATUS = """coalesce(overall_status, 'NONE'), coalesce(last_known_status, ''), count(*)
+    FROM studies INDEXED BY studies_by_status
     WHERE nct_id IN (SELECT nct_id FROM topic_studies WHERE topic = ? AND present = 1)
     GROUP BY overall_status, last_known_status"""
 _CHUNK = 500  # bound parameters per IN (...) query
+
 
 def utc_now() -> str:
     """The current UTC time as ``YYYY-MM-DDTHH:MM:SSZ``."""
@@ -221,13 +223,11 @@ class SaveCounts:
     updated: int = 0
     unchanged: int = 0
     rejoined: int = 0
-    new_ids: list[str] = field(default_factory=list)
 
     def add(self, other: "SaveCounts") -> None:
         """Add ``other``'s counts to these."""
         for name in ("received", "new", "updated", "unchanged", "rejoined"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.new_ids.extend(other.new_ids)
 
 
 # raw arrives as the UTF-8 bytes the API sent; SQLite turns them into TEXT without a copy through Python.
@@ -314,7 +314,6 @@ def save_rows(db: Database, rows: Sequence[StudyRows], topic: str, pull_id: int,
         present = membership.get(nct_id)
         if present is None:
             counts.new += 1
-            counts.new_ids.append(nct_id)
             joined.append((topic, nct_id, pull_id))
             if record_new:
                 changes.append((pull_id, topic, nct_id, MEMBERSHIP, None, "added", now))
