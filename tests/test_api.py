@@ -200,3 +200,15 @@ def test_a_pretty_printed_page_still_gives_every_study():
     responses.get(f"{BASE}/studies", body=json.dumps({"studies": studies}, indent=2))
     page = next(make_client().iter_pages({}))
     assert list(page.studies()) == studies
+
+
+@responses.activate
+def test_an_api_without_a_version_endpoint_does_not_stop_a_pull():
+    from trialsync.sync import fetch_data_timestamp
+
+    responses.get(f"{BASE}/version", body="Not found", status=404)
+    assert fetch_data_timestamp(make_client()) == (None, None)
+    responses.replace(responses.GET, f"{BASE}/version", body="Bad Request", status=400)
+    with pytest.raises(ApiError) as caught:
+        fetch_data_timestamp(make_client())
+    assert caught.value.status == 400

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from conftest import SPINE_CONDITION_IDS, fixture_record, with_status
-from trialsync import store
+from trialsync import reports, store
 from trialsync.errors import LockBusy, StoreError
 from trialsync.schema import SCHEMA_VERSION, migrations
 from trialsync.store import open_db
@@ -87,7 +87,7 @@ def test_a_changed_record_keeps_its_previous_version_and_logs_tracked_fields(db)
         (pull, "spine", "NCT05489822", "overall_status", "RECRUITING", "COMPLETED"),
         (pull, "spine", "NCT05489822", "enrollment_count", 20, 24),
     ]
-    assert orjson.loads(store.get_raw(db, "NCT05489822")) == later
+    assert orjson.loads(reports.study_raw(db, "NCT05489822")) == later
     assert db.execute("SELECT overall_status FROM studies").fetchone() == ("COMPLETED",)
 
 
@@ -100,7 +100,7 @@ def test_a_new_version_holder_alone_refreshes_raw_without_a_version_or_change(db
     assert counts.unchanged == 1 and counts.updated == 0
     assert db.execute("SELECT count(*) FROM versions").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM changes").fetchone()[0] == 0
-    assert orjson.loads(store.get_raw(db, "NCT05489822")) == refreshed
+    assert orjson.loads(reports.study_raw(db, "NCT05489822")) == refreshed
 
 
 def test_child_rows_are_replaced_not_duplicated_when_a_record_changes(db):

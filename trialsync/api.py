@@ -31,8 +31,8 @@ ERROR_TEXT_LIMIT = 300
 class TransientApiError(ApiError):
     """One attempt failed in a way worth retrying (429, 5xx, dropped connection, broken body)."""
 
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None):
+        super().__init__(message, status)
         self.retry_after = retry_after
 
 
@@ -296,7 +296,7 @@ class ApiClient:
                     return use_body(body)
         except TransientApiError as exc:
             tries = "1 try" if self.attempts == 1 else f"{self.attempts} tries"
-            raise ApiError(f"{exc} (gave up after {tries})") from None
+            raise ApiError(f"{exc} (gave up after {tries})", exc.status) from None
 
     def _wait_before_retry(self, retry_state) -> float:
         backoff = self._backoff(retry_state)
@@ -330,10 +330,10 @@ class ApiClient:
         if status == 429 or status >= 500:
             raise TransientApiError(
                 f"GET {response.url}: HTTP {status}: {text or response.reason}",
-                retry_after=_retry_after_seconds(response.headers.get("Retry-After")),
+                retry_after=_retry_after_seconds(response.headers.get("Retry-After")), status=status,
             )
         if status >= 400:
-            raise ApiError(f"GET {response.url}: HTTP {status}: {text or response.reason}")
+            raise ApiError(f"GET {response.url}: HTTP {status}: {text or response.reason}", status)
         return body
 
     def _parse(self, path: str, params: Mapping[str, str], body: bytes):

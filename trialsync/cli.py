@@ -291,7 +291,7 @@ def show(
         "--format", "-f", help="json prints the stored raw record.", show_default=False)] = None,
 ) -> None:
     """Show the key facts of one stored study. Example: trialsync show NCT04042844"""
-    from . import reports, store
+    from . import reports
     from .errors import NotFound
     from .output import render_study
     from .records import is_nct_id
@@ -301,10 +301,7 @@ def show(
         raise NotFound(f"{nct_id!r} is not an NCT id (NCT followed by 8 digits, e.g. NCT04042844)")
     database = _open(db)
     if fmt is StudyFormat.json:
-        raw = store.get_raw(database, wanted)
-        if raw is None:
-            reports.study_facts(database, wanted)  # raises the not-stored error
-        sys.stdout.write(raw + "\n")
+        sys.stdout.write(reports.study_raw(database, wanted) + "\n")
         return
     _emit(render_study(reports.study_facts(database, wanted), _format(fmt)))
 

@@ -29,6 +29,10 @@ class NotFound(TrialsyncError):
 class ApiError(TrialsyncError):
     """The API could not be reached, or answered with an error, after every retry."""
 
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status  # the HTTP status of the API's answer, when there was one
+
 
 class StoreError(TrialsyncError):
     """The database cannot be opened or written (not SQLite, damaged, locked, read-only)."""

@@ -148,7 +148,7 @@ def study_facts(db: Database, nct_id: str) -> dict:
         "completion_date, first_posted, last_update_posted, status_verified_date, results_first_posted, "
         "lead_sponsor, lead_sponsor_class, has_results, location_count FROM studies WHERE nct_id = ?", [nct_id]))
     if not rows:
-        raise NotFound(f"{nct_id} is not in the database (pull a topic that holds it, or `trialsync import` it)")
+        raise _not_stored(nct_id)
     facts = rows[0]
     for table, columns in CHILD_COLUMNS.items():
         facts[table] = _dicts(db.execute(
@@ -156,3 +156,15 @@ def study_facts(db: Database, nct_id: str) -> dict:
     facts["topics"] = _dicts(db.execute(
         "SELECT topic, present, left_at FROM topic_studies WHERE nct_id = ? ORDER BY topic", [nct_id]))
     return facts
+
+
+def study_raw(db: Database, nct_id: str) -> str:
+    """The stored raw JSON text of one study, exactly as received; NotFound if it is not stored."""
+    row = db.execute("SELECT raw FROM studies WHERE nct_id = ?", [nct_id]).fetchone()
+    if row is None:
+        raise _not_stored(nct_id)
+    return row[0]
+
+
+def _not_stored(nct_id: str) -> NotFound:
+    return NotFound(f"{nct_id} is not in the database (pull a topic that holds it, or `trialsync import` it)")

@@ -23,7 +23,7 @@ def m001_initial_schema(db: Database) -> None:
             params TEXT NOT NULL,          -- JSON object of API search parameters
             created_at TEXT NOT NULL
         )""")
-    db.execute(f"""
+    db.execute("""
         CREATE TABLE studies (
             nct_id TEXT PRIMARY KEY,
             brief_title TEXT, official_title TEXT, acronym TEXT,

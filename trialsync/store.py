@@ -393,12 +393,6 @@ def mark_left(db: Database, topic: str, nct_ids: Iterable[str], pull_id: int) ->
     return len(nct_ids)
 
 
-def get_raw(db: Database, nct_id: str) -> str | None:
-    """The stored raw JSON text of ``nct_id``, or None."""
-    row = db.execute("SELECT raw FROM studies WHERE nct_id = ?", [nct_id]).fetchone()
-    return row[0] if row else None
-
-
 # -- the write lock ---------------------------------------------------------------------------------
 
 

@@ -67,7 +67,7 @@ def fetch_data_timestamp(client: ApiClient) -> tuple[str | None, str | None]:
     try:
         version = client.version()
     except ApiError as exc:
-        if "HTTP 404" in str(exc):
+        if exc.status == 404:
             return None, None
         raise
     return version.get("dataTimestamp"), version.get("apiVersion")
@@ -228,16 +228,13 @@ def _prepare(page: Page, reader: sqlite3.Connection | None) -> tuple[list[StudyR
     Studies whose bytes equal the stored ones are not parsed at all (a re-pull of unchanged data, the
     day of overlap of an incremental pull): their ids come back in the second list.
     """
-    stored: dict[str, bytes] = {}
-    if reader is not None:
-        guessed = [match.group(1).decode() for raw in page.raw_studies if (match := _NCT_ID_IN_RAW.search(raw))]
-        stored = store.stored_raw(reader, guessed)
+    guessed = [match.group(1).decode() if (match := _NCT_ID_IN_RAW.search(raw)) else None for raw in page.raw_studies]
+    stored = store.stored_raw(reader, [i for i in guessed if i]) if reader is not None else {}
     rows, same = [], []
     try:
-        for raw in page.raw_studies:
-            match = _NCT_ID_IN_RAW.search(raw) if stored else None
-            if match and stored.get(match.group(1).decode()) == raw:  # equal bytes: the very record stored
-                same.append(match.group(1).decode())
+        for raw, nct_id in zip(page.raw_studies, guessed):
+            if nct_id and stored.get(nct_id) == raw:  # equal bytes: the very record stored
+                same.append(nct_id)
             else:
                 rows.append(study_rows(parse_study(raw), raw))
     except NotAStudyRecord as exc:
