@@ -18,7 +18,7 @@ ALLOWED = {
     "api": {"errors", "records"},
     "transform": {"records"},
     "schema": {"transform"},
-    "store": {"errors", "topics", "transform", "schema"},
+    "store": {"errors", "statuses", "topics", "transform", "schema"},
     "sync": {"store", "api", "errors", "topics", "transform", "records"},
     "importer": {"store", "errors", "topics", "transform"},
     "reports": {"errors", "statuses", "store", "transform"},

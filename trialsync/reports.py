@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-
 from .errors import NotFound
 from .statuses import NO_STATUS, status_label, status_phrase, status_sort_key
 from .store import COUNT_BY_STATUS, MEMBERSHIP
@@ -84,7 +83,8 @@ def status_report(db: Database, topic: str) -> dict:
 
 def _written_since(db: Database, pull_id: int) -> bool:
     """Whether any pull or import after ``pull_id`` (of any topic) may have written studies."""
-    return db.execute("SELECT 1 FROM pulls WHERE id > ? AND outcome != 'unchanged' LIMIT 1", [pull_id]).fetchone() is not None
+    found = db.execute("SELECT 1 FROM pulls WHERE id > ? AND outcome != 'unchanged' LIMIT 1", [pull_id]).fetchone()
+    return found is not None
 
 
 def status_summary(report: dict) -> str:

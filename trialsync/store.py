@@ -1,7 +1,8 @@
 """The SQLite store: opening and migrating, saving pages of studies, topics, pulls, membership, history, the lock.
 
-Knows no HTTP. The tables themselves are declared in ``schema.py``. Every write of a page happens in one transaction, so a pull killed at any moment leaves
-the database as it was before that page or after it, never in between.
+Knows no HTTP; the tables themselves are declared in ``schema.py``. Every write of a page happens in one
+transaction, so a pull killed at any moment leaves the database as it was before that page or after it,
+never in between.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from .errors import LockBusy, NotFound, StoreError, UsageError
+from .statuses import NO_STATUS
 from .topics import BUILTIN_TOPICS, DEFAULT_TOPIC_NAME, Topic
 from .transform import (
     CHILD_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows, serialize, study_rows,
@@ -34,7 +36,7 @@ MEMBERSHIP = "membership"  # the ``changes.field`` of a study joining, leaving o
 COMPLETE_OUTCOMES = ("complete", "unchanged")
 # The studies a topic holds now, counted by status and last known status (reads only studies_by_status).
 # Without statistics the planner would take the primary key and sort; the index is already in group order.
-COUNT_BY_STATUS = """coalesce(overall_status, 'NONE'), coalesce(last_known_status, ''), count(*)
+COUNT_BY_STATUS = f"""coalesce(overall_status, '{NO_STATUS}'), coalesce(last_known_status, ''), count(*)
     FROM studies INDEXED BY studies_by_status
     WHERE nct_id IN (SELECT nct_id FROM topic_studies WHERE topic = ? AND present = 1)
     GROUP BY overall_status, last_known_status"""
@@ -365,7 +367,7 @@ def open_reader(db: Database) -> sqlite3.Connection | None:
     path = db.execute("PRAGMA database_list").fetchone()[2]
     if not path:
         return None
-    return sqlite3.connect(f"file:{Path(path).as_uri()[len('file:'):]}?mode=ro", uri=True, check_same_thread=False)
+    return sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True, check_same_thread=False)
 
 
 def stored_raw(db, nct_ids: Sequence[str]) -> dict[str, bytes]:

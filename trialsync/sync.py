@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-
 from . import store
 from .api import ApiClient, Page, parse_study
 from .errors import ApiError, PullInterrupted, TrialsyncError
@@ -147,8 +146,8 @@ def pull_topic(
         with _PageWriter() as writer:
             for page in client.iter_pages(params, options.page_size):
                 if page.total_count is not None and result.total_count is None:
+                    # Only the first page carries a total, and nothing is being written yet.
                     result.total_count = page.total_count
-                    writer.wait_then(page_written)
                     store.update_pull(db, pull_id, total_count=page.total_count)
                 rows, same = _prepare(page, reader)
                 del page
