@@ -42,11 +42,25 @@ SPINE_CONDITION_IDS = ["NCT01824108", "NCT04056520", "NCT04188236", "NCT05305430
 
 @pytest.fixture
 def db(tmp_path):
-    from trialsync.store import open_db
+    """A read-write connection to a new trialsync database in tmp_path, holding its write lock."""
+    from trialsync.store import open_for_writing
 
-    database = open_db(tmp_path / "test.db")
-    yield database
-    database.close()
+    with open_for_writing(tmp_path / "test.db") as database:
+        yield database
+
+
+@pytest.fixture(autouse=True)
+def quick_backoff(monkeypatch):
+    """Retries back off for milliseconds, not seconds; Retry-After is still honoured as sent."""
+    from trialsync.api import client
+
+    monkeypatch.setattr(client, "DEFAULT_BACKOFF", 0.01)
+
+
+def table_dump(db, skip=("_sqlite_migrations",)) -> dict:
+    """Every row of every table, to compare whole database states."""
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    return {t: db.execute(f"SELECT * FROM [{t}] ORDER BY 1, 2").fetchall() for t in tables if t not in skip}
 
 
 @pytest.fixture

@@ -8,8 +8,11 @@ page), ``fields=NCTId``, ``filter.overallStatus``, ``filter.ids``, the
 parameters are accepted and ignored: the corpus is the topic.
 
 Each study is serialised once; a page is a join of those bytes, so the server is not what a benchmark
-measures. It can answer gzip, add a delay per page, and inject faults into the next requests
-(429 with Retry-After, 500, a truncated body, an HTML page served as 200, a dropped connection).
+measures. It can answer gzip, add a delay per page, and inject faults: into the next requests in order
+(``fail_next``), or into requests of one kind (``inject``: the version, a study, the first, a middle or
+the last page of a search, an incremental page, an id listing page, a ``filter.ids`` batch). The request
+log (``requests``, with ``kinds`` and ``faults`` beside it) lets a test assert which request was hit and
+that it was sent again.
 
 Run it alone: ``python tests/fakeapi.py --studies 10000 --port 8765``.
 """
@@ -22,6 +25,8 @@ import gzip
 import hashlib
 import http.server
 import re
+import socket
+import struct
 import sys
 import threading
 import time
@@ -126,7 +131,10 @@ class FakeApi:
         self.page_delay = page_delay
         self.gzip_answers = gzip_answers
         self.faults: list[str] = []
+        self.rules: list[dict] = []
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.kinds: list[str] = []  # beside ``requests``: what each request was
+        self.injected: list[str | None] = []  # beside ``requests``: the fault it was answered with
         self.request_times: list[float] = []
         self.lock = threading.Lock()
         self.server = _QuietServer(("127.0.0.1", port), _handler_for(self))
@@ -157,27 +165,67 @@ class FakeApi:
         with self.lock:
             self.faults.extend(faults)
 
-    def take_fault(self) -> str | None:
+    def inject(self, kind: str, fault: str, times: int = 1, after: int = 0, seconds: float = 3.0) -> None:
+        """Answer requests of ``kind`` (see ``request_kind``; "page" matches any page of a search, "any" every
+        request) with ``fault``, ``times`` times, after letting ``after`` of them through. Faults: 429 (with
+        Retry-After: 1), 429-bare (without), 500, 503, reset (connection reset, no answer), drop (closed, no
+        answer), cut (half the body, then closed: shorter than its Content-Length), truncate (a whole answer
+        of half the JSON), html (a maintenance page as 200), bad-gzip (gzip that does not decompress),
+        empty (an empty page without a token), no-token (the page without its nextPageToken), hang (no answer
+        for ``seconds``, then the right one)."""
         with self.lock:
-            return self.faults.pop(0) if self.faults else None
+            self.rules.append({"kind": kind, "fault": fault, "times": times, "after": after, "seconds": seconds})
 
-    def record(self, path: str, params: dict[str, str]) -> None:
+    def clear_faults(self) -> None:
+        """Drop every fault not yet served."""
+        with self.lock:
+            self.rules.clear()
+            self.faults.clear()
+
+    def take_fault(self, kind: str) -> dict | None:
+        with self.lock:
+            if self.faults:
+                return {"fault": self.faults.pop(0), "seconds": 3.0}
+            for rule in self.rules:
+                if rule["times"] <= 0 or not (rule["kind"] in (kind, "any") or
+                                              rule["kind"] == "page" and kind.startswith("page:") or
+                                              rule["kind"] == "page:first" and kind == "page:only" or
+                                              rule["kind"] == "page:last" and kind == "page:only"):
+                    continue
+                if rule["after"] > 0:
+                    rule["after"] -= 1
+                    continue
+                rule["times"] -= 1
+                return rule
+        return None
+
+    def record(self, path: str, params: dict[str, str], kind: str, fault: str | None) -> None:
         if path.startswith("/_control/"):
             return
         with self.lock:
             self.requests.append((path, params))
+            self.kinds.append(kind)
+            self.injected.append(fault)
             self.request_times.append(time.time())
+
+    def reset_log(self) -> None:
+        """Forget the requests logged so far."""
+        with self.lock:
+            self.requests.clear()
+            self.kinds.clear()
+            self.injected.clear()
+            self.request_times.clear()
 
     # -- answers ------------------------------------------------------------------------------------
 
-    def answer(self, path: str, params: dict[str, str]) -> tuple[int, str, bytes]:
-        """Status, content type and body for one GET."""
+    def answer(self, path: str, params: dict[str, str], fault: str | None = None) -> tuple[int, str, bytes]:
+        """Status, content type and body for one GET (``fault``: empty or no-token, for a page)."""
         if path.startswith("/_control/"):
             return self.control(path.rsplit("/", 1)[1], params)
         if path.endswith("/version"):
             return 200, "application/json", orjson.dumps({"apiVersion": "2.0.5", "dataTimestamp": self.data_timestamp})
         if path.endswith("/studies"):
-            return self.studies_page(params)
+            return self.studies_page(params, fault)
         match = re.search(r"/studies/([^/]+)$", path)
         if match:
             with self.corpus.lock:
@@ -209,7 +257,42 @@ class FakeApi:
                 return 200, "application/json", orjson.dumps(self.request_times)
         return 404, "text/plain", b"unknown control"
 
-    def studies_page(self, params: dict[str, str]) -> tuple[int, str, bytes]:
+    def _listed(self, nct_id: str, with_status: bool) -> bytes:
+        ident = b'"identificationModule":{"nctId":"%s"}' % nct_id.encode()
+        status = self.corpus.status[nct_id]
+        if with_status and status is not None:
+            return b'{"protocolSection":{%s,"statusModule":{"overallStatus":"%s"}}}' % (ident, status.encode())
+        return b'{"protocolSection":{%s}}' % ident
+
+    def request_kind(self, path: str, params: dict[str, str]) -> str:
+        """What a request is, for fault injection and the request log: version, study, ids, listing,
+        incremental, or page:first / page:middle / page:last of a search (page:only when it is all three)."""
+        if path.endswith("/version"):
+            return "version"
+        if not path.endswith("/studies"):
+            return "study" if "/studies/" in path else "other"
+        if params.get("filter.ids"):
+            return "ids"
+        if params.get("fields"):
+            return "listing"
+        if _RANGE.search(params.get("filter.advanced", "")):
+            return "incremental"
+        offset, size = self._offset(params.get("pageToken")), min(int(params.get("pageSize") or 10) or 10, 1000)
+        with self.corpus.lock:
+            total = len(self.corpus.select(params))
+        first, last = offset == 0, offset + size >= total
+        return "page:only" if first and last else "page:first" if first else "page:last" if last else "page:middle"
+
+    @staticmethod
+    def _offset(token: str | None) -> int:
+        if not token:
+            return 0
+        try:
+            return int(base64.urlsafe_b64decode(token.encode()).decode().split(":")[0])
+        except ValueError:
+            return 0
+
+    def studies_page(self, params: dict[str, str], fault: str | None = None) -> tuple[int, str, bytes]:
         token = params.pop("pageToken", None)
         # The token is bound to every other parameter except countTotal, which only the first page carries.
         bound = sorted((k, v) for k, v in params.items() if k != "countTotal")
@@ -228,12 +311,17 @@ class FakeApi:
         with self.corpus.lock:
             ids = self.corpus.select(params)
             chosen = ids[offset:offset + size]
-            if params.get("fields", "").lower() == "nctid":
-                bodies = [b'{"protocolSection":{"identificationModule":{"nctId":"%s"}}}' % i.encode() for i in chosen]
+            fields = {f.strip().lower() for f in re.split(r"[,|]", params.get("fields", "")) if f.strip()}
+            if fields and fields <= {"nctid", "overallstatus"}:
+                bodies = [self._listed(i, "overallstatus" in fields) for i in chosen]
+            elif fields:
+                return 400, "text/plain", b"this stand-in projects only NCTId and OverallStatus"
             else:
                 bodies = [self.corpus.body[i] for i in chosen]
+        if fault == "empty":  # an empty page that claims to be the last
+            bodies, chosen = [], []
         parts = [b'{"studies":[', b",".join(bodies), b"]"]
-        if len(chosen) == size:  # like the real service: a full page always gets a token, even at the end
+        if len(chosen) == size and fault != "no-token":  # like the real service: a full page gets a token, even at the end
             next_token = base64.urlsafe_b64encode(f"{offset + size}:{signature}".encode()).decode()
             parts.append(b',"nextPageToken":"%s"' % next_token.encode())
         if not token and params.get("countTotal") == "true":
@@ -261,31 +349,46 @@ def _handler_for(api: FakeApi):
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             params = dict(parse_qsl(parts.query, keep_blank_values=True))
-            api.record(parts.path, dict(params))
-            fault = None if parts.path.startswith("/_control/") else api.take_fault()
-            if fault == "drop":
+            if parts.path.startswith("/_control/"):
+                return self.send(*api.answer(parts.path, params))
+            kind = api.request_kind(parts.path, params)
+            rule = api.take_fault(kind)
+            fault = rule["fault"] if rule else None
+            api.record(parts.path, dict(params), kind, fault)
+            if fault == "hang":
+                time.sleep(rule["seconds"])
+            if fault in ("drop", "reset"):
+                if fault == "reset":  # RST instead of FIN: the client sees "connection reset by peer"
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.close_connection = True
-                self.connection.shutdown(2)
+                self.connection.close()
                 return
-            if fault == "429":
-                return self.send(429, "text/plain", b"Too Many Requests", {"Retry-After": "1"})
-            if fault == "500":
-                return self.send(500, "text/plain", b"Internal Server Error")
+            if fault in ("429", "429-bare"):
+                headers = {"Retry-After": "1"} if fault == "429" else {}
+                return self.send(429, "text/plain", b"Too Many Requests", headers)
+            if fault in ("500", "503"):
+                return self.send(int(fault), "text/plain", b"upstream error" if fault == "500" else b"Service Unavailable")
             if fault == "html":
                 return self.send(200, "text/html", b"<html><body><h1>Service maintenance</h1></body></html>")
-            status, content_type, body = api.answer(parts.path, params)
-            if fault == "truncate":
+            status, content_type, body = api.answer(parts.path, params, fault)
+            if fault in ("truncate", "cut"):
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
+                # truncate: a whole answer that is half the JSON; cut: half of an answer that claims it all
+                self.send_header("Content-Length", str(len(body) // 2 if fault == "truncate" else len(body)))
                 self.end_headers()
                 self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
                 self.close_connection = True
                 return
+            if fault == "bad-gzip":
+                return self.send(status, content_type, b"\x1f\x8b\x08\x00" + body[:200], {"Content-Encoding": "gzip"},
+                                 compress=False)
             self.send(status, content_type, body)
 
-        def send(self, status: int, content_type: str, body: bytes, headers: dict | None = None) -> None:
-            if api.gzip_answers and "gzip" in self.headers.get("Accept-Encoding", ""):
+        def send(self, status: int, content_type: str, body: bytes, headers: dict | None = None,
+                 compress: bool = True) -> None:
+            if compress and api.gzip_answers and "gzip" in self.headers.get("Accept-Encoding", ""):
                 body = gzip.compress(body, compresslevel=1)
                 headers = {**(headers or {}), "Content-Encoding": "gzip"}
             self.send_response(status)

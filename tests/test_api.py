@@ -12,8 +12,9 @@ from responses import matchers
 
 from conftest import fixture_page
 from trialsync import __version__
-from trialsync.api import ApiClient, RequestPacer, split_page
-from trialsync.errors import ApiError
+from trialsync.api import ApiClient, RequestPacer, iter_pages
+from trialsync.api.pages import split_page
+from trialsync.errors import ApiError, IncompleteListing
 
 BASE = "https://clinicaltrials.gov/api/v2"
 PAGE_5 = "RuhRuh66__step25_clinical_trials__data__studies.json"  # 5 full records, nextPageToken
@@ -23,7 +24,7 @@ PARAMS = {"query.cond": "spinal cord injury", "query.intr": "stem cell"}
 
 def make_client(sleeps: list | None = None, **kwargs) -> ApiClient:
     recorded = sleeps if sleeps is not None else []
-    return ApiClient(rate=0, sleep=recorded.append, **kwargs)
+    return ApiClient(rate=0, sleep=recorded.append, backoff=1.0, **kwargs)
 
 
 def ids(page) -> list[str]:
@@ -42,7 +43,7 @@ def test_pages_are_followed_through_an_empty_page_with_a_token_and_parameters_re
         {**PARAMS, "pageSize": "1000", "pageToken": "EMPTY-BUT-NOT-THE-END"})])
 
     client = make_client()
-    pages = list(client.iter_pages(PARAMS))
+    pages = list(iter_pages(client, PARAMS))
 
     assert [ids(p) for p in pages] == [
         ["NCT06476470", "NCT02960672", "NCT05932303", "NCT00258583", "NCT04676594"], [], ["NCT06388018"]]
@@ -56,8 +57,8 @@ def test_the_same_token_twice_is_an_error_not_a_loop():
     page = fixture_page(PAGE_5)
     responses.get(f"{BASE}/studies", json=page)
     client = make_client()
-    with pytest.raises(ApiError, match="same nextPageToken twice"):
-        list(client.iter_pages(PARAMS))
+    with pytest.raises(IncompleteListing, match="same nextPageToken twice"):
+        list(iter_pages(client, PARAMS))
     assert client.requests_made <= 3
 
 
@@ -78,7 +79,7 @@ def test_a_400_shows_the_api_text_url_and_status_without_retrying():
                   content_type="text/plain")
     client = make_client()
     with pytest.raises(ApiError) as caught:
-        list(client.iter_pages({"query.recrs": "x"}))
+        list(iter_pages(client, {"query.recrs": "x"}))
     message = str(caught.value)
     assert "HTTP 400" in message and "`query.recrs` is unknown parameter" in message
     assert message.startswith(f"GET {BASE}/studies?query.recrs=x")
@@ -198,13 +199,13 @@ def test_bodies_of_another_shape_are_left_to_a_whole_parse(body):
 def test_a_pretty_printed_page_still_gives_every_study():
     studies = recorded_studies()
     responses.get(f"{BASE}/studies", body=json.dumps({"studies": studies}, indent=2))
-    page = next(make_client().iter_pages({}))
+    page = next(iter_pages(make_client(), {}))
     assert list(page.studies()) == studies
 
 
 @responses.activate
 def test_an_api_without_a_version_endpoint_does_not_stop_a_pull():
-    from trialsync.sync import fetch_data_timestamp
+    from trialsync.sync.pull import fetch_data_timestamp
 
     responses.get(f"{BASE}/version", body="Not found", status=404)
     assert fetch_data_timestamp(make_client()) == (None, None)

@@ -22,7 +22,9 @@ NOW = "2026-11-24T10:00:00Z"
 
 @pytest.fixture
 def fixed_clock(monkeypatch):
-    monkeypatch.setattr(store, "utc_now", lambda: NOW)
+    from trialsync import dates
+
+    monkeypatch.setattr(dates, "utc_now", lambda: NOW)
 
 
 @pytest.fixture
@@ -141,9 +143,9 @@ def test_a_status_the_spec_does_not_list_is_counted_under_its_own_name(cli, tmp_
 
 def test_changes_text(two_imports):
     assert two_imports("changes").out == """\
-Observed              Topic            NCT ID       Change                                 Title
-2026-11-24T10:00:00Z  stem-cell-spine  NCT03853356  status: Recruiting -> Terminated       Evidence For Fusion In Spine With Orthoss®
-2026-11-24T10:00:00Z  stem-cell-spine  NCT03853356  why stopped: none -> Sponsor decision  Evidence For Fusion In Spine With Orthoss®
+Observed              NCT ID       Change                                 Title
+2026-11-24T10:00:00Z  NCT03853356  status: Recruiting -> Terminated       Evidence For Fusion In Spine With Orthoss®
+2026-11-24T10:00:00Z  NCT03853356  why stopped: none -> Sponsor decision  Evidence For Fusion In Spine With Orthoss®
 """
 
 
@@ -151,23 +153,23 @@ def test_changes_json_keeps_the_apis_values(two_imports):
     title = "Evidence For Fusion In Spine With Orthoss®"
     assert json.loads(two_imports("changes", "stem-cell-spine", "--format", "json").out) == [
         {"nct_id": "NCT03853356", "field": "overall_status", "old": "RECRUITING", "new": "TERMINATED",
-         "observed_at": NOW, "topic": "stem-cell-spine", "brief_title": title},
+         "observed_at": NOW, "topic": None, "reason": None, "brief_title": title},
         {"nct_id": "NCT03853356", "field": "why_stopped", "old": None, "new": "Sponsor decision",
-         "observed_at": NOW, "topic": "stem-cell-spine", "brief_title": title},
+         "observed_at": NOW, "topic": None, "reason": None, "brief_title": title},
     ]
 
 
 def test_changes_csv_and_markdown(two_imports):
     assert two_imports("changes", "-f", "csv").out.splitlines() == [
-        "nct_id,field,old,new,observed_at,topic,brief_title",
-        "NCT03853356,overall_status,RECRUITING,TERMINATED,2026-11-24T10:00:00Z,stem-cell-spine,"
+        "nct_id,field,old,new,observed_at,topic,reason,brief_title",
+        "NCT03853356,overall_status,RECRUITING,TERMINATED,2026-11-24T10:00:00Z,,,"
         "Evidence For Fusion In Spine With Orthoss®",
-        "NCT03853356,why_stopped,,Sponsor decision,2026-11-24T10:00:00Z,stem-cell-spine,"
+        "NCT03853356,why_stopped,,Sponsor decision,2026-11-24T10:00:00Z,,,"
         "Evidence For Fusion In Spine With Orthoss®",
     ]
     markdown = two_imports("changes", "-f", "markdown").out.splitlines()
-    assert markdown[0] == "| Observed | Topic | NCT ID | Change | Title |"
-    assert markdown[2] == ("| 2026-11-24T10:00:00Z | stem-cell-spine | NCT03853356 | status: Recruiting -> Terminated | "
+    assert markdown[0] == "| Observed | NCT ID | Change | Title |"
+    assert markdown[2] == ("| 2026-11-24T10:00:00Z | NCT03853356 | status: Recruiting -> Terminated | "
                            "Evidence For Fusion In Spine With Orthoss® |")
 
 
@@ -199,6 +201,7 @@ def test_show_text_and_raw_json(cli, fixed_clock):
     (("import", "no-such-file.json"), "no such file"),
 ])
 def test_expected_failures_print_one_line_and_exit_1(cli, args, message):
+    assert cli("import", str(SAMPLE)).code == 0
     result = cli(*args)
     assert result.code == 1
     assert result.out == ""
@@ -217,7 +220,7 @@ def test_a_database_path_that_is_a_text_file_is_refused_untouched(cli, tmp_path)
     notes.write_text("not a database\n")
     for args in (("status-report",), ("show", "NCT05489822"), ("import", str(SAMPLE)), ("pull",)):
         result = cli(*args, "--db", str(notes))
-        assert result.code == 1 and result.err.count("\n") == 1 and "file is not a database" in result.err, args
+        assert result.code == 1 and result.err.count("\n") == 1 and "not a SQLite database" in result.err, args
     assert notes.read_text() == "not a database\n"
 
 
@@ -284,7 +287,7 @@ def served(tmp_path):
 def test_pull_then_quiet_pulls_print_only_when_something_changed(cli, served):
     first = cli("pull", "--api-url", served.url, "--quiet")
     assert first.code == 0
-    assert first.out.startswith("stem-cell-spine: full pull, 13 studies received (13 new")
+    assert first.out.startswith("stem-cell-spine: full pull (first pull), 13 studies received (13 new")
     assert cli("pull", "--api-url", served.url, "--quiet").out == ""  # dataTimestamp did not move
     served.data_timestamp = "2026-11-25T09:00:00"
     assert cli("pull", "--api-url", served.url, "--quiet").out == ""  # it moved, but no study changed
@@ -334,8 +337,8 @@ def test_a_long_digest_is_cut_per_group_and_says_where_the_rest_is():
     from trialsync.output import DIGEST_LINES, render_digest
 
     changes = [{"nct_id": f"NCT{90000000 + i}", "field": "overall_status", "old": "RECRUITING", "new": "COMPLETED",
-                "brief_title": None} for i in range(DIGEST_LINES + 7)]
+                "brief_title": None, "observed_at": "2026-11-24T10:00:00Z"} for i in range(DIGEST_LINES + 7)]
     lines = render_digest("big", changes).splitlines()
     assert lines[0] == f"trialsync: {DIGEST_LINES + 7} changes in big"
     assert len([line for line in lines if "Recruiting -> Completed" in line]) == DIGEST_LINES
-    assert lines[-1] == "  ... and 7 more: `trialsync changes big --pulls 1` lists them all"
+    assert lines[-1] == "  ... and 7 more: `trialsync changes big --since 2026-11-24` lists them all"

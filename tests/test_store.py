@@ -1,67 +1,152 @@
-"""The store: migrations, idempotent saves, versions and changes rows, membership, damaged files."""
+"""The store: migrations, the pure diff, idempotent saves, versions and changes rows, membership, and
+databases that are not ours (refused untouched)."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
+import subprocess
+import sys
 import zlib
 
 import orjson
 import pytest
 
-from conftest import SPINE_CONDITION_IDS, fixture_record, with_status
+from conftest import SPINE_CONDITION_IDS, fixture_record, table_dump, with_status
 from trialsync import reports, store
-from trialsync.errors import LockBusy, StoreError
-from trialsync.schema import SCHEMA_VERSION, migrations
-from trialsync.store import open_db
+from trialsync.errors import LockBusy, NotFound, StoreError
+from trialsync.store import db as store_db
+from trialsync.store.migrations import migrations
+from trialsync.store.studies import (
+    API, CHANGED, FILE, NEW, OLDER, REFRESHED, SAME, SaveContext, StoredStudy, diff_study, save_studies,
+)
+from trialsync.topics import Topic
+from trialsync.transform import TRACKED_FIELDS, study_rows
 
 
-def table_dump(db) -> dict:
-    """Every row of every table, to compare whole database states."""
-    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-    return {t: db.execute(f"SELECT * FROM [{t}] ORDER BY 1, 2").fetchall() for t in tables if t != "_sqlite_migrations"}
+def context(db, topic="spine", log_membership=False, source=API, pull=None) -> SaveContext:
+    if store.topic_state(db, topic) is None:
+        store.save_topic(db, Topic(topic, {"query.cond": topic}))
+    return SaveContext(topic, pull or store.start_pull(db, topic), source, log_membership, "2026-11-24")
+
+
+def rows_of(*records):
+    return [study_rows(record) for record in records]
+
+
+def stored_of(record) -> StoredStudy:
+    rows = study_rows(record)
+    return StoredStudy(rows.value("raw"), rows.value("last_update_posted"), rows.value("version_holder"),
+                       tuple(rows.value(name) for name in TRACKED_FIELDS))
+
+
+def sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- migrations -------------------------------------------------------------------------------------------
 
 
 def test_migrations_run_once_and_opening_twice_is_harmless(tmp_path):
+    from sqlite_utils import Database
+
     path = tmp_path / "twice.db"
-    first = open_db(path)
-    applied = [m.name for m in migrations.applied(first)]
-    first.close()
-    second = open_db(path)
-    assert [m.name for m in migrations.applied(second)] == applied == ["m001_initial_schema"]
-    assert second.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert second.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == store.SCHEMA_VERSION
-    assert len(migrations.applied(second)) == SCHEMA_VERSION
+    with store.open_for_writing(path) as first:
+        applied = [m.name for m in migrations.applied(Database(first))]
+        before = table_dump(first)
+    with store.open_for_writing(path) as second:
+        assert [m.name for m in migrations.applied(Database(second))] == applied == [
+            "m001_initial_schema", "m002_sync_state_per_topic"]
+        assert second.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert second.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == len(applied)
+        assert second.execute("PRAGMA application_id").fetchone()[0] == store_db.APPLICATION_ID
+        assert table_dump(second) == before
 
 
-def test_read_only_commands_do_not_import_sqlite_utils(tmp_path):
-    import subprocess
-    import sys
+def test_the_studies_table_has_the_columns_the_transform_fills(db):
+    from trialsync.transform import STUDY_COLUMNS
 
-    open_db(tmp_path / "made.db").close()
-    code = ("import sys; from trialsync import store, reports\n"
-            "conn = store.open_db(sys.argv[1], write=False)\n"
-            "reports.status_report(conn, 'stem-cell-spine')\n"
-            "print('sqlite_utils' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "made.db")], capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == "False", out.stderr
+    assert tuple(row[1] for row in db.execute("PRAGMA table_info(studies)")) == STUDY_COLUMNS
+
+
+def first_release_database(path) -> None:
+    """A database as trialsync's first release left it: schema 1, no application id, one topic pulled twice
+    (a watermark from a far-future date), changes filed under the topic."""
+    from sqlite_utils import Database
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrations.apply(Database(conn), stop_before="m002_sync_state_per_topic")
+    conn.execute("PRAGMA user_version = 1")
+    record = fixture_record("NCT05489822")
+    rows = study_rows(record)
+    conn.execute(f"INSERT INTO studies VALUES ({', '.join('?' * len(rows.study))})", rows.study)
+    conn.execute("INSERT INTO topics VALUES ('spine', ?, '2026-11-01T00:00:00Z')",
+                 [orjson.dumps({"query.cond": "spine"}).decode()])
+    for pull_id, watermark in ((1, "2024-04-18"), (2, "2099-12-31")):
+        conn.execute("INSERT INTO pulls (id, topic, kind, mode, started_at, finished_at, outcome, data_timestamp, "
+                     "watermark) VALUES (?, 'spine', 'pull', 'full', 'x', 'y', 'complete', '2026-11-24T09:00:05', ?)",
+                     [pull_id, watermark])
+    conn.execute("INSERT INTO topic_studies VALUES ('spine', 'NCT05489822', 1, 1, NULL, NULL)")
+    conn.execute("INSERT INTO changes (pull_id, topic, nct_id, field, old, new, observed_at) VALUES "
+                 "(2, 'spine', 'NCT05489822', 'overall_status', 'COMPLETED', 'RECRUITING', 'z'), "
+                 "(2, 'spine', 'NCT05489822', 'membership', 'left', 'present', 'z')")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
+
+
+def test_a_first_release_database_is_recognised_and_upgraded_keeping_every_row(tmp_path):
+    path = tmp_path / "old.db"
+    first_release_database(path)
+    with store.open_for_writing(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+        state = store.topic_state(conn, "spine")
+        assert (state.filled, state.synced_params, state.watermark, state.reported_through) == (
+            True, {"query.cond": "spine"}, None, 2)  # the far-future watermark is dropped: the next pull is full
+        assert conn.execute("SELECT topic, field FROM changes ORDER BY id").fetchall() == [
+            (None, "overall_status"), ("spine", "membership")]
+        assert conn.execute("SELECT api_seen FROM topic_studies").fetchall() == [(1,)]
+        assert orjson.loads(reports.study_raw(conn, "NCT05489822")) == fixture_record("NCT05489822")
+
+
+# -- the diff ------------------------------------------------------------------------------------------
+
+
+def test_the_diff_tells_new_same_refreshed_changed_and_older_apart():
+    original = fixture_record("NCT05489822")
+    stored = stored_of(original)
+    assert diff_study(None, study_rows(original), API).verdict == NEW
+    assert diff_study(stored, study_rows(original), API).verdict == SAME
+    release = fixture_record("NCT05489822")
+    release["derivedSection"]["miscInfoModule"]["versionHolder"] = "2026-11-24"
+    assert diff_study(stored, study_rows(release), API).verdict == REFRESHED
+    assert diff_study(stored, study_rows(release), FILE).verdict == SAME  # a file's copy of the same data
+    pretty = study_rows(original, orjson.dumps(original, option=orjson.OPT_INDENT_2))
+    assert diff_study(stored, pretty, FILE).verdict == SAME
+    later = with_status(original, "COMPLETED", updated="2026-11-20")
+    diff = diff_study(stored, study_rows(later), API)
+    assert (diff.verdict, diff.changes) == (CHANGED, (("overall_status", "RECRUITING", "COMPLETED"),))
+    assert diff_study(stored_of(later), study_rows(original), FILE).verdict == OLDER
+    assert diff_study(stored_of(later), study_rows(original), API).verdict == CHANGED  # the API is the truth
+
+
+# -- saving --------------------------------------------------------------------------------------------
 
 
 def test_saving_the_same_records_twice_changes_nothing(db):
     records = [fixture_record(i) for i in SPINE_CONDITION_IDS]
-    pull = store.start_pull(db, "spine")
-    first = store.save_studies(db, records, "spine", pull, record_new=False)
+    first = save_studies(db, rows_of(*records), context(db))
     assert (first.received, first.new, first.updated, first.unchanged) == (13, 13, 0, 0)
     before = table_dump(db)
-    second = store.save_studies(db, [fixture_record(i) for i in SPINE_CONDITION_IDS], "spine", pull, record_new=True)
+    second = save_studies(db, rows_of(*records), context(db, log_membership=True))
     assert (second.received, second.new, second.updated, second.unchanged) == (13, 0, 0, 13)
     after = table_dump(db)
-    before["pulls"] = after["pulls"] = None  # only the pull's own counters move
+    before["pulls"] = after["pulls"] = None  # only the pulls' own counters move
     assert after == before
 
 
 def test_raw_is_stored_exactly_as_received(db):
     records = [fixture_record(i) for i in SPINE_CONDITION_IDS]
-    store.save_studies(db, records, "spine", store.start_pull(db, "spine"), record_new=False)
+    save_studies(db, rows_of(*records), context(db))
     stored = {r[0]: orjson.loads(r[1]) for r in db.execute("SELECT nct_id, raw FROM studies")}
     assert stored == {r["protocolSection"]["identificationModule"]["nctId"]: r for r in records}
     assert db.execute("SELECT DISTINCT typeof(raw) FROM studies").fetchall() == [("text",)]
@@ -69,79 +154,101 @@ def test_raw_is_stored_exactly_as_received(db):
                       "WHERE nct_id = ?", [SPINE_CONDITION_IDS[0]]).fetchone() == (SPINE_CONDITION_IDS[0],)
 
 
-def test_a_changed_record_keeps_its_previous_version_and_logs_tracked_fields(db):
+def test_a_changed_record_keeps_its_previous_version_and_logs_tracked_fields_as_study_facts(db):
     original = fixture_record("NCT05489822")
-    store.save_studies(db, [original], "spine", store.start_pull(db, "spine"), record_new=False)
+    save_studies(db, rows_of(original), context(db))
     later = with_status(original, "COMPLETED", updated="2026-11-20")
     later["protocolSection"]["designModule"]["enrollmentInfo"] = {"count": 24, "type": "ACTUAL"}
-    pull = store.start_pull(db, "spine")
-    counts = store.save_studies(db, [later], "spine", pull, record_new=True)
+    ctx = context(db, log_membership=True)
+    counts = save_studies(db, rows_of(later), ctx)
 
     assert (counts.updated, counts.unchanged, counts.new) == (1, 0, 0)
     versions = db.execute("SELECT nct_id, pull_id, last_update_posted, raw_zlib FROM versions").fetchall()
     assert len(versions) == 1
-    assert versions[0][:3] == ("NCT05489822", pull, "2024-04-18")
+    assert versions[0][:3] == ("NCT05489822", ctx.pull_id, "2024-04-18")
     assert orjson.loads(zlib.decompress(versions[0][3])) == original
     changes = db.execute("SELECT pull_id, topic, nct_id, field, old, new FROM changes ORDER BY id").fetchall()
     assert changes == [
-        (pull, "spine", "NCT05489822", "overall_status", "RECRUITING", "COMPLETED"),
-        (pull, "spine", "NCT05489822", "enrollment_count", 20, 24),
+        (ctx.pull_id, None, "NCT05489822", "overall_status", "RECRUITING", "COMPLETED"),
+        (ctx.pull_id, None, "NCT05489822", "enrollment_count", 20, 24),
     ]
     assert orjson.loads(reports.study_raw(db, "NCT05489822")) == later
-    assert db.execute("SELECT overall_status FROM studies").fetchone() == ("COMPLETED",)
 
 
 def test_a_new_version_holder_alone_refreshes_raw_without_a_version_or_change(db):
-    original = fixture_record("NCT05489822")
-    store.save_studies(db, [original], "spine", store.start_pull(db, "spine"), record_new=False)
+    save_studies(db, rows_of(fixture_record("NCT05489822")), context(db))
     refreshed = fixture_record("NCT05489822")
     refreshed["derivedSection"]["miscInfoModule"]["versionHolder"] = "2026-11-24"
-    counts = store.save_studies(db, [refreshed], "spine", store.start_pull(db, "spine"), record_new=True)
+    counts = save_studies(db, rows_of(refreshed), context(db, log_membership=True))
     assert counts.unchanged == 1 and counts.updated == 0
     assert db.execute("SELECT count(*) FROM versions").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM changes").fetchone()[0] == 0
     assert orjson.loads(reports.study_raw(db, "NCT05489822")) == refreshed
 
 
+def test_an_older_record_from_a_file_is_skipped_and_counted(db):
+    newer = with_status(fixture_record("NCT05489822"), "COMPLETED", updated="2026-11-20")
+    save_studies(db, rows_of(newer), context(db))
+    before = table_dump(db)
+    counts = save_studies(db, rows_of(fixture_record("NCT05489822")), context(db, log_membership=True, source=FILE))
+    assert (counts.older, counts.updated, counts.unchanged) == (1, 0, 0)
+    after = table_dump(db)
+    before["pulls"] = after["pulls"] = None
+    assert after == before
+
+
+def test_a_date_that_cannot_move_the_watermark_is_stored_as_sent_and_warned_about_once(db):
+    record = fixture_record("NCT05489822")
+    record["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"] = "Jan 2024"
+    save_studies(db, rows_of(record), context(db))
+    save_studies(db, rows_of(record), context(db))
+    assert db.execute("SELECT last_update_posted FROM studies").fetchone() == ("Jan 2024",)
+    warnings = db.execute("SELECT nct_id, new FROM changes WHERE field = 'warning'").fetchall()
+    assert warnings == [("NCT05489822", "last update posted 'Jan 2024' is not a YYYY-MM-DD date; "
+                                        "it does not move the watermark")]
+
+
 def test_child_rows_are_replaced_not_duplicated_when_a_record_changes(db):
     original = fixture_record("NCT02385136")
-    store.save_studies(db, [original], "t", store.start_pull(db, "t"), record_new=False)
+    save_studies(db, rows_of(original), context(db, "t"))
     later = with_status(original, "RECRUITING")
     later["protocolSection"]["conditionsModule"]["conditions"] = later["protocolSection"]["conditionsModule"]["conditions"][:1]
-    store.save_studies(db, [later], "t", store.start_pull(db, "t"), record_new=True)
+    save_studies(db, rows_of(later), context(db, "t"))
     assert db.execute("SELECT count(*) FROM conditions").fetchone()[0] == 1
     assert db.execute("SELECT count(*) FROM sponsors").fetchone()[0] == 2
 
 
 def test_leaving_and_rejoining_a_topic_is_marked_and_logged_never_deleted(db):
     records = [fixture_record(i) for i in SPINE_CONDITION_IDS[:3]]
-    first = store.start_pull(db, "spine")
-    store.save_studies(db, records, "spine", first, record_new=False)
+    save_studies(db, rows_of(*records), context(db))
     second = store.start_pull(db, "spine")
     assert store.mark_left(db, "spine", {SPINE_CONDITION_IDS[0]}, second) == 1
     assert store.present_ids(db, "spine") == set(SPINE_CONDITION_IDS[1:3])
     assert db.execute("SELECT count(*) FROM studies").fetchone()[0] == 3
-    third = store.start_pull(db, "spine")
-    counts = store.save_studies(db, [fixture_record(SPINE_CONDITION_IDS[0])], "spine", third, record_new=True)
+    third = context(db, log_membership=True)
+    counts = save_studies(db, rows_of(fixture_record(SPINE_CONDITION_IDS[0])), third)
     assert counts.rejoined == 1
-    assert db.execute("SELECT pull_id, nct_id, field, old, new FROM changes ORDER BY id").fetchall() == [
-        (second, SPINE_CONDITION_IDS[0], "membership", "present", "left"),
-        (third, SPINE_CONDITION_IDS[0], "membership", "left", "present"),
+    assert db.execute("SELECT pull_id, topic, nct_id, field, old, new FROM changes ORDER BY id").fetchall() == [
+        (second, "spine", SPINE_CONDITION_IDS[0], "membership", "present", "left"),
+        (third.pull_id, "spine", SPINE_CONDITION_IDS[0], "membership", "left", "present"),
     ]
     assert store.present_ids(db, "spine") == set(SPINE_CONDITION_IDS[:3])
 
 
-def test_a_file_that_is_not_sqlite_is_refused_and_left_untouched(tmp_path):
-    path = tmp_path / "notes.txt"
-    path.write_text("my notes, not a database\n")
-    with pytest.raises(StoreError, match="file is not a database"):
-        open_db(path)
-    assert path.read_text() == "my notes, not a database\n"
+def test_a_study_only_an_import_put_in_a_topic_is_dropped_silently_not_reported_as_left(db):
+    save_studies(db, rows_of(fixture_record(SPINE_CONDITION_IDS[0])), context(db, source=FILE))
+    assert store.mark_left(db, "spine", {SPINE_CONDITION_IDS[0]}, store.start_pull(db, "spine")) == 0
+    assert store.present_ids(db, "spine") == set()
+    assert db.execute("SELECT count(*) FROM changes").fetchone()[0] == 0
 
 
-def test_a_directory_is_refused(tmp_path):
-    with pytest.raises(StoreError, match="is a directory"):
-        open_db(tmp_path)
+def test_a_page_that_fails_midway_writes_nothing(db):
+    ctx = context(db)
+    db.execute("CREATE TRIGGER boom BEFORE INSERT ON keywords BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    with pytest.raises(sqlite3.DatabaseError):
+        save_studies(db, rows_of(fixture_record("NCT05489822")), ctx)
+    assert db.execute("SELECT count(*) FROM studies").fetchone()[0] == 0
+    assert db.execute("SELECT received FROM pulls").fetchone()[0] == 0
 
 
 def test_killed_pulls_are_marked_at_the_next_start(db):
@@ -150,24 +257,88 @@ def test_killed_pulls_are_marked_at_the_next_start(db):
     assert db.execute("SELECT outcome FROM pulls WHERE id = ?", [pull]).fetchone() == ("killed",)
 
 
-def test_a_page_that_fails_midway_writes_nothing(db):
-    good = fixture_record("NCT05489822")
-    pull = store.start_pull(db, "spine")
-    db.execute("CREATE TRIGGER boom BEFORE INSERT ON keywords BEGIN SELECT RAISE(ABORT, 'disk full'); END")
-    with pytest.raises(sqlite3.DatabaseError):
-        store.save_studies(db, [good], "spine", pull, record_new=False)
-    assert db.execute("SELECT count(*) FROM studies").fetchone()[0] == 0
-    assert db.execute("SELECT received FROM pulls").fetchone()[0] == 0
+# -- databases that are not ours ---------------------------------------------------------------------------
 
 
-def test_the_write_lock_is_exclusive(tmp_path):
+def test_a_file_that_is_not_sqlite_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("my notes, not a database, but long enough to look like one at a glance" * 3)
+    before = sha(path)
+    for opener in (lambda: store.open_for_reading(path), lambda: store.open_for_writing(path).__enter__()):
+        with pytest.raises(StoreError, match="not a SQLite database"):
+            opener()
+    assert sha(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("journal", ["delete", "wal"])
+def test_another_applications_sqlite_file_is_refused_byte_for_byte_untouched(tmp_path, journal):
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA journal_mode={journal}")
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.execute("INSERT INTO notes VALUES ('mine')")
+    conn.commit()
+    conn.close()
+    before = sha(path)
+    for opener in (lambda: store.open_for_reading(path), lambda: store.open_for_writing(path).__enter__()):
+        with pytest.raises(StoreError, match="trialsync did not make"):
+            opener()
+    assert sha(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]  # no lock, no WAL files beside it
+
+
+def test_a_database_from_a_newer_trialsync_is_refused_untouched(tmp_path):
+    path = tmp_path / "newer.db"
+    with store.open_for_writing(path) as conn:
+        conn.execute(f"PRAGMA user_version = {store.SCHEMA_VERSION + 1}")
+    before = sha(path)
+    for opener in (lambda: store.open_for_reading(path), lambda: store.open_for_writing(path).__enter__()):
+        with pytest.raises(StoreError, match="newer trialsync"):
+            opener()
+    assert sha(path) == before
+
+
+def test_reading_a_missing_database_creates_nothing(tmp_path):
+    path = tmp_path / "not" / "here.db"
+    with pytest.raises(NotFound, match="no trialsync database"):
+        store.open_for_reading(path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_directory_is_refused(tmp_path):
+    with pytest.raises(StoreError, match="is a directory"):
+        store.open_for_reading(tmp_path)
+
+
+def test_a_read_only_connection_cannot_write(tmp_path):
+    path = tmp_path / "ro.db"
+    with store.open_for_writing(path):
+        pass
+    conn = store.open_for_reading(path)
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        conn.execute("DELETE FROM topics")
+    assert "read-only" in str(store.describe_error(sqlite3.OperationalError("attempt to write a readonly database")))
+    assert "disk" in str(store.describe_error(sqlite3.OperationalError("database or disk is full")))
+    assert "damaged" in str(store.describe_error(sqlite3.DatabaseError("database disk image is malformed")))
+
+
+# -- the write lock ------------------------------------------------------------------------------------------
+
+
+def try_lock(path) -> str:
+    code = ("import sys; from trialsync import store\n"
+            "try:\n    with store.write_lock(sys.argv[1], 0.2): print('got it')\n"
+            "except Exception as e: print(type(e).__name__)")
+    return subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60).stdout.strip()
+
+
+def test_the_write_lock_is_exclusive_whatever_the_path_is_called(tmp_path):
     path = tmp_path / "locked.db"
+    link = tmp_path / "link.db"
+    link.symlink_to(path)
     with store.write_lock(path):
-        import subprocess
-        import sys
-
-        code = ("import sys; from trialsync import store\n"
-                "try:\n    with store.write_lock(sys.argv[1], 0.2): print('got it')\n"
-                "except Exception as e: print(type(e).__name__)")
-        out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == LockBusy.__name__
+        assert try_lock(path) == LockBusy.__name__
+        assert try_lock(link) == LockBusy.__name__
+        assert try_lock(tmp_path / "." / "locked.db") == LockBusy.__name__
+    assert try_lock(link) == "got it"

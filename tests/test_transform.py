@@ -8,8 +8,9 @@ import orjson
 import pytest
 
 from conftest import fixture_record
+from trialsync.dates import sortable_date
 from trialsync.transform import (
-    CHILD_COLUMNS, STUDY_COLUMNS, NotAStudyRecord, serialize, sortable_date, study_rows,
+    CHILD_COLUMNS, STUDY_COLUMNS, NotAStudyRecord, serialize, study_rows,
 )
 
 

@@ -1,13 +1,13 @@
 """Domain exceptions and the exit codes the command line maps them to.
 
-Lower layers raise these; only ``cli.py`` turns them into a line on stderr and an exit code.
+Lower layers raise these; only the command line turns them into a line on stderr and an exit code.
 """
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_LOCKED = 75  # EX_TEMPFAIL from sysexits.h: another pull holds the lock, try again later
-EXIT_INTERRUPTED = 130  # the shell's convention for a run stopped by Ctrl-C
+EXIT_INTERRUPTED = 130  # the shell's convention for a run stopped by Ctrl-C or SIGTERM
 
 
 class TrialsyncError(Exception):
@@ -34,8 +34,17 @@ class ApiError(TrialsyncError):
         self.status = status  # the HTTP status of the API's answer, when there was one
 
 
+class IncompleteListing(ApiError):
+    """A listing that cannot be proven complete: fewer studies than its totalCount, an id twice, a broken
+    token chain. Nothing may be concluded from it about studies it does not hold."""
+
+
+class RecordError(TrialsyncError):
+    """A study record that breaks the API's spec: names its NCT id and the field."""
+
+
 class StoreError(TrialsyncError):
-    """The database cannot be opened or written (not SQLite, damaged, locked, read-only)."""
+    """The database cannot be opened or written (not ours, newer, damaged, read-only, disk full)."""
 
 
 class ImportFileError(TrialsyncError):
@@ -48,7 +57,7 @@ class LockBusy(TrialsyncError):
     exit_code = EXIT_LOCKED
 
 
-class PullInterrupted(TrialsyncError):
-    """A pull was stopped by Ctrl-C or SIGTERM at a page boundary."""
+class Interrupted(TrialsyncError):
+    """A pull or import was stopped by Ctrl-C or SIGTERM; what was written is whole pages only."""
 
     exit_code = EXIT_INTERRUPTED

@@ -183,26 +183,35 @@ def show_value(field: str, value) -> str:
     return str(value)
 
 
-def describe_change(change: dict) -> str:
-    """One change in words: 'NCT04042844 status: Recruiting -> Completed'."""
+def describe_change(change: dict, name_topic: bool = False) -> str:
+    """One change in words: 'NCT04042844 status: Recruiting -> Completed'; with ``name_topic``, a membership
+    event names its topic ('left topic sci' rather than 'left the topic')."""
     field = change["field"]
     if field == "membership":
         what = _MEMBERSHIP_WORDS.get(change["new"], change["new"])
+        if name_topic and change.get("topic"):
+            what = what.replace("the topic", f"topic {change['topic']}")
+            if change["new"] == "added":
+                what = f"new in topic {change['topic']}"
         return f"{change['nct_id']} {what}"
+    if field == "warning":
+        return f"{change['nct_id']} warning: {change['new']}"
     return (f"{change['nct_id']} {FIELD_NAMES.get(field, field)}: "
             f"{show_value(field, change['old'])} -> {show_value(field, change['new'])}")
+
+
+CHANGE_KEYS = ("nct_id", "field", "old", "new", "observed_at", "topic", "reason", "brief_title")
 
 
 def render_changes(changes: Sequence[dict], fmt: str) -> list:
     """Changes newest first; JSON and CSV keep the API's own values."""
     if fmt in ("json", "csv"):
-        keys = ("nct_id", "field", "old", "new", "observed_at", "topic", "brief_title")
-        rows = [{k: c[k] for k in keys} for c in changes]
-        return rows_as(rows, [Column(k, k) for k in keys], fmt)
+        rows = [{k: c[k] for k in CHANGE_KEYS} for c in changes]
+        return rows_as(rows, [Column(k, k) for k in CHANGE_KEYS], fmt)
     if not changes:
         return ["No changes recorded."]
-    rows = [{**c, "change": describe_change(c)[len(c["nct_id"]) + 1:]} for c in changes]
-    columns = [Column("observed_at", "Observed"), Column("topic", "Topic"), Column("nct_id", "NCT ID"),
+    rows = [{**c, "change": describe_change(c, name_topic=True)[len(c["nct_id"]) + 1:]} for c in changes]
+    columns = [Column("observed_at", "Observed"), Column("nct_id", "NCT ID"),
                Column("change", "Change"), Column("brief_title", "Title", show=lambda t: _short(t, 60))]
     return rows_as(rows, columns, fmt)
 
@@ -245,37 +254,93 @@ def pull_summary(result) -> str:
         return (f"{result.topic}: API data unchanged since the last pull ({result.data_timestamp}); "
                 f"nothing fetched ({result.requests} request).")
     counts = result.counts
+    mode = f"{result.mode} pull" + (" under the topic's new search" if result.search_changed else "") + (
+        " (first pull)" if result.first_fill else "")
     rejoined = f", {counts.rejoined} back" if counts.rejoined else ""
-    return (f"{result.topic}: {result.mode} pull, {counts.received} studies received "
-            f"({counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged{rejoined}), "
+    refetched = f", {result.refetched} fetched by id" if result.refetched else ""
+    return (f"{result.topic}: {mode}, {counts.received} studies received "
+            f"({counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged{rejoined}{refetched}), "
             f"{result.left} left the topic; {result.requests} requests.")
 
 
+def import_summary(result, source: str) -> str:
+    """One line about a finished import."""
+    counts = result.counts
+    older = f", {counts.older} older than stored (skipped)" if counts.older else ""
+    return (f"{result.topic}: imported {counts.received} studies from {source} "
+            f"({counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged{older})")
+
+
 def render_digest(topic: str, changes: Sequence[dict]) -> str:
-    """What a pull changed, grouped for a person reading the cron mail; '' when nothing changed."""
+    """The changes a topic has not reported yet, grouped for a person reading the cron mail; '' when none.
+
+    Membership events caused by a changed search are summed up in one line, not listed.
+    """
     if not changes:
         return ""
     groups: dict[str, list[str]] = {"New studies": [], "Status changes": [], "Left the topic": [],
-                                    "Back in the topic": [], "Other changes": []}
+                                    "Back in the topic": [], "Other changes": [], "Warnings": []}
+    search_joined = search_left = 0
     for change in changes:
         title = f" ({_short(change['brief_title'], 70)})" if change.get("brief_title") else ""
+        field = change["field"]
+        if field == "membership" and change.get("reason") == "search":
+            search_joined += change["new"] in ("added", "present")
+            search_left += change["new"] == "left"
+            continue
         line = "  " + describe_change(change) + title
-        if change["field"] == "membership":
+        if field == "membership":
             key = {"added": "New studies", "left": "Left the topic"}.get(change["new"], "Back in the topic")
             if change["new"] == "added":
                 line = f"  {change['nct_id']}{title}"
-        elif change["field"] in _STATUS_FIELDS or change["field"] == "why_stopped":
+        elif field == "warning":
+            key = "Warnings"
+        elif field in _STATUS_FIELDS or field == "why_stopped":
             key = "Status changes"
         else:
             key = "Other changes"
         groups[key].append(line)
-    lines = [f"trialsync: {len(changes)} change{'s' if len(changes) != 1 else ''} in {topic}"]
+    count = len(changes)
+    lines = [f"trialsync: {count} change{'s' if count != 1 else ''} in {topic}"]
+    if search_joined or search_left:
+        lines += ["", f"The topic's search changed: {search_joined} "
+                      f"{'study' if search_joined == 1 else 'studies'} joined it and {search_left} left it."]
+    since = min(change["observed_at"] for change in changes)[:10]
     for heading, items in groups.items():
         if items:
             lines += ["", f"{heading}:"] + items[:DIGEST_LINES]
             if len(items) > DIGEST_LINES:
-                lines.append(f"  ... and {len(items) - DIGEST_LINES} more: `trialsync changes {topic} --pulls 1` lists them all")
+                lines.append(f"  ... and {len(items) - DIGEST_LINES} more: "
+                             f"`trialsync changes {topic} --since {since}` lists them all")
     return "\n".join(lines)
+
+
+def render_verification(check, fmt: str) -> list:
+    """How a topic in the store compares with the API: counts by status side by side, then each difference."""
+    if fmt == "json":
+        return [to_json({
+            "topic": check.topic, "agrees": check.agrees, "api_total": check.api_total,
+            "store_total": check.store_total,
+            "statuses": [{"status": s, "label": status_label(s), "api": a, "store": b} for s, a, b in check.by_status],
+            "only_in_api": check.only_in_api, "only_in_store": check.only_in_store,
+            "status_differs": [{"nct_id": i, "api": a, "store": b} for i, a, b in check.status_differs],
+        })]
+    rows = [{"label": status_label(s), "api": a, "store": b, "difference": _signed(b - a) if a != b else ""}
+            for s, a, b in check.by_status]
+    rows.append({"label": "Total", "api": check.api_total, "store": check.store_total,
+                 "difference": _signed(check.store_total - check.api_total) if check.api_total != check.store_total else ""})
+    verdict = ("the store agrees with the API" if check.agrees else "the store differs from the API")
+    blocks = rows_as(rows, [Column("label", "Status"), Column("api", "API", numeric=True),
+                            Column("store", "Store", numeric=True), Column("difference", "Difference", numeric=True)],
+                     fmt, title=f"{check.topic}: {verdict}")
+    lines = [f"{i} is in the API's listing, not in the store" for i in check.only_in_api]
+    lines += [f"{i} is in the store, not in the API's listing" for i in check.only_in_store]
+    lines += [f"{i}: the API says {status_label(a)}, the store says {status_label(b)}" for i, a, b in check.status_differs]
+    if lines:
+        blocks.append("\n".join(lines))
+    if not check.agrees:
+        blocks.append(f"`trialsync pull {check.topic}` brings the store up to date.")
+    return blocks
 
 
 def render_study(facts: dict, fmt: str) -> list:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sqlite3
+from dataclasses import dataclass
 
 from .errors import NotFound
 from .statuses import NO_STATUS, status_label, status_phrase, status_sort_key
-from .store import COUNT_BY_STATUS, MEMBERSHIP
+from .store.history import MEMBERSHIP, TOPIC_CHANGES
+from .store.pulls import COUNT_BY_STATUS
 from .transform import CHILD_COLUMNS
 
-if TYPE_CHECKING:
-    from sqlite_utils import Database
+_CHANGE_COLUMNS = ("c.id, c.nct_id, c.field, c.old, c.new, c.observed_at, c.topic, c.pull_id, c.reason, "
+                   "s.brief_title")
 
 
 def _dicts(cursor) -> list[dict]:
@@ -26,10 +28,15 @@ def _status_entries(counts: dict[str, int]) -> list[dict]:
     ]
 
 
-def _last_pull(db: Database, topic: str, outcomes: tuple[str, ...], before: int | None = None) -> dict | None:
+def _epoch(db: sqlite3.Connection, topic: str) -> int:
+    row = db.execute("SELECT epoch FROM topics WHERE name = ?", [topic]).fetchone()
+    return row[0] if row else 0
+
+
+def _last_pull(db: sqlite3.Connection, topic: str, outcomes: tuple[str, ...], before: int | None = None) -> dict | None:
     marks = ", ".join("?" for _ in outcomes)
-    sql = f"SELECT * FROM pulls WHERE topic = ? AND outcome IN ({marks})"
-    params: list = [topic, *outcomes]
+    sql = f"SELECT * FROM pulls WHERE topic = ? AND id > ? AND outcome IN ({marks})"
+    params: list = [topic, _epoch(db, topic), *outcomes]
     if before is not None:
         sql += " AND id < ?"
         params.append(before)
@@ -37,7 +44,7 @@ def _last_pull(db: Database, topic: str, outcomes: tuple[str, ...], before: int 
     return rows[0] if rows else None
 
 
-def status_report(db: Database, topic: str) -> dict:
+def status_report(db: sqlite3.Connection, topic: str) -> dict:
     """Count the topic's present studies by overall status, with the previous complete pull's counts.
 
     Returns ``{"topic", "total", "as_of", "data_timestamp", "statuses", "unknown_by_last_known",
@@ -81,7 +88,7 @@ def status_report(db: Database, topic: str) -> dict:
     }
 
 
-def _written_since(db: Database, pull_id: int) -> bool:
+def _written_since(db: sqlite3.Connection, pull_id: int) -> bool:
     """Whether any pull or import after ``pull_id`` (of any topic) may have written studies."""
     found = db.execute("SELECT 1 FROM pulls WHERE id > ? AND outcome != 'unchanged' LIMIT 1", [pull_id]).fetchone()
     return found is not None
@@ -95,52 +102,83 @@ def status_summary(report: dict) -> str:
     return f"{head}: {', '.join(parts)}" if parts else head
 
 
-def list_changes(db: Database, topic: str | None = None, since: str | None = None, pulls: int | None = None) -> list[dict]:
+def list_changes(db: sqlite3.Connection, topic: str | None = None, since: str | None = None,
+                 pulls: int | None = None) -> list[dict]:
     """Changes, newest pull first, each pull's in the order seen.
 
-    Each is a dict of ``nct_id, field, old, new, observed_at, topic, pull_id, brief_title``.
-
-    With ``topic``: changes seen by its pulls, and changes to its studies seen by other topics' pulls.
-    ``since`` keeps changes observed on or after that date; ``pulls`` those of the last N pulls.
+    Each is a dict of ``id, nct_id, field, old, new, observed_at, topic, pull_id, reason, brief_title``.
+    With ``topic``: the changes of its member studies, whichever pull observed them, and its own
+    membership events. ``since`` keeps changes observed on or after that date; ``pulls`` those of the
+    last N pulls and imports.
     """
-    where, params = [], []
+    where, params = [], {}
     if topic is not None:
-        where.append("(c.topic = ? OR (c.field != ? AND c.nct_id IN "
-                     "(SELECT nct_id FROM topic_studies WHERE topic = ?)))")
-        params += [topic, MEMBERSHIP, topic]
+        where.append(TOPIC_CHANGES)
+        params["topic"] = topic
     if since is not None:
-        where.append("c.observed_at >= ?")
-        params.append(since)
+        where.append("c.observed_at >= :since")
+        params["since"] = since
     if pulls is not None:
-        pull_where = "WHERE topic = ?" if topic is not None else ""
-        where.append(f"c.pull_id IN (SELECT id FROM pulls {pull_where} ORDER BY id DESC LIMIT ?)")
-        params += ([topic] if topic is not None else []) + [pulls]
-    sql = ("SELECT c.nct_id, c.field, c.old, c.new, c.observed_at, c.topic, c.pull_id, s.brief_title "
-           "FROM changes c LEFT JOIN studies s ON s.nct_id = c.nct_id")
+        where.append("c.pull_id IN (SELECT id FROM pulls ORDER BY id DESC LIMIT :pulls)")
+        params["pulls"] = pulls
+    sql = f"SELECT {_CHANGE_COLUMNS} FROM changes c LEFT JOIN studies s ON s.nct_id = c.nct_id"
     if where:
         sql += " WHERE " + " AND ".join(where)
     return _dicts(db.execute(sql + " ORDER BY c.pull_id DESC, c.id", params))
 
 
-def pull_changes(db: Database, pull_id: int) -> list[dict]:
-    """The changes one pull recorded, in the order it saw them."""
-    return _dicts(db.execute(
-        "SELECT c.nct_id, c.field, c.old, c.new, c.observed_at, c.topic, c.pull_id, s.brief_title "
-        "FROM changes c LEFT JOIN studies s ON s.nct_id = c.nct_id WHERE c.pull_id = ? ORDER BY c.id", [pull_id]))
+@dataclass
+class Digest:
+    """A topic's changes not yet reported, oldest first; ``through`` is the id to mark reported once shown."""
+
+    topic: str
+    changes: list[dict]
+    through: int
 
 
-def list_pulls(db: Database, topic: str | None = None, limit: int = 20) -> list[dict]:
-    """The most recent pulls and imports, newest first, with their counts."""
+def unreported_changes(db: sqlite3.Connection, topic: str) -> Digest:
+    """Everything not yet reported for ``topic``: its studies' changes and its membership events after
+    the topic's digest cursor, whichever pull or import observed them (failed and killed ones too)."""
+    row = db.execute("SELECT reported_through FROM topics WHERE name = ?", [topic]).fetchone()
+    if row is None:
+        return Digest(topic, [], 0)
+    changes = _dicts(db.execute(
+        f"SELECT {_CHANGE_COLUMNS} FROM changes c LEFT JOIN studies s ON s.nct_id = c.nct_id "
+        f"WHERE c.id > :cursor AND {TOPIC_CHANGES} ORDER BY c.id", {"cursor": row[0], "topic": topic}))
+    return Digest(topic, changes, max((c["id"] for c in changes), default=row[0]))
+
+
+def list_pulls(db: sqlite3.Connection, topic: str | None = None, limit: int = 20) -> list[dict]:
+    """The most recent pulls and imports, newest first, with their counts; NotFound for a topic never seen."""
     sql = ("SELECT id, topic, kind, mode, started_at, finished_at, outcome, requests, received, new, updated, "
            "unchanged, left_topic, rejoined, data_timestamp, error FROM pulls")
     params: list = []
     if topic is not None:
+        known = db.execute("SELECT 1 FROM topics WHERE name = ? UNION ALL SELECT 1 FROM pulls WHERE topic = ? LIMIT 1",
+                           [topic, topic]).fetchone()
+        if known is None:
+            raise NotFound(f"unknown topic {topic!r}: no pull or import of it is recorded")
         sql += " WHERE topic = ?"
         params.append(topic)
     return _dicts(db.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]))
 
 
-def study_facts(db: Database, nct_id: str) -> dict:
+def topic_rows(db: sqlite3.Connection) -> list[dict]:
+    """Each stored topic with how many studies it holds, its last complete pull or import, and its search."""
+    import orjson
+
+    rows = []
+    for name, params, epoch in db.execute("SELECT name, params, epoch FROM topics ORDER BY name").fetchall():
+        studies = db.execute("SELECT count(*) FROM topic_studies WHERE topic = ? AND present = 1", [name]).fetchone()[0]
+        last = db.execute("SELECT max(finished_at) FROM pulls WHERE topic = ? AND id > ? AND outcome IN "
+                          "('complete', 'unchanged')", [name, epoch]).fetchone()[0]
+        search = orjson.loads(params)
+        rows.append({"name": name, "studies": studies, "last_pull": last,
+                     "search": " ".join(f"{k}={v}" for k, v in search.items() if v)})
+    return rows
+
+
+def study_facts(db: sqlite3.Connection, nct_id: str) -> dict:
     """The key facts of one stored study, with its child rows and topics; NotFound if it is not stored."""
     rows = _dicts(db.execute(
         "SELECT nct_id, brief_title, official_title, acronym, overall_status, last_known_status, why_stopped, "
@@ -158,7 +196,7 @@ def study_facts(db: Database, nct_id: str) -> dict:
     return facts
 
 
-def study_raw(db: Database, nct_id: str) -> str:
+def study_raw(db: sqlite3.Connection, nct_id: str) -> str:
     """The stored raw JSON text of one study, exactly as received; NotFound if it is not stored."""
     row = db.execute("SELECT raw FROM studies WHERE nct_id = ?", [nct_id]).fetchone()
     if row is None:

@@ -22,7 +22,7 @@ SEARCH_PARAMETERS: dict[str, str] = {
     "geo": "filter.geo",
 }
 
-_TOPIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_TOPIC_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ BUILTIN_TOPICS: dict[str, Topic] = {
 
 def validate_topic_name(name: str) -> str:
     """Return ``name`` if it is a usable topic name (lowercase letters, digits, ``-_.``), else raise UsageError."""
-    if not _TOPIC_NAME.match(name or ""):
+    if not isinstance(name, str) or not _TOPIC_NAME.fullmatch(name):
         raise UsageError(
             f"invalid topic name {name!r}: use 1-64 lowercase letters, digits, '-', '_' or '.', starting with a letter or digit"
         )

@@ -1,0 +1,253 @@
+"""Opening the database: ours or untouched. A file trialsync did not make, or one from a newer trialsync,
+is refused before a byte of it is read by SQLite; read-only use never creates or writes anything; the
+write lock is taken on the file's real path. Also: transactions, and what a SQLite error means."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import LockBusy, NotFound, StoreError
+
+APPLICATION_ID = 0x54535943  # "TSYC" in the SQLite header: this file is a trialsync database
+SCHEMA_VERSION = 2  # PRAGMA user_version once every migration has run (migrations.py checks it)
+BUSY_TIMEOUT_SECONDS = 30.0
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_LEGACY_TABLES = {"topics", "studies", "pulls", "topic_studies", "changes", "_sqlite_migrations"}
+
+
+def default_db_path() -> Path:
+    """The database used when neither ``--db`` nor ``TRIALSYNC_DB`` is given."""
+    from platformdirs import user_data_path
+
+    return user_data_path("trialsync", appauthor=False) / "trialsync.db"
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What is at a database path, read from the file's first 100 bytes without SQLite."""
+
+    kind: str  # missing | empty | ours | foreign | not-sqlite | directory
+    user_version: int = 0
+    wal: bool = False
+
+
+def inspect_file(path: Path) -> FileState:
+    """Tell whether ``path`` is missing, empty, a trialsync database, or something that is not ours."""
+    if path.is_dir():
+        return FileState("directory")
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(100)
+    except FileNotFoundError:
+        return FileState("missing")
+    except OSError as exc:
+        raise StoreError(f"cannot read database {path}: {exc.strerror or exc}") from None
+    if not header:
+        return FileState("empty")
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        return FileState("not-sqlite")
+    user_version = int.from_bytes(header[60:64], "big")
+    application_id = int.from_bytes(header[68:72], "big")
+    wal = header[18] == 2
+    if application_id == APPLICATION_ID:
+        return FileState("ours", user_version, wal)
+    if application_id == 0 and user_version == 1 and _is_first_release_database(path, wal):
+        return FileState("ours", user_version, wal)
+    return FileState("foreign", user_version, wal)
+
+
+def _is_first_release_database(path: Path, wal: bool) -> bool:
+    """Whether an unmarked SQLite file is a database of trialsync's first release (schema 1, no application id).
+
+    Read with ``immutable=1`` unless a WAL file is already there, so that nothing is created beside it.
+    """
+    immutable = wal and not Path(f"{path}-wal").exists() or not wal
+    uri = f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not _LEGACY_TABLES <= tables:
+                return False
+            return conn.execute(
+                "SELECT count(*) FROM _sqlite_migrations WHERE migration_set = 'trialsync'").fetchone()[0] > 0
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+
+
+def _refuse(path: Path, state: FileState) -> None:
+    """Raise the error that says why ``path`` is not used, if it is not usable."""
+    if state.kind == "directory":
+        raise StoreError(f"cannot use database {path}: it is a directory")
+    if state.kind == "not-sqlite":
+        raise StoreError(f"cannot use database {path}: it is not a SQLite database; trialsync leaves it untouched")
+    if state.kind == "foreign":
+        raise StoreError(f"cannot use database {path}: it is a SQLite database that trialsync did not make; "
+                         "trialsync leaves it untouched (choose another file with --db)")
+    if state.kind == "ours" and state.user_version > SCHEMA_VERSION:
+        raise StoreError(f"cannot use database {path}: it was made by a newer trialsync (schema {state.user_version}, "
+                         f"this one knows up to {SCHEMA_VERSION}); upgrade trialsync. The file was left untouched")
+
+
+def _connect(target: str, uri: bool = False) -> sqlite3.Connection:
+    # Autocommit: every transaction is explicit (see ``transaction``).
+    conn = sqlite3.connect(target, uri=uri, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False,
+                           isolation_level=None)
+    return conn
+
+
+def open_for_reading(path: str | os.PathLike) -> sqlite3.Connection:
+    """A read-only connection to an existing trialsync database at ``path``.
+
+    Creates nothing: a missing path raises NotFound. A database of an older schema is first brought up
+    to date (it is ours, and every command of this release needs its shape).
+    """
+    path = Path(path).expanduser()
+    state = inspect_file(path)
+    if state.kind in ("missing", "empty"):
+        raise NotFound(f"no trialsync database at {path} yet: `trialsync pull` or `trialsync import FILE` makes one")
+    _refuse(path, state)
+    if state.user_version < SCHEMA_VERSION:
+        with write_lock(path), open_for_writing_locked(path):
+            pass
+    try:
+        conn = _connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise describe_error(exc, path) from None
+    if version > SCHEMA_VERSION:
+        conn.close()
+        _refuse(path, FileState("ours", version))
+    return conn
+
+
+@contextmanager
+def open_for_writing(path: str | os.PathLike, wait: float = 0.0) -> Iterator[sqlite3.Connection]:
+    """Hold the write lock and a read-write connection to the trialsync database at ``path``, creating it
+    (and its folder) when missing and migrating it when older. A file that is not ours is refused before
+    the lock file is made beside it."""
+    path = Path(path).expanduser()
+    _refuse(path, inspect_file(path))
+    with write_lock(path, wait), open_for_writing_locked(path) as conn:
+        yield conn
+
+
+@contextmanager
+def open_for_writing_locked(path: Path) -> Iterator[sqlite3.Connection]:
+    """The read-write connection of ``open_for_writing``; call only while holding the write lock."""
+    state = inspect_file(path)  # again, now that nobody else can be creating it
+    _refuse(path, state)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(str(path))
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot open database {path}: {exc}") from None
+    try:
+        if state.kind in ("missing", "empty"):
+            # The first write marks the file as ours, so that a crash before the tables exist leaves a file
+            # the next run recognises and finishes, not a foreign-looking empty database.
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            _refuse(path, FileState("ours", version))
+        if version < SCHEMA_VERSION:
+            from .migrations import migrate
+
+            migrate(conn)
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")
+        # With WAL, NORMAL keeps the database consistent through a crash; at worst the last commits are lost.
+        conn.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise describe_error(exc, path) from None
+    except BaseException:
+        conn.close()
+        raise
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run the block in one write transaction (or inside the one already open): all of it or none of it."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def describe_error(exc: sqlite3.Error, path: str | os.PathLike | None = None) -> StoreError:
+    """A SQLite error as one line saying what happened to the database."""
+    text = str(exc)
+    lowered = text.lower()
+    where = f"database {path}" if path else "the database"
+    if "disk is full" in lowered or "database or disk is full" in lowered:
+        what = f"the disk holding {where} is full"
+    elif "readonly" in lowered or "read-only" in lowered:
+        what = f"{where} is read-only (check the file's and its folder's permissions)"
+    elif "malformed" in lowered or "not a database" in lowered or "corrupt" in lowered:
+        what = f"{where} is damaged (`sqlite3 FILE 'PRAGMA integrity_check'` says where)"
+    elif "locked" in lowered or "busy" in lowered:
+        what = f"{where} is locked by another program"
+    elif "unable to open" in lowered:
+        what = f"cannot open {where}"
+    elif "disk i/o" in lowered:
+        what = f"reading or writing {where} failed (disk I/O error)"
+    else:
+        what = f"{where} failed"
+    return StoreError(f"{what}: {text}")
+
+
+def database_path(conn: sqlite3.Connection) -> str | None:
+    """The file behind ``conn`` (None in memory)."""
+    return conn.execute("PRAGMA database_list").fetchone()[2] or None
+
+
+def open_reader(conn: sqlite3.Connection) -> sqlite3.Connection | None:
+    """A second, read-only connection to ``conn``'s file, usable while another thread writes (WAL)."""
+    path = database_path(conn)
+    if not path:
+        return None
+    return sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True, check_same_thread=False)
+
+
+@contextmanager
+def write_lock(db_path: str | os.PathLike, wait: float = 0.0) -> Iterator[None]:
+    """Hold the database's write lock, waiting up to ``wait`` seconds; else raise LockBusy.
+
+    The lock file is ``<real path>.lock``: a symlink or another spelling of the same file shares it. The
+    operating system releases the lock when its holder dies, so a killed pull never leaves it stuck.
+    """
+    from filelock import FileLock, Timeout
+
+    path = Path(db_path).expanduser().resolve()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{path}.lock")
+        lock.acquire(timeout=max(wait, 0.0))
+    except Timeout:
+        waited = f" after waiting {wait:g}s" if wait > 0 else ""
+        raise LockBusy(f"another trialsync pull is writing to {path}{waited}; try again later or use --wait") from None
+    except OSError as exc:
+        raise StoreError(f"cannot lock database {path}: {exc.strerror or exc}") from None
+    try:
+        yield
+    finally:
+        lock.release()

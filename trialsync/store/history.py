@@ -1,0 +1,35 @@
+"""The change log: facts about studies (a field's old and new value) and each topic's membership events.
+
+A change to a study is not filed under a topic: a topic's changes are those of its member studies plus its
+own membership events, whichever pull or import observed them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+MEMBERSHIP = "membership"  # field of a study joining ('added'), leaving ('left') or rejoining ('present') a topic
+WARNING = "warning"  # field of a note about a record, such as a date that cannot move the watermark
+SEARCH_CHANGED = "search"  # reason of the membership events a changed search caused
+
+INSERT_CHANGE = ("INSERT INTO changes (pull_id, topic, nct_id, field, old, new, observed_at, reason) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_VERSION = ("INSERT INTO versions (nct_id, pull_id, replaced_at, last_update_posted, raw_zlib) "
+                  "VALUES (?, ?, ?, ?, ?)")
+
+# A study change belongs to a topic while the study is a member, from the pull that made it one to the
+# pull that saw it leave.
+TOPIC_CHANGES = """(c.topic = :topic OR (c.topic IS NULL AND EXISTS (
+    SELECT 1 FROM topic_studies m WHERE m.topic = :topic AND m.nct_id = c.nct_id
+    AND c.pull_id >= coalesce(m.first_pull, 0) AND (m.present = 1 OR c.pull_id <= m.left_pull))))"""
+
+
+def insert_changes(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
+    """Append change rows: ``(pull_id, topic, nct_id, field, old, new, observed_at, reason)``."""
+    conn.executemany(INSERT_CHANGE, rows)
+
+
+def last_change_id(conn: sqlite3.Connection) -> int:
+    """The id of the newest change row (0 when there is none)."""
+    return conn.execute("SELECT coalesce(max(id), 0) FROM changes").fetchone()[0]

@@ -1,0 +1,288 @@
+"""Saving studies: a pure "what changed" diff of each incoming record against the stored one, then the
+writes of a whole page in one transaction, so that a pull killed at any moment leaves the database as
+it was before that page or after it, never in between."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from .. import dates
+from ..dates import iso_day, watermark_date
+from ..transform import CHILD_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows
+from .db import transaction
+from .history import INSERT_CHANGE, INSERT_VERSION, MEMBERSHIP, WARNING
+
+API, FILE = "api", "file"  # where a record came from: the API is the truth; a file never makes the store older
+NEW, SAME, REFRESHED, CHANGED, OLDER = "new", "same", "refreshed", "changed", "older"
+_CHUNK = 500  # bound parameters per IN (...) query
+
+
+@dataclass(frozen=True)
+class StoredStudy:
+    """What the diff needs of a stored study."""
+
+    raw: bytes
+    last_update_posted: str | None
+    version_holder: str | None
+    tracked: tuple  # the values of TRACKED_FIELDS
+
+
+@dataclass(frozen=True)
+class StudyDiff:
+    """The verdict on one incoming record: new, same, refreshed (only ``versionHolder`` or formatting
+    moved), changed (with its tracked field changes), or older (a file's record behind the stored one)."""
+
+    verdict: str
+    changes: tuple[tuple[str, object, object], ...] = ()
+
+
+# versionHolder is the date of the registry's data release: it moves for every study at each refresh, so two
+# records that differ only there describe the same study state.
+_VERSION_HOLDER = re.compile(rb'"versionHolder"\s*:\s*"[^"]*"')
+
+
+def same_content(stored_raw: bytes, new_raw: bytes) -> bool:
+    """Whether two records hold the same data, ``versionHolder`` and JSON formatting aside."""
+    if _VERSION_HOLDER.sub(b"", stored_raw) == _VERSION_HOLDER.sub(b"", new_raw):
+        return True
+    return _without_version_holder(orjson.loads(stored_raw)) == _without_version_holder(orjson.loads(new_raw))
+
+
+def _without_version_holder(record: dict) -> dict:
+    misc = (record.get("derivedSection") or {}).get("miscInfoModule")
+    if isinstance(misc, dict) and "versionHolder" in misc:
+        record["derivedSection"]["miscInfoModule"] = {k: v for k, v in misc.items() if k != "versionHolder"}
+    return record
+
+
+def is_earlier_state(new_updated, new_release, old_updated, old_release) -> bool:
+    """Whether a record last updated ``new_updated`` in data release ``new_release`` is an earlier state of
+    its study than one of ``old_updated`` and ``old_release``. Dates that are not dates decide nothing."""
+    new_day, old_day = iso_day(new_updated), iso_day(old_updated)
+    if new_day and old_day and new_day != old_day:
+        return new_day < old_day
+    new_release, old_release = iso_day(new_release), iso_day(old_release)
+    return bool(new_release and old_release and new_release < old_release)
+
+
+def is_older(incoming: StudyRows, stored: StoredStudy) -> bool:
+    """Whether ``incoming`` is an earlier state of the study than ``stored`` (see ``is_earlier_state``)."""
+    return is_earlier_state(incoming.value("last_update_posted"), incoming.value("version_holder"),
+                            stored.last_update_posted, stored.version_holder)
+
+
+def diff_study(stored: StoredStudy | None, incoming: StudyRows, source: str) -> StudyDiff:
+    """What saving ``incoming`` over ``stored`` would change. Pure: reads and writes nothing."""
+    if stored is None:
+        return StudyDiff(NEW)
+    new_raw = incoming.value("raw")
+    if stored.raw == new_raw:
+        return StudyDiff(SAME)
+    if same_content(stored.raw, new_raw):
+        # From the API the bytes are stored as sent; a file's copy of the same data changes nothing.
+        return StudyDiff(REFRESHED if source == API else SAME)
+    if source == FILE and is_older(incoming, stored):
+        return StudyDiff(OLDER)
+    changes = tuple((name, old, incoming.value(name)) for name, old in zip(TRACKED_FIELDS, stored.tracked)
+                    if old != incoming.value(name))
+    return StudyDiff(CHANGED, changes)
+
+
+def date_warning(last_update_posted, ceiling: str) -> str | None:
+    """Why a study's last update posted date cannot move a watermark, or None if it can (or is absent)."""
+    if last_update_posted is None or watermark_date(last_update_posted, ceiling):
+        return None
+    if iso_day(last_update_posted) is None:
+        return f"last update posted {last_update_posted!r} is not a YYYY-MM-DD date; it does not move the watermark"
+    return (f"last update posted {last_update_posted} is after the API's data date {ceiling}; "
+            "it does not move the watermark")
+
+
+@dataclass
+class SaveCounts:
+    """What saving some studies did, by study."""
+
+    received: int = 0
+    new: int = 0  # new to the topic
+    updated: int = 0
+    unchanged: int = 0
+    rejoined: int = 0
+    older: int = 0  # a file's record older than the stored one: skipped
+
+    def add(self, other: "SaveCounts") -> None:
+        """Add ``other``'s counts to these."""
+        for name in ("received", "new", "updated", "unchanged", "rejoined", "older"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass(frozen=True)
+class SaveContext:
+    """How a batch of studies joins its topic: from the API or a file; whether joining is news (false while a
+    topic is first filled); the reason membership events carry; the last day a real update can carry."""
+
+    topic: str
+    pull_id: int
+    source: str
+    log_membership: bool
+    ceiling: str
+    reason: str | None = None
+
+
+@dataclass
+class _Writes:
+    studies: list[tuple] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)  # studies whose child rows go first
+    children: list[StudyRows] = field(default_factory=list)
+    refreshed: list[tuple] = field(default_factory=list)
+    versions: list[tuple] = field(default_factory=list)
+    changes: list[tuple] = field(default_factory=list)
+    joined: list[tuple] = field(default_factory=list)
+    rejoined: list[tuple] = field(default_factory=list)
+    seen_by_api: list[tuple] = field(default_factory=list)
+
+
+# raw arrives as the UTF-8 bytes the API sent; SQLite turns them into TEXT without a copy through Python.
+_INSERT_STUDY = (f"INSERT OR REPLACE INTO studies ({', '.join(STUDY_COLUMNS)}) "
+                 f"VALUES ({', '.join('?' * (len(STUDY_COLUMNS) - 1))}, CAST(? AS TEXT))")
+_INSERT_CHILD = {
+    table: f"INSERT INTO {table} (nct_id, seq, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 2))})"
+    for table, cols in CHILD_COLUMNS.items()
+}
+_DELETE_CHILD = {table: f"DELETE FROM {table} WHERE nct_id = ?" for table in CHILD_COLUMNS}
+_STORED_SELECT = ("SELECT nct_id, CAST(raw AS BLOB), last_update_posted, version_holder, "
+                  f"{', '.join(TRACKED_FIELDS)} FROM studies WHERE nct_id IN ({{marks}})")
+
+
+def _chunks(items: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def select_in(conn: sqlite3.Connection, sql: str, ids: Sequence[str], *before) -> list[tuple]:
+    """Rows of ``sql`` (with ``{marks}`` for the placeholders of ``ids``), ``ids`` taken a chunk at a time."""
+    rows: list[tuple] = []
+    for chunk in _chunks(ids):
+        marks = ", ".join("?" * len(chunk))
+        rows.extend(conn.execute(sql.format(marks=marks), [*before, *chunk]).fetchall())
+    return rows
+
+
+def stored_studies(conn: sqlite3.Connection, nct_ids: Sequence[str]) -> dict[str, StoredStudy]:
+    """The stored state of those of ``nct_ids`` the store holds."""
+    return {row[0]: StoredStudy(row[1], row[2], row[3], tuple(row[4:])) for row in select_in(conn, _STORED_SELECT, nct_ids)}
+
+
+def stored_raw_and_date(conn: sqlite3.Connection, nct_ids: Sequence[str]) -> dict[str, tuple[bytes, str | None]]:
+    """The stored raw JSON bytes and last update posted date of those of ``nct_ids`` the store holds."""
+    rows = select_in(conn, "SELECT nct_id, CAST(raw AS BLOB), last_update_posted FROM studies "
+                           "WHERE nct_id IN ({marks})", nct_ids)
+    return {nct_id: (raw, updated) for nct_id, raw, updated in rows}
+
+
+def save_studies(conn: sqlite3.Connection, incoming: Sequence[StudyRows], context: SaveContext,
+                 same_ids: Sequence[str] = ()) -> SaveCounts:
+    """Save studies into ``context.topic`` in one transaction, and count what that changed.
+
+    A record identical to the stored one writes nothing. A changed one keeps the replaced record in
+    ``versions`` and logs its tracked fields in ``changes``. A study new to the topic, or back in it, is
+    logged as a membership event when ``context.log_membership``. ``same_ids`` are studies received byte
+    for byte as stored: only their membership is looked at. Saving the same records twice changes nothing.
+    """
+    incoming = list({study.nct_id: study for study in incoming}.values())  # a study twice: the later copy wins
+    ids = [study.nct_id for study in incoming]
+    in_incoming = set(ids)
+    same_ids = list(dict.fromkeys(nct_id for nct_id in same_ids if nct_id not in in_incoming))
+    stored = stored_studies(conn, ids)
+    membership = {row[0]: (row[1], row[2]) for row in select_in(
+        conn, "SELECT nct_id, present, api_seen FROM topic_studies WHERE topic = ? AND nct_id IN ({marks})",
+        ids + same_ids, context.topic)}
+    now = dates.utc_now()
+    counts = SaveCounts(received=len(ids) + len(same_ids))
+    writes = _Writes()
+    for study in incoming:
+        verdict = _plan_study(study, stored.get(study.nct_id), context, now, writes)
+        _plan_membership(study.nct_id, membership.get(study.nct_id), verdict, context, now, writes, counts)
+    for nct_id in same_ids:
+        _plan_membership(nct_id, membership.get(nct_id), SAME, context, now, writes, counts)
+    del stored
+    with transaction(conn):
+        _write(conn, writes)
+        conn.execute(
+            "UPDATE pulls SET received = received + ?, new = new + ?, updated = updated + ?, "
+            "unchanged = unchanged + ?, rejoined = rejoined + ? WHERE id = ?",
+            [counts.received, counts.new, counts.updated, counts.unchanged, counts.rejoined, context.pull_id])
+    return counts
+
+
+def _plan_study(study: StudyRows, stored: StoredStudy | None, context: SaveContext, now: str, writes: _Writes) -> str:
+    diff = diff_study(stored, study, context.source)
+    nct_id = study.nct_id
+    if diff.verdict == REFRESHED:
+        writes.refreshed.append((study.value("raw"), study.value("version_holder"), nct_id))
+    elif diff.verdict in (NEW, CHANGED):
+        writes.studies.append(study.study)
+        writes.children.append(study)
+        if diff.verdict == CHANGED:
+            writes.replaced.append(nct_id)
+            writes.versions.append((nct_id, context.pull_id, now, stored.last_update_posted, zlib.compress(stored.raw, 1)))
+            writes.changes += [(context.pull_id, None, nct_id, name, old, new, now, None) for name, old, new in diff.changes]
+        updated = study.value("last_update_posted")
+        warning = date_warning(updated, context.ceiling)
+        if warning and (stored is None or stored.last_update_posted != updated):
+            writes.changes.append((context.pull_id, None, nct_id, WARNING, None, warning, now, None))
+    return diff.verdict
+
+
+def _plan_membership(nct_id: str, member: tuple[int, int] | None, verdict: str, context: SaveContext, now: str,
+                     writes: _Writes, counts: SaveCounts) -> None:
+    api_seen = int(context.source == API)
+    if member is None:
+        counts.new += 1
+        writes.joined.append((context.topic, nct_id, context.pull_id, api_seen))
+        if context.log_membership:
+            writes.changes.append((context.pull_id, context.topic, nct_id, MEMBERSHIP, None, "added", now, context.reason))
+        return
+    present, seen = member
+    if not present:
+        counts.rejoined += 1
+        writes.rejoined.append((api_seen, context.topic, nct_id))
+        writes.changes.append((context.pull_id, context.topic, nct_id, MEMBERSHIP, "left", "present", now, context.reason))
+        return
+    if api_seen and not seen:
+        writes.seen_by_api.append((context.topic, nct_id))
+    if verdict == CHANGED:
+        counts.updated += 1
+    elif verdict == OLDER:
+        counts.older += 1
+    else:
+        counts.unchanged += 1
+
+
+def _write(conn: sqlite3.Connection, writes: _Writes) -> None:
+    if writes.studies:
+        conn.executemany(_INSERT_STUDY, writes.studies)
+        for table in CHILD_COLUMNS:
+            if writes.replaced:
+                conn.executemany(_DELETE_CHILD[table], [(nct_id,) for nct_id in writes.replaced])
+            conn.executemany(_INSERT_CHILD[table], [
+                (study.nct_id, seq, *child) for study in writes.children for seq, child in enumerate(study.children[table])])
+    if writes.refreshed:
+        conn.executemany("UPDATE studies SET raw = CAST(? AS TEXT), version_holder = ? WHERE nct_id = ?", writes.refreshed)
+    if writes.versions:
+        conn.executemany(INSERT_VERSION, writes.versions)
+    if writes.joined:
+        conn.executemany("INSERT INTO topic_studies (topic, nct_id, present, first_pull, api_seen) VALUES (?, ?, 1, ?, ?)",
+                         writes.joined)
+    if writes.rejoined:
+        conn.executemany("UPDATE topic_studies SET present = 1, left_at = NULL, left_pull = NULL, "
+                         "api_seen = max(api_seen, ?) WHERE topic = ? AND nct_id = ?", writes.rejoined)
+    if writes.seen_by_api:
+        conn.executemany("UPDATE topic_studies SET api_seen = 1 WHERE topic = ? AND nct_id = ?", writes.seen_by_api)
+    if writes.changes:
+        conn.executemany(INSERT_CHANGE, writes.changes)

@@ -1,0 +1,148 @@
+"""Files a person already has: reading study records from them, and importing them into a topic.
+
+An import never makes the store older: a record older than the stored one is skipped and counted, and a
+record with the same content as the stored one changes nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from ..dates import utc_today
+from ..errors import ImportFileError, Interrupted, RecordError, TrialsyncError
+from ..store import db as store_db
+from ..store import history, pulls, topics
+from ..store.studies import FILE, SaveContext, SaveCounts, is_earlier_state, save_studies
+from ..topics import BUILTIN_TOPICS, Topic
+from ..transform import StudyRows, check_study_record, serialize, study_rows
+
+BATCH = 1000
+KINDS = "a ctg-studies.json array, a ctg-studies.json.zip, a saved /studies page, JSON lines or one study record"
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """Every study record in ``path``; raises ImportFileError naming the first thing that is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImportFileError(f"cannot import {path}: no such file")
+    try:
+        if zipfile.is_zipfile(path):
+            records = list(_zip_records(path))
+        else:
+            records = _json_records(path, path.read_bytes())
+    except OSError as exc:
+        raise ImportFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except zipfile.BadZipFile as exc:
+        raise ImportFileError(f"cannot import {path}: damaged zip file ({exc})") from None
+    if not records:
+        raise ImportFileError(f"{path} holds no study records")
+    for index, record in enumerate(records, start=1):
+        try:
+            check_study_record(record)
+        except RecordError as exc:
+            raise ImportFileError(f"{path}: item {index}: {exc}; expected {KINDS}") from None
+    return records
+
+
+def _zip_records(path: Path) -> Iterator[dict]:
+    with zipfile.ZipFile(path) as archive:
+        for name in sorted(archive.namelist()):
+            if name.endswith("/"):
+                continue
+            if not name.lower().endswith(".json"):
+                raise ImportFileError(f"{path}: member {name} is not a .json file; expected {KINDS}")
+            yield from _json_records(Path(f"{path}:{name}"), archive.read(name))
+
+
+def _json_records(path: Path, data: bytes) -> list[dict]:
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return _json_lines(path, data)
+    if isinstance(parsed, list):
+        return parsed
+    if isinstance(parsed, dict) and isinstance(parsed.get("studies"), list):
+        return parsed["studies"]
+    if isinstance(parsed, dict) and "protocolSection" in parsed:
+        return [parsed]
+    raise ImportFileError(f"{path} is JSON but not study records; expected {KINDS}")
+
+
+def _json_lines(path: Path, data: bytes) -> list[dict]:
+    records = []
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            raise ImportFileError(f"{path} is not valid JSON (line {number}); expected {KINDS}") from None
+    return records
+
+
+def flatten_records(records: list[dict], source: str) -> list[StudyRows]:
+    """Each record as rows; the newest copy of a study listed twice; ImportFileError naming a bad record."""
+    newest: dict[str, StudyRows] = {}
+    for index, record in enumerate(records, start=1):
+        try:
+            rows = study_rows(record, serialize(record))
+        except RecordError as exc:
+            raise ImportFileError(f"{source}: item {index}: {exc}") from None
+        kept = newest.get(rows.nct_id)
+        if kept is None or not is_earlier_state(rows.value("last_update_posted"), rows.value("version_holder"),
+                                                kept.value("last_update_posted"), kept.value("version_holder")):
+            newest[rows.nct_id] = rows
+    return list(newest.values())
+
+
+@dataclass
+class ImportResult:
+    """What an import did."""
+
+    topic: str
+    pull_id: int
+    counts: SaveCounts
+
+
+def import_records(conn: sqlite3.Connection, records: list[dict], topic_name: str, source: str,
+                   stop: threading.Event | None = None) -> ImportResult:
+    """Save ``records`` into the store as members of ``topic_name``: all or nothing, recorded as an import.
+
+    An unknown topic is created without search parameters (it holds imported studies only), or with the
+    built-in search of that name. A stop request rolls the whole import back and raises Interrupted.
+    """
+    flattened = flatten_records(records, source)
+    state = topics.topic_state(conn, topic_name)
+    if state is None:
+        topics.save_topic(conn, BUILTIN_TOPICS.get(topic_name) or Topic(topic_name, {}))
+        state = topics.topic_state(conn, topic_name)
+    pull_id = pulls.start_pull(conn, topic_name, kind="import", mode="file", source=source)
+    context = SaveContext(topic_name, pull_id, FILE, state.filled, utc_today())
+    counts = SaveCounts()
+    try:
+        with store_db.transaction(conn):
+            for start in range(0, len(flattened), BATCH):
+                if stop is not None and stop.is_set():
+                    raise Interrupted(f"import of {source} interrupted; nothing was imported")
+                counts.add(save_studies(conn, flattened[start:start + BATCH], context))
+    except (TrialsyncError, KeyboardInterrupt) as exc:
+        message = str(exc) or "stopped at once by a second Ctrl-C"
+        pulls.record_failure(conn, pull_id, "interrupted" if isinstance(exc, (Interrupted, KeyboardInterrupt))
+                             else "failed", message)
+        raise
+    except sqlite3.Error as exc:
+        error = store_db.describe_error(exc, store_db.database_path(conn))
+        pulls.record_failure(conn, pull_id, "failed", str(error))
+        raise error from None
+    with store_db.transaction(conn):
+        if not state.filled:
+            topics.mark_filled(conn, topic_name, history.last_change_id(conn))
+        pulls.finish_pull(conn, pull_id, "complete")
+    return ImportResult(topic_name, pull_id, counts)

@@ -1,0 +1,354 @@
+"""One pull of a topic: plan (from the topic's sync state and the API's data timestamp), fetch (page by
+page, each written in one transaction), reconcile (membership from a provably complete listing only).
+
+Progress goes to a callback; a stop request ends the pull at a page boundary (or at once while waiting).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from ..api import ApiClient, ListingTally, Page, iter_pages, parse_study
+from ..dates import ceiling_day, day_before, iso_day, watermark_date
+from ..errors import ApiError, IncompleteListing, Interrupted, TrialsyncError
+from ..store import db as store_db
+from ..store import history, membership, pulls, topics
+from ..store.studies import API, SaveContext, SaveCounts, save_studies, stored_raw_and_date
+from ..store.topics import TopicState
+from ..transform import StudyRows, study_rows
+from .listing import Progress, complete_listing, list_statuses
+
+IDS_PER_REQUEST = 200  # studies fetched by filter.ids in one request; keeps the URL short
+
+
+def _no_progress(stage: str, done: int, total: int | None) -> None:
+    pass
+
+
+@dataclass
+class PullOptions:
+    """How to pull: ``full`` ignores the watermark; membership is checked every ``list_every`` pulls."""
+
+    full: bool = False
+    page_size: int = 1000
+    list_every: int = 1
+
+
+@dataclass
+class PullResult:
+    """What one pull did."""
+
+    topic: str
+    pull_id: int
+    outcome: str  # complete | unchanged
+    mode: str  # full | incremental | skipped
+    requests: int = 0
+    counts: SaveCounts = field(default_factory=SaveCounts)
+    left: int = 0
+    refetched: int = 0  # studies fetched by id: missing from the store, or listed with another status
+    data_timestamp: str | None = None
+    total_count: int | None = None
+    membership_checked: bool = False
+    search_changed: bool = False
+    first_fill: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a pull will do, decided before any study is fetched."""
+
+    mode: str  # skipped | full | incremental
+    params: dict[str, str]  # the data query
+    log_membership: bool  # joining and leaving are news (not while a topic is first filled from the API)
+    check_membership: bool
+    search_changed: bool
+
+
+def changed_since_filter(watermark: str, own_filter: str | None) -> str:
+    """The ``filter.advanced`` of an incremental pull: updated on or after the day before ``watermark``
+    (the API's dates have day granularity, so a day of overlap, harmless to save twice)."""
+    changed = f"AREA[LastUpdatePostDate]RANGE[{day_before(watermark)},MAX]"
+    return f"({own_filter}) AND {changed}" if own_filter else changed
+
+
+def plan_pull(state: TopicState, data_timestamp: str | None, options: PullOptions, unlisted_pulls: int) -> Plan:
+    """Decide how to pull a topic. Pure.
+
+    Skipped when the API's data has not moved since the topic's last complete pull under the same search;
+    incremental when that pull left a valid watermark; otherwise full. A changed search is pulled in full,
+    and its membership difference is news (summed up); a topic's first pull from the API is not.
+    ``unlisted_pulls``: the topic's complete pulls since its membership was last checked.
+    """
+    search = state.topic.search_params()
+    pulled_before = state.synced_params is not None
+    changed = state.search_changed
+    if (pulled_before and not changed and not options.full and data_timestamp
+            and data_timestamp == state.data_timestamp):
+        return Plan("skipped", search, True, False, False)
+    if pulled_before and not changed and not options.full and iso_day(state.watermark):
+        params = {**search, "filter.advanced": changed_since_filter(state.watermark, search.get("filter.advanced"))}
+        check = options.list_every <= 1 or unlisted_pulls >= options.list_every - 1
+        return Plan("incremental", params, True, check, False)
+    return Plan("full", search, pulled_before, True, changed)
+
+
+def fetch_data_timestamp(client: ApiClient) -> tuple[str | None, str | None]:
+    """``(dataTimestamp, apiVersion)`` from ``/version``; ``(None, None)`` when the API has no such endpoint."""
+    try:
+        version = client.version()
+    except ApiError as exc:
+        if exc.status == 404:
+            return None, None
+        raise
+    stamp, api_version = version.get("dataTimestamp"), version.get("apiVersion")
+    return (stamp if isinstance(stamp, str) else None), (api_version if isinstance(api_version, str) else None)
+
+
+def pull_topic(conn: sqlite3.Connection, client: ApiClient, name: str, options: PullOptions | None = None,
+               progress: Progress = _no_progress) -> PullResult:
+    """Bring the store up to date with what the API returns for the stored topic ``name``, and record the pull.
+
+    Never marks a study as having left the topic unless a provably complete listing lacks it. Raises
+    TrialsyncError (the pull is recorded as failed, with the error) or Interrupted when ``client.stop`` is
+    set (recorded as interrupted; whole pages only were written).
+    """
+    options = options or PullOptions()
+    state = topics.topic_state(conn, name)
+    if state is None:
+        raise TrialsyncError(f"topic {name!r} is not stored")
+    if not state.topic.search_params():
+        raise TrialsyncError(f"topic {name!r} holds imported studies only: it has no search to pull "
+                             "(give it one with `trialsync topics add NAME --replace --cond ...`)")
+    requests_before = client.requests_made
+    pull_id = pulls.start_pull(conn, name)
+    run = _PullRun(conn, client, state, options, progress, PullResult(name, pull_id, "complete", "full"))
+    try:
+        return run.execute()
+    except Interrupted:
+        message = (f"interrupted after {run.result.counts.received} studies; "
+                   f"run `trialsync pull {name}` to finish (nothing was marked as left)")
+        pulls.record_failure(conn, pull_id, "interrupted", message, requests=client.requests_made - requests_before)
+        raise Interrupted(message) from None
+    except KeyboardInterrupt:
+        pulls.record_failure(conn, pull_id, "interrupted", "stopped at once by a second Ctrl-C",
+                             requests=client.requests_made - requests_before)
+        raise
+    except TrialsyncError as exc:
+        pulls.record_failure(conn, pull_id, "failed", str(exc), requests=client.requests_made - requests_before)
+        raise
+    except sqlite3.Error as exc:
+        error = store_db.describe_error(exc, store_db.database_path(conn))
+        pulls.record_failure(conn, pull_id, "failed", str(error), requests=client.requests_made - requests_before)
+        raise error from None
+    except Exception as exc:
+        pulls.record_failure(conn, pull_id, "failed", f"unexpected error: {type(exc).__name__}: {exc}",
+                             requests=client.requests_made - requests_before)
+        raise
+    finally:
+        run.close()
+
+
+class _PullRun:
+    """The state of one pull while it runs."""
+
+    def __init__(self, conn: sqlite3.Connection, client: ApiClient, state: TopicState, options: PullOptions,
+                 progress: Progress, result: PullResult):
+        self.conn, self.client, self.state, self.options, self.progress = conn, client, state, options, progress
+        self.result = result
+        self.requests_before = client.requests_made
+        self.reader: sqlite3.Connection | None = None
+        self.received: set[str] = set()
+        self.newest_update: str | None = None
+        self.ceiling = ""
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+
+    def execute(self) -> PullResult:
+        conn, state, result, name = self.conn, self.state, self.result, self.state.topic.name
+        result.data_timestamp, api_version = fetch_data_timestamp(self.client)
+        self.ceiling = ceiling_day(result.data_timestamp)
+        pulls.update_pull(conn, result.pull_id, data_timestamp=result.data_timestamp, api_version=api_version)
+        recent = pulls.pulls_since(conn, name, state.epoch, max(self.options.list_every - 1, 1))
+        unlisted = next((i for i, p in enumerate(recent) if p["membership_checked"]), len(recent))
+        plan = plan_pull(state, result.data_timestamp, self.options, unlisted)
+        result.mode, result.search_changed = plan.mode, plan.search_changed
+        result.first_fill = state.synced_params is None
+        if plan.mode == "skipped":
+            result.outcome = "unchanged"
+            result.requests = self.client.requests_made - self.requests_before
+            pulls.finish_pull(conn, result.pull_id, "unchanged", mode="skipped", requests=result.requests,
+                              watermark=state.watermark)
+            return result
+        pulls.update_pull(conn, result.pull_id, mode=plan.mode)
+        context = SaveContext(name, result.pull_id, API, plan.log_membership, self.ceiling,
+                              history.SEARCH_CHANGED if plan.search_changed else None)
+        self.reader = store_db.open_reader(conn)
+        if plan.mode == "incremental":
+            self.newest_update = watermark_date(state.watermark, self.ceiling)
+
+        what = "the changed-since query" if plan.mode == "incremental" else f"the search of topic {name}"
+        _, tally = complete_listing(self.client, what, lambda tally: self._fetch_studies(plan.params, context, tally))
+        listed: set[str] | None = None
+        if plan.mode == "full":
+            listed = tally.ids
+        elif plan.check_membership:
+            statuses = list_statuses(self.client, state.topic.search_params(), self.progress)
+            listed = set(statuses)
+            refetch = self._to_refetch(statuses)
+            if refetch:
+                self._fetch_by_id(refetch, context)
+        if listed is not None:
+            result.membership_checked = True
+            result.left = membership.mark_left(conn, name, membership.present_ids(conn, name) - listed,
+                                               result.pull_id, context.reason)
+        result.requests = self.client.requests_made - self.requests_before
+        watermark = self.newest_update
+        with store_db.transaction(conn):
+            topics.record_complete_pull(conn, name, state.topic.search_params(), watermark,
+                                        result.data_timestamp, api_version)
+            if result.first_fill:
+                topics.mark_filled(conn, name, history.last_change_id(conn))
+            pulls.finish_pull(conn, result.pull_id, "complete", requests=result.requests, watermark=watermark,
+                              membership_checked=int(result.membership_checked))
+        if result.total_count is None and plan.mode == "full":
+            result.total_count = result.counts.received
+        return result
+
+    # -- listings ---------------------------------------------------------------------------------------
+
+    def _fetch_studies(self, params: dict[str, str], context: SaveContext, tally: ListingTally) -> None:
+        result = self.result
+
+        def page_written(counts: SaveCounts) -> None:
+            result.counts.add(counts)
+            self.progress("studies", result.counts.received, result.total_count)
+            if self.client.stop.is_set():
+                raise Interrupted("stopped")
+
+        with _PageWriter() as writer:
+            for page in iter_pages(self.client, params, self.options.page_size):
+                if tally.pages == 0 and page.total_count is not None:
+                    # Only the first page carries a total, and nothing is being written yet.
+                    result.total_count = page.total_count
+                    pulls.update_pull(self.conn, result.pull_id, total_count=page.total_count)
+                rows, same = self._prepare(page)
+                tally.add(page, [study.nct_id for study in rows] + list(same))
+                del page
+                self._note_received(rows, same)
+                writer.wait_then(page_written)  # the previous page; stopping here drops this one unwritten
+                writer.start(save_studies, self.conn, rows, context, list(same))
+                del rows
+            writer.wait_then(page_written)
+
+    def _to_refetch(self, listed: dict[str, str | None]) -> list[str]:
+        """Studies the listing holds that the store lacks for the topic, or holds with another status (the
+        registry changes some data without a new last update date)."""
+        stored_status = dict(self.conn.execute(
+            "SELECT s.nct_id, s.overall_status FROM topic_studies t JOIN studies s ON s.nct_id = t.nct_id "
+            "WHERE t.topic = ? AND t.present = 1", [self.state.topic.name]))
+        refetch = []
+        for nct_id, status in listed.items():
+            if nct_id in self.received:
+                continue
+            if nct_id not in stored_status or stored_status[nct_id] != status:
+                refetch.append(nct_id)
+        return sorted(refetch)
+
+    def _fetch_by_id(self, nct_ids: list[str], context: SaveContext) -> None:
+        result = self.result
+        result.refetched = len(nct_ids)
+        done = 0
+        for start in range(0, len(nct_ids), IDS_PER_REQUEST):
+            batch = nct_ids[start:start + IDS_PER_REQUEST]
+
+            def fetch_batch(tally: ListingTally, batch: list[str] = batch) -> tuple[list[StudyRows], list[str]]:
+                rows: list[StudyRows] = []
+                same: dict[str, str | None] = {}
+                for page in iter_pages(self.client, {"filter.ids": ",".join(batch)}, page_size=len(batch)):
+                    page_rows, page_same = self._prepare(page)
+                    tally.add(page, [study.nct_id for study in page_rows] + list(page_same))
+                    rows += page_rows
+                    same.update(page_same)
+                got = {study.nct_id for study in rows} | set(same)
+                missing = [nct_id for nct_id in batch if nct_id not in got]
+                if missing:
+                    raise IncompleteListing(f"the API lists {', '.join(missing[:3])} in topic {context.topic} "
+                                            "but does not return it by id")
+                return rows, same
+
+            (rows, same), _ = complete_listing(self.client, "studies fetched by id", fetch_batch)
+            self._note_received(rows, same)
+            result.counts.add(save_studies(self.conn, rows, context, list(same)))
+            done += len(batch)
+            self.progress("missing", done, len(nct_ids))
+            if self.client.stop.is_set():
+                raise Interrupted("stopped")
+
+    # -- pages ----------------------------------------------------------------------------------------------
+
+    def _prepare(self, page: Page) -> tuple[list[StudyRows], dict[str, str | None]]:
+        """Parse and flatten a page's studies one at a time, keeping each one's bytes as sent.
+
+        Studies whose bytes equal the stored ones are not parsed at all (a re-pull of unchanged data, the
+        day of overlap of an incremental pull): they come back as ``{nct_id: last update posted}``.
+        """
+        guessed = [match.group(1).decode() if (match := _NCT_ID_IN_RAW.search(raw)) else None
+                   for raw in page.raw_studies]
+        stored = stored_raw_and_date(self.reader, [i for i in guessed if i]) if self.reader is not None else {}
+        rows: list[StudyRows] = []
+        same: dict[str, str | None] = {}
+        for raw, nct_id in zip(page.raw_studies, guessed):
+            known = stored.get(nct_id) if nct_id else None
+            if known is not None and known[0] == raw:  # equal bytes: the very record stored
+                same[nct_id] = known[1]
+            else:
+                rows.append(study_rows(parse_study(raw), raw))
+        return rows, same
+
+    def _note_received(self, rows: list[StudyRows], same: dict[str, str | None]) -> None:
+        self.received.update(study.nct_id for study in rows)
+        self.received.update(same)
+        days = [watermark_date(study.value("last_update_posted"), self.ceiling) for study in rows]
+        days += [watermark_date(updated, self.ceiling) for updated in same.values()]
+        newest = max((day for day in days if day), default=None)
+        if newest and (self.newest_update is None or newest > self.newest_update):
+            self.newest_update = newest
+
+
+_NCT_ID_IN_RAW = re.compile(rb'"nctId"\s*:\s*"([^"]+)"')
+
+
+class _PageWriter:
+    """Writes one page in a background thread while the next is fetched and parsed; one page at most.
+
+    SQLite does its work with the GIL released, so writing overlaps with parsing. The caller touches the
+    database only after ``wait_then``, and leaving the block waits for the write under way.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trialsync-writer")
+        self._pending: Future | None = None
+
+    def start(self, save: Callable[..., SaveCounts], *args) -> None:
+        self._pending = self._pool.submit(save, *args)
+
+    def wait_then(self, page_written: Callable[[SaveCounts], None]) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            page_written(pending.result())
+
+    def __enter__(self) -> "_PageWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._pending is not None:
+            wait([self._pending])  # the page being written commits or rolls back before anything else
+            if exc_type is None:
+                self._pending.result()
+        self._pool.shutdown(wait=True)

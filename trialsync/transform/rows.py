@@ -1,0 +1,235 @@
+"""Pure functions: one raw study record -> the rows of each table. No I/O, and the record is never modified.
+
+A value whose type is not the one the API's spec gives (a string where a list belongs) raises RecordError
+naming the study and the field, instead of being stored wrong or failing somewhere later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from ..dates import sortable_date
+from ..errors import RecordError
+from ..ids import is_nct_id, nct_id_of
+
+STUDY_COLUMNS: tuple[str, ...] = (
+    "nct_id", "brief_title", "official_title", "acronym",
+    "overall_status", "last_known_status", "why_stopped",
+    "study_type", "phases", "enrollment_count", "enrollment_type",
+    "start_date", "start_date_sort",
+    "primary_completion_date", "primary_completion_date_sort",
+    "completion_date", "completion_date_sort",
+    "first_posted", "last_update_posted", "status_verified_date", "results_first_posted",
+    "lead_sponsor", "lead_sponsor_class", "has_results", "brief_summary", "location_count",
+    "version_holder", "raw",
+)
+_COLUMN_INDEX = {name: index for index, name in enumerate(STUDY_COLUMNS)}
+
+# Child tables: name -> columns after (nct_id, seq). ``seq`` keeps the API's order.
+CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
+    "conditions": ("condition",),
+    "interventions": ("type", "name"),
+    "sponsors": ("role", "name", "class"),
+    "locations": ("facility", "city", "state", "country", "status"),
+    "keywords": ("keyword",),
+    "secondary_ids": ("secondary_id", "type", "domain"),
+    "mesh_terms": ("kind", "mesh_id", "term"),
+}
+
+# Fields whose change a reader wants to hear about, as column names of ``studies``.
+TRACKED_FIELDS: tuple[str, ...] = (
+    "overall_status", "last_known_status", "why_stopped", "enrollment_count",
+    "start_date", "primary_completion_date", "completion_date", "phases",
+    "results_first_posted", "location_count",
+)
+
+
+class NotAStudyRecord(RecordError):
+    """The value is not a ClinicalTrials.gov study record at all."""
+
+
+@dataclass
+class StudyRows:
+    """Everything stored for one study: the ``studies`` row and the rows of each child table."""
+
+    nct_id: str
+    study: tuple
+    children: dict[str, list[tuple]]
+
+    def value(self, column: str):
+        """The ``studies`` column ``column`` of this study."""
+        return self.study[_COLUMN_INDEX[column]]
+
+
+def serialize(record: dict) -> bytes:
+    """The record as compact JSON bytes; parsing them gives back exactly ``record``."""
+    return orjson.dumps(record)
+
+
+def check_study_record(record) -> str:
+    """Return the record's NCT id, or raise NotAStudyRecord if it is not a study record."""
+    if not isinstance(record, dict) or not isinstance(record.get("protocolSection"), dict):
+        raise NotAStudyRecord("not a study record (no protocolSection)")
+    nct_id = nct_id_of(record)
+    if not is_nct_id(nct_id):
+        raise NotAStudyRecord(f"study record without a valid NCT id ({nct_id!r})")
+    return nct_id
+
+
+_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer", bool: "a boolean"}
+
+
+class _Typed:
+    """Reads values out of one record, checking each against the type the spec gives it."""
+
+    def __init__(self, nct_id: str):
+        self.nct_id = nct_id
+
+    def _wrong(self, where: str, key: str, value, expected: type) -> RecordError:
+        got = "null" if value is None else _TYPE_NAMES.get(type(value), type(value).__name__)
+        return RecordError(f"{self.nct_id}: {where}.{key} is {got}, where the API's spec has "
+                           f"{_TYPE_NAMES[expected]}; the record was not stored")
+
+    def obj(self, parent: dict, key: str, where: str) -> dict:
+        value = parent.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self._wrong(where, key, value, dict)
+        return value
+
+    def text(self, parent: dict, key: str, where: str) -> str | None:
+        value = parent.get(key)
+        if value is None or isinstance(value, str):
+            return value
+        raise self._wrong(where, key, value, str)
+
+    def integer(self, parent: dict, key: str, where: str) -> int | None:
+        value = parent.get(key)
+        if value is None or isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise self._wrong(where, key, value, int)
+
+    def boolean(self, parent: dict, key: str, where: str) -> bool | None:
+        value = parent.get(key)
+        if value is None or isinstance(value, bool):
+            return value
+        raise self._wrong(where, key, value, bool)
+
+    def objects(self, parent: dict, key: str, where: str) -> list[dict]:
+        value = parent.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self._wrong(where, key, value, list)
+        for index, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise self._wrong(where, f"{key}[{index}]", item, dict)
+        return value
+
+    def texts(self, parent: dict, key: str, where: str) -> list[str]:
+        value = parent.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self._wrong(where, key, value, list)
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                raise self._wrong(where, f"{key}[{index}]", item, str)
+        return value
+
+    def date(self, parent: dict, key: str, where: str) -> str | None:
+        return self.text(self.obj(parent, key, where), "date", f"{where}.{key}")
+
+
+def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
+    """Flatten one full study record into rows. ``raw`` is the JSON bytes it was parsed from, if known.
+
+    Raises NotAStudyRecord for something that is not a study, RecordError for a field of the wrong type.
+    """
+    nct_id = check_study_record(record)
+    if raw is None:
+        raw = serialize(record)
+    t = _Typed(nct_id)
+    p = "protocolSection"
+    protocol = record[p]
+    ident = t.obj(protocol, "identificationModule", p)
+    status = t.obj(protocol, "statusModule", p)
+    design = t.obj(protocol, "designModule", p)
+    sponsors = t.obj(protocol, "sponsorCollaboratorsModule", p)
+    conditions = t.obj(protocol, "conditionsModule", p)
+    arms = t.obj(protocol, "armsInterventionsModule", p)
+    contacts = t.obj(protocol, "contactsLocationsModule", p)
+    description = t.obj(protocol, "descriptionModule", p)
+    derived = t.obj(record, "derivedSection", "")
+    where_status, where_design = f"{p}.statusModule", f"{p}.designModule"
+    where_sponsors = f"{p}.sponsorCollaboratorsModule"
+    locations = t.objects(contacts, "locations", f"{p}.contactsLocationsModule")
+    lead = t.obj(sponsors, "leadSponsor", where_sponsors)
+    phases = t.texts(design, "phases", where_design)
+    enrollment = t.obj(design, "enrollmentInfo", where_design)
+    start = t.date(status, "startDateStruct", where_status)
+    primary_completion = t.date(status, "primaryCompletionDateStruct", where_status)
+    completion = t.date(status, "completionDateStruct", where_status)
+    has_results = t.boolean(record, "hasResults", "")
+    misc = t.obj(derived, "miscInfoModule", "derivedSection")
+
+    study = (
+        nct_id,
+        t.text(ident, "briefTitle", f"{p}.identificationModule"),
+        t.text(ident, "officialTitle", f"{p}.identificationModule"),
+        t.text(ident, "acronym", f"{p}.identificationModule"),
+        t.text(status, "overallStatus", where_status),
+        t.text(status, "lastKnownStatus", where_status),
+        t.text(status, "whyStopped", where_status),
+        t.text(design, "studyType", where_design),
+        ", ".join(phases) if phases else None,
+        t.integer(enrollment, "count", f"{where_design}.enrollmentInfo"),
+        t.text(enrollment, "type", f"{where_design}.enrollmentInfo"),
+        start, sortable_date(start),
+        primary_completion, sortable_date(primary_completion),
+        completion, sortable_date(completion),
+        t.date(status, "studyFirstPostDateStruct", where_status),
+        t.date(status, "lastUpdatePostDateStruct", where_status),
+        t.text(status, "statusVerifiedDate", where_status),
+        t.date(status, "resultsFirstPostDateStruct", where_status),
+        t.text(lead, "name", f"{where_sponsors}.leadSponsor"),
+        t.text(lead, "class", f"{where_sponsors}.leadSponsor"),
+        None if has_results is None else int(has_results),
+        t.text(description, "briefSummary", f"{p}.descriptionModule"),
+        len(locations),
+        t.text(misc, "versionHolder", "derivedSection.miscInfoModule"),
+        raw,
+    )
+
+    where_locations = f"{p}.contactsLocationsModule.locations"
+    sponsor_rows = [("lead", study[_COLUMN_INDEX["lead_sponsor"]], study[_COLUMN_INDEX["lead_sponsor_class"]])] \
+        if lead else []
+    sponsor_rows += [("collaborator", t.text(c, "name", f"{where_sponsors}.collaborators"),
+                      t.text(c, "class", f"{where_sponsors}.collaborators"))
+                     for c in t.objects(sponsors, "collaborators", where_sponsors)]
+    mesh_rows = []
+    for kind, module in (("condition", "conditionBrowseModule"), ("intervention", "interventionBrowseModule")):
+        where = f"derivedSection.{module}"
+        mesh_rows += [(kind, t.text(m, "id", f"{where}.meshes"), t.text(m, "term", f"{where}.meshes"))
+                      for m in t.objects(t.obj(derived, module, "derivedSection"), "meshes", where)]
+    where_ident = f"{p}.identificationModule.secondaryIdInfos"
+    where_arms = f"{p}.armsInterventionsModule.interventions"
+
+    children = {
+        "conditions": [(c,) for c in t.texts(conditions, "conditions", f"{p}.conditionsModule")],
+        "interventions": [(t.text(i, "type", where_arms), t.text(i, "name", where_arms))
+                          for i in t.objects(arms, "interventions", f"{p}.armsInterventionsModule")],
+        "sponsors": sponsor_rows,
+        "locations": [(t.text(loc, "facility", where_locations), t.text(loc, "city", where_locations),
+                       t.text(loc, "state", where_locations), t.text(loc, "country", where_locations),
+                       t.text(loc, "status", where_locations)) for loc in locations],
+        "keywords": [(k,) for k in t.texts(conditions, "keywords", f"{p}.conditionsModule")],
+        "secondary_ids": [(t.text(s, "id", where_ident), t.text(s, "type", where_ident),
+                           t.text(s, "domain", where_ident))
+                          for s in t.objects(ident, "secondaryIdInfos", f"{p}.identificationModule")],
+        "mesh_terms": mesh_rows,
+    }
+    return StudyRows(nct_id, study, children)
