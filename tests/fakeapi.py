@@ -165,16 +165,19 @@ class FakeApi:
         with self.lock:
             self.faults.extend(faults)
 
-    def inject(self, kind: str, fault: str, times: int = 1, after: int = 0, seconds: float = 3.0) -> None:
+    def inject(self, kind: str, fault: str, times: int = 1, after: int = 0, seconds: float = 3.0,
+               retry_after: int = 1) -> None:
         """Answer requests of ``kind`` (see ``request_kind``; "page" matches any page of a search, "any" every
         request) with ``fault``, ``times`` times, after letting ``after`` of them through. Faults: 429 (with
         Retry-After: 1), 429-bare (without), 500, 503, reset (connection reset, no answer), drop (closed, no
         answer), cut (half the body, then closed: shorter than its Content-Length), truncate (a whole answer
         of half the JSON), html (a maintenance page as 200), bad-gzip (gzip that does not decompress),
         empty (an empty page without a token), no-token (the page without its nextPageToken), hang (no answer
-        for ``seconds``, then the right one)."""
+        for ``seconds``, then the right one), trickle (the right answer, one byte every ``seconds``/100).
+        ``retry_after``: the Retry-After a 429 carries."""
         with self.lock:
-            self.rules.append({"kind": kind, "fault": fault, "times": times, "after": after, "seconds": seconds})
+            self.rules.append({"kind": kind, "fault": fault, "times": times, "after": after, "seconds": seconds,
+                               "retry_after": retry_after})
 
     def clear_faults(self) -> None:
         """Drop every fault not yet served."""
@@ -185,7 +188,7 @@ class FakeApi:
     def take_fault(self, kind: str) -> dict | None:
         with self.lock:
             if self.faults:
-                return {"fault": self.faults.pop(0), "seconds": 3.0}
+                return {"fault": self.faults.pop(0), "seconds": 3.0, "retry_after": 1}
             for rule in self.rules:
                 if rule["times"] <= 0 or not (rule["kind"] in (kind, "any") or
                                               rule["kind"] == "page" and kind.startswith("page:") or
@@ -364,7 +367,7 @@ def _handler_for(api: FakeApi):
                 self.connection.close()
                 return
             if fault in ("429", "429-bare"):
-                headers = {"Retry-After": "1"} if fault == "429" else {}
+                headers = {"Retry-After": str(rule["retry_after"])} if fault == "429" else {}
                 return self.send(429, "text/plain", b"Too Many Requests", headers)
             if fault in ("500", "503"):
                 return self.send(int(fault), "text/plain", b"upstream error" if fault == "500" else b"Service Unavailable")
@@ -379,6 +382,23 @@ def _handler_for(api: FakeApi):
                 self.end_headers()
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
+                self.close_connection = True
+                return
+            if fault == "trickle":
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                deadline = time.monotonic() + 30  # bounded: the stand-in never trickles for ever
+                for index in range(len(body)):
+                    try:
+                        self.wfile.write(body[index:index + 1])
+                        self.wfile.flush()
+                    except OSError:
+                        return
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(rule["seconds"] / 100)
                 self.close_connection = True
                 return
             if fault == "bad-gzip":
