@@ -213,3 +213,63 @@ def test_an_api_without_a_version_endpoint_does_not_stop_a_pull():
     with pytest.raises(ApiError) as caught:
         fetch_data_timestamp(make_client())
     assert caught.value.status == 400
+
+
+@responses.activate
+def test_empty_pages_that_never_end_are_given_up_after_a_few():
+    for number in range(10):
+        responses.get(f"{BASE}/studies", json={"studies": [], "nextPageToken": f"T{number}"})
+    client = make_client()
+    with pytest.raises(IncompleteListing, match="3 empty pages in a row"):
+        list(iter_pages(client, PARAMS))
+    assert client.requests_made == 3
+
+
+@responses.activate
+def test_a_prefetched_page_that_fails_is_sent_again_as_a_new_request():
+    first = fixture_page(PAGE_5)
+    responses.get(f"{BASE}/studies", json={**first, "totalCount": 6}, match=[matchers.query_param_matcher(
+        {**PARAMS, "pageSize": "1000", "countTotal": "true"})])
+    second = {**PARAMS, "pageSize": "1000", "pageToken": first["nextPageToken"]}
+    responses.get(f"{BASE}/studies", body="busy", status=503, match=[matchers.query_param_matcher(second)])
+    responses.get(f"{BASE}/studies", json=fixture_page(PAGE_LAST), match=[matchers.query_param_matcher(second)])
+    client = make_client()
+    pages = list(iter_pages(client, PARAMS))
+    assert [len(p.raw_studies) for p in pages] == [5, 1]
+    assert [call.request.params.get("pageToken") for call in responses.calls] == [
+        None, first["nextPageToken"], first["nextPageToken"]]
+
+
+def test_a_stop_request_ends_a_retry_wait_at_once():
+    import threading
+    import time as clock
+
+    from trialsync.errors import Interrupted
+
+    stop = threading.Event()
+    client = ApiClient(rate=0, stop=stop)
+    threading.Timer(0.2, stop.set).start()
+    started = clock.monotonic()
+    with pytest.raises(Interrupted):
+        client._sleep(60)
+    assert clock.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("url", ["ftp://example.org/api", "clinicaltrials.gov/api/v2", "http://", ""])
+def test_an_api_url_that_is_not_http_fails_at_once(url):
+    from trialsync.errors import UsageError
+
+    if not url:
+        assert ApiClient(base_url=url).base_url == "https://clinicaltrials.gov/api/v2"  # empty means the default
+        return
+    with pytest.raises(UsageError, match="invalid API URL"):
+        ApiClient(base_url=url)
+
+
+@responses.activate
+def test_the_wait_before_a_retry_is_announced_with_its_reason():
+    responses.get(f"{BASE}/version", body="slow down", status=429, headers={"Retry-After": "8"})
+    responses.get(f"{BASE}/version", json={"apiVersion": "2.0.5"})
+    said: list[str] = []
+    ApiClient(rate=0, sleep=lambda s: None, on_wait=said.append).version()
+    assert said == ["HTTP 429, retrying in 8 s"]
