@@ -33,6 +33,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from trialsync.store import COUNT_BY_STATUS  # noqa: E402  the very query status-report runs
+from trialsync.store.history import TOPIC_CHANGES  # noqa: E402  the very filter changes and the digest use
 
 FAKEAPI = ROOT / "tests" / "fakeapi.py"
 PYTHON = sys.executable
@@ -155,9 +156,11 @@ def query_plans(db_path: Path) -> list[str]:
             f"SELECT {COUNT_BY_STATUS}".replace("topic = ?", "topic = 'stem-cell-spine'"),
         "changes stem-cell-spine":
             "SELECT c.nct_id, c.field, c.old, c.new, c.observed_at, c.topic, c.pull_id, s.brief_title "
-            "FROM changes c LEFT JOIN studies s ON s.nct_id = c.nct_id WHERE (c.topic = 'stem-cell-spine' OR "
-            "(c.field != 'membership' AND c.nct_id IN (SELECT nct_id FROM topic_studies WHERE topic = 'stem-cell-spine'))) "
-            "ORDER BY c.pull_id DESC, c.id",
+            "FROM changes c LEFT JOIN studies s ON s.nct_id = c.nct_id WHERE "
+            + TOPIC_CHANGES.replace(":topic", "'stem-cell-spine'") + " ORDER BY c.pull_id DESC, c.id",
+        "digest of stem-cell-spine (changes after its cursor)":
+            "SELECT c.id FROM changes c NOT INDEXED WHERE c.id > (SELECT reported_through FROM topics WHERE name = 'stem-cell-spine') "
+            "AND " + TOPIC_CHANGES.replace(":topic", "'stem-cell-spine'") + " ORDER BY c.id",
         "show (study row)": "SELECT * FROM studies WHERE nct_id = 'NCT90000005'",
         "show (locations)": "SELECT facility, city, state, country, status FROM locations WHERE nct_id = 'NCT90000005' ORDER BY seq",
     }
