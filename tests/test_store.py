@@ -56,7 +56,7 @@ def test_migrations_run_once_and_opening_twice_is_harmless(tmp_path):
         before = table_dump(first)
     with store.open_for_writing(path) as second:
         assert [m.name for m in migrations.applied(Database(second))] == applied == [
-            "m001_initial_schema", "m002_sync_state_per_topic"]
+            "m001_initial_schema", "m002_sync_state_per_topic", "m003_derived_fields_and_search"]
         assert second.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert second.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == len(applied)
         assert second.execute("PRAGMA application_id").fetchone()[0] == store_db.APPLICATION_ID
@@ -66,7 +66,7 @@ def test_migrations_run_once_and_opening_twice_is_harmless(tmp_path):
 def test_the_studies_table_has_the_columns_the_transform_fills(db):
     from trialsync.transform import STUDY_COLUMNS
 
-    assert tuple(row[1] for row in db.execute("PRAGMA table_info(studies)")) == STUDY_COLUMNS
+    assert {row[1] for row in db.execute("PRAGMA table_info(studies)")} == set(STUDY_COLUMNS)
 
 
 def first_release_database(path) -> None:
@@ -78,8 +78,9 @@ def first_release_database(path) -> None:
     migrations.apply(Database(conn), stop_before="m002_sync_state_per_topic")
     conn.execute("PRAGMA user_version = 1")
     record = fixture_record("NCT05489822")
-    rows = study_rows(record)
-    conn.execute(f"INSERT INTO studies VALUES ({', '.join('?' * len(rows.study))})", rows.study)
+    first_columns = [row[1] for row in conn.execute("PRAGMA table_info(studies)")]
+    values = [study_rows(record).value(column) for column in first_columns]
+    conn.execute(f"INSERT INTO studies VALUES ({', '.join('?' * len(values))})", values)
     conn.execute("INSERT INTO topics VALUES ('spine', ?, '2026-11-01T00:00:00Z')",
                  [orjson.dumps({"query.cond": "spine"}).decode()])
     for pull_id, watermark in ((1, "2024-04-18"), (2, "2099-12-31")):
@@ -342,3 +343,60 @@ def test_the_write_lock_is_exclusive_whatever_the_path_is_called(tmp_path):
         assert try_lock(link) == LockBusy.__name__
         assert try_lock(tmp_path / "." / "locked.db") == LockBusy.__name__
     assert try_lock(link) == "got it"
+
+
+def second_release_database(path, records) -> None:
+    """A database as the second release (schema 2) left it, holding ``records`` pulled into topic 'spine'."""
+    from sqlite_utils import Database
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA application_id = {store_db.APPLICATION_ID}")
+    migrations.apply(Database(conn), stop_before="m003_derived_fields_and_search")
+    conn.execute("PRAGMA user_version = 2")
+    columns = {table: [row[1] for row in conn.execute(f"PRAGMA table_info({table})")][2:]
+               for table in ("conditions", "interventions", "sponsors", "locations", "keywords", "secondary_ids",
+                             "mesh_terms")}
+    study_columns = [row[1] for row in conn.execute("PRAGMA table_info(studies)")]
+    conn.execute("INSERT INTO topics (name, params, created_at, synced_params, filled) VALUES "
+                 "('spine', '{\"query.cond\": \"spine\"}', 'x', '{\"query.cond\": \"spine\"}', 1)")
+    conn.execute("INSERT INTO pulls (id, topic, kind, mode, started_at, outcome) VALUES (1, 'spine', 'pull', 'full', 'x', 'complete')")
+    for record in records:
+        rows = study_rows(record)
+        conn.execute(f"INSERT INTO studies ({', '.join(study_columns)}) VALUES ({', '.join('?' * len(study_columns))})",
+                     [rows.value(c) for c in study_columns])
+        for table, names in columns.items():
+            for seq, child in enumerate(rows.children[table]):
+                conn.execute(f"INSERT INTO {table} VALUES ({', '.join('?' * (len(names) + 2))})",
+                             [rows.nct_id, seq, *child[:len(names)]])
+        conn.execute("INSERT INTO topic_studies VALUES ('spine', ?, 1, 1, NULL, NULL, 1)", [rows.nct_id])
+    conn.execute("INSERT INTO changes (pull_id, topic, nct_id, field, old, new, observed_at) VALUES "
+                 "(1, NULL, ?, 'overall_status', 'RECRUITING', 'COMPLETED', 'z')", [rows.nct_id])
+    conn.close()
+
+
+def test_migration_3_derives_the_new_fields_from_raw_exactly_as_a_fresh_pull_would(tmp_path):
+    from fakeapi import load_fixture_records
+    from trialsync.transform import CHILD_COLUMNS, STUDY_COLUMNS
+
+    records = load_fixture_records()  # 140 real records: every age unit, date type and module seen
+    path = tmp_path / "second.db"
+    second_release_database(path, records)
+    with store.open_for_writing(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+        for record in records:
+            rows = study_rows(record)
+            stored = conn.execute(f"SELECT {', '.join(STUDY_COLUMNS)} FROM studies WHERE nct_id = ?",
+                                  [rows.nct_id]).fetchone()
+            assert dict(zip(STUDY_COLUMNS[:-1], stored[:-1])) == dict(zip(STUDY_COLUMNS[:-1], rows.study[:-1]))
+            for table, columns in CHILD_COLUMNS.items():
+                got = conn.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE nct_id = ? ORDER BY seq",
+                                   [rows.nct_id]).fetchall()
+                assert got == rows.children[table], (rows.nct_id, table)
+        # nothing lost: membership, pulls, topics and changes are all still there
+        assert conn.execute("SELECT count(*) FROM topic_studies").fetchone()[0] == len(records)
+        assert conn.execute("SELECT field, old, new, item FROM changes").fetchall() == [
+            ("overall_status", "RECRUITING", "COMPLETED", None)]
+        assert store.topic_state(conn, "spine").filled
+        conn.execute("INSERT INTO studies_fts (studies_fts) VALUES ('integrity-check')")
+        hits = conn.execute("SELECT count(*) FROM studies_fts WHERE studies_fts MATCH 'spine OR spinal'").fetchone()[0]
+        assert hits > 0

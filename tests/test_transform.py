@@ -22,7 +22,7 @@ def test_a_full_record_flattens_to_exact_columns_and_child_rows():
     record = fixture_record("NCT05489822")
     rows = study_rows(record)
     row = row_dict(rows)
-    assert {k: v for k, v in row.items() if k not in ("raw", "raw_hash", "brief_summary", "official_title")} == {
+    assert {k: v for k, v in row.items() if k not in ("raw", "brief_summary", "official_title", "eligibility_criteria")} == {
         "nct_id": "NCT05489822",
         "brief_title": "PMCF Study to Evaluate the VERTICALE® Cervical System in Spine Surgery According to Its Intended Use.",
         "acronym": None,
@@ -34,15 +34,40 @@ def test_a_full_record_flattens_to_exact_columns_and_child_rows():
         "first_posted": "2022-08-05", "last_update_posted": "2024-04-18", "status_verified_date": "2024-04",
         "results_first_posted": None, "lead_sponsor": "Silony Medical GmbH", "lead_sponsor_class": "INDUSTRY",
         "has_results": 0, "location_count": 1, "version_holder": "2024-11-08",
+        "min_age": "18 Years", "min_age_years": 18.0, "max_age": None, "max_age_years": None, "sex": "ALL",
+        "healthy_volunteers": 0, "start_date_type": "ACTUAL", "primary_completion_date_type": "ESTIMATED",
+        "completion_date_type": "ESTIMATED", "org_study_id": "TDII_2014-003_2.1_103", "allocation": None,
+        "masking": None, "primary_purpose": None,
     }
+    assert row["eligibility_criteria"].startswith("Inclusion Criteria:\n\nAbility to read, understand and speak")
     assert orjson.loads(row["raw"]) == record
     assert rows.children["conditions"] == [("Degenerative Disc Disease (DDD)",), ("Instabilities",), ("Trauma",), ("Deformity",)]
     assert rows.children["interventions"] == [("DEVICE", "VERTICALE® Cervical System")]
     assert rows.children["sponsors"] == [("lead", "Silony Medical GmbH", "INDUSTRY")]
     assert rows.children["keywords"] == [("NDI",)]
     assert rows.children["mesh_terms"] == [("condition", "D055959", "Intervertebral Disc Degeneration")]
-    assert rows.children["locations"][0][3] == "United States"
+    assert rows.children["locations"] == [
+        ("University of Illinois Hospital and Health Sciences System - UI Health", "Chicago", "Illinois", "United States",
+         "RECRUITING", "60612", 41.85003, -87.65005)]
+    assert rows.children["primary_outcomes"][0][1] == "pre-op compared to 3 month (± 1 month) and 12 months follow-up (± 1 month)"
+    assert rows.children["central_contacts"] == [("Ankit I. Mehta, MD", "CONTACT", "(847) 826-6280", "ankitm@uic.edu"),
+                                                 ("Ralf Klabunde", "CONTACT", "+49 711 7825 0", "rklabunde@silony-medical.com")]
+    assert rows.children["location_contacts"] == [(0, "Ankit I Mehta, MD", "CONTACT", None, "ankitm@uic.edu"),
+                                                  (0, "Christine L Maley", "CONTACT", "(312) 996-2949", "cmaley@uic.edu")]
+    assert [(pmid, kind) for pmid, kind, _ in rows.children["study_references"]] == [
+        ("18803999", "BACKGROUND"), ("25837285", "BACKGROUND")]
     assert set(rows.children) == set(CHILD_COLUMNS)
+
+
+@pytest.mark.parametrize("text, years", [
+    ("18 Years", 18.0), ("1 Year", 1.0), ("6 Months", 0.5), ("2 Weeks", 14 / 365.25), ("30 Days", 30 / 365.25),
+    ("1 Day", 1 / 365.25), ("12 Hours", 12 / 8766.0), ("90 Minutes", 90 / 525960.0), ("N/A", None), ("", None),
+    ("Eighteen Years", None), ("18 Decades", None), ("18  Years", None), (None, None), (18, None),
+])
+def test_ages_are_read_in_years(text, years):
+    from trialsync.transform.rows import age_in_years
+
+    assert age_in_years(text) == years
 
 
 def test_unknown_status_keeps_last_known_status_and_two_phases_are_both_kept():

@@ -11,10 +11,12 @@ from collections.abc import Iterable
 
 MEMBERSHIP = "membership"  # field of a study joining ('added'), leaving ('left') or rejoining ('present') a topic
 WARNING = "warning"  # field of a note about a record, such as a date that cannot move the watermark
+SITE_ADDED, SITE_REMOVED, SITE_STATUS = "site_added", "site_removed", "site_status"  # item: the site
+REFERENCE_ADDED = "reference_added"  # item: the PubMed id (or the citation's start)
 SEARCH_CHANGED = "search"  # reason of the membership events a changed search caused
 
-INSERT_CHANGE = ("INSERT INTO changes (pull_id, topic, nct_id, field, old, new, observed_at, reason) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_CHANGE = ("INSERT INTO changes (pull_id, topic, nct_id, field, old, new, observed_at, reason, item) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 INSERT_VERSION = ("INSERT INTO versions (nct_id, pull_id, replaced_at, last_update_posted, raw_zlib) "
                   "VALUES (?, ?, ?, ?, ?)")
 
@@ -26,7 +28,7 @@ TOPIC_CHANGES = """(c.topic = :topic OR (c.topic IS NULL AND EXISTS (
 
 
 def insert_changes(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
-    """Append change rows: ``(pull_id, topic, nct_id, field, old, new, observed_at, reason)``."""
+    """Append change rows: ``(pull_id, topic, nct_id, field, old, new, observed_at, reason, item)``."""
     conn.executemany(INSERT_CHANGE, rows)
 
 

@@ -38,7 +38,7 @@ def mark_left(conn: sqlite3.Connection, topic: str, nct_ids: Iterable[str], pull
                 continue
             conn.execute("UPDATE topic_studies SET present = 0, left_at = ?, left_pull = ? WHERE topic = ? AND nct_id = ?",
                          [now, pull_id, topic, nct_id])
-            conn.execute(INSERT_CHANGE, [pull_id, topic, nct_id, MEMBERSHIP, "present", "left", now, reason])
+            conn.execute(INSERT_CHANGE, [pull_id, topic, nct_id, MEMBERSHIP, "present", "left", now, reason, None])
             left += 1
         conn.execute("UPDATE pulls SET left_topic = left_topic + ? WHERE id = ?", [left, pull_id])
     return left

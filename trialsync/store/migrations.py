@@ -162,6 +162,119 @@ def m002_sync_state_per_topic(db: Database) -> None:
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
+def _age_years(column: str) -> str:
+    """SQL for an age text ("18 Years") in years, as ``transform.age_in_years`` computes it."""
+    number = f"substr({column}, 1, instr({column}, ' ') - 1)"
+    unit = f"lower(substr({column}, instr({column}, ' ') + 1))"
+    multiplier = (f"CASE {unit} WHEN 'week' THEN 7 WHEN 'weeks' THEN 7 ELSE 1 END")
+    divisor = (f"CASE {unit} WHEN 'year' THEN 1.0 WHEN 'years' THEN 1.0 WHEN 'month' THEN 12.0 WHEN 'months' THEN 12.0 "
+               f"WHEN 'week' THEN 365.25 WHEN 'weeks' THEN 365.25 WHEN 'day' THEN 365.25 WHEN 'days' THEN 365.25 "
+               f"WHEN 'hour' THEN 8766.0 WHEN 'hours' THEN 8766.0 WHEN 'minute' THEN 525960.0 "
+               f"WHEN 'minutes' THEN 525960.0 END")
+    valid = (f"instr({column}, ' ') BETWEEN 2 AND 7 AND {number} NOT GLOB '*[^0-9]*' "
+             f"AND substr({column}, instr({column}, ' ') + 1) NOT GLOB '*[^A-Za-z]*' "
+             f"AND {unit} IN ('year', 'years', 'month', 'months', 'week', 'weeks', 'day', 'days', 'hour', 'hours', "
+             f"'minute', 'minutes')")
+    return f"CASE WHEN {valid} THEN CAST({number} AS INTEGER) * {multiplier} / {divisor} END"
+
+
+_P = "$.protocolSection"
+
+
+@migrations()
+def m003_derived_fields_and_search(db: Database) -> None:
+    # More of each record, derived from raw: existing databases are backfilled here, without a download.
+    for column in ("min_age TEXT", "min_age_years REAL", "max_age TEXT", "max_age_years REAL", "sex TEXT",
+                   "healthy_volunteers INTEGER", "eligibility_criteria TEXT", "start_date_type TEXT",
+                   "primary_completion_date_type TEXT", "completion_date_type TEXT", "org_study_id TEXT",
+                   "allocation TEXT", "masking TEXT", "primary_purpose TEXT"):
+        db.execute(f"ALTER TABLE studies ADD COLUMN {column}")
+    db.execute(f"""
+        UPDATE studies SET
+            min_age = json_extract(raw, '{_P}.eligibilityModule.minimumAge'),
+            max_age = json_extract(raw, '{_P}.eligibilityModule.maximumAge'),
+            sex = json_extract(raw, '{_P}.eligibilityModule.sex'),
+            healthy_volunteers = json_extract(raw, '{_P}.eligibilityModule.healthyVolunteers'),
+            eligibility_criteria = json_extract(raw, '{_P}.eligibilityModule.eligibilityCriteria'),
+            start_date_type = json_extract(raw, '{_P}.statusModule.startDateStruct.type'),
+            primary_completion_date_type = json_extract(raw, '{_P}.statusModule.primaryCompletionDateStruct.type'),
+            completion_date_type = json_extract(raw, '{_P}.statusModule.completionDateStruct.type'),
+            org_study_id = json_extract(raw, '{_P}.identificationModule.orgStudyIdInfo.id'),
+            allocation = json_extract(raw, '{_P}.designModule.designInfo.allocation'),
+            masking = json_extract(raw, '{_P}.designModule.designInfo.maskingInfo.masking'),
+            primary_purpose = json_extract(raw, '{_P}.designModule.designInfo.primaryPurpose')""")
+    db.execute(f"UPDATE studies SET min_age_years = {_age_years('min_age')}, max_age_years = {_age_years('max_age')}")
+
+    # Locations gain zip code and coordinates (geoPoint): the table is derived again from raw.
+    db.execute("""
+        CREATE TABLE locations_v3 (
+            nct_id TEXT NOT NULL REFERENCES studies(nct_id), seq INTEGER NOT NULL,
+            facility TEXT, city TEXT, state TEXT, country TEXT, status TEXT,
+            zip TEXT, latitude REAL, longitude REAL,
+            PRIMARY KEY (nct_id, seq)
+        ) WITHOUT ROWID""")
+    db.execute(f"""
+        INSERT INTO locations_v3
+        SELECT s.nct_id, CAST(l.key AS INTEGER), json_extract(l.value, '$.facility'), json_extract(l.value, '$.city'),
+               json_extract(l.value, '$.state'), json_extract(l.value, '$.country'), json_extract(l.value, '$.status'),
+               json_extract(l.value, '$.zip'), json_extract(l.value, '$.geoPoint.lat'),
+               json_extract(l.value, '$.geoPoint.lon')
+        FROM studies s, json_each(s.raw, '{_P}.contactsLocationsModule.locations') l""")
+    db.execute("DROP TABLE locations")
+    db.execute("ALTER TABLE locations_v3 RENAME TO locations")
+    db.execute("CREATE INDEX locations_by_city ON locations (city, country)")
+
+    new_tables = {
+        "primary_outcomes": ("measure TEXT, time_frame TEXT", f"{_P}.outcomesModule.primaryOutcomes",
+                             "json_extract(j.value, '$.measure'), json_extract(j.value, '$.timeFrame')"),
+        "central_contacts": ("name TEXT, role TEXT, phone TEXT, email TEXT",
+                             f"{_P}.contactsLocationsModule.centralContacts",
+                             "json_extract(j.value, '$.name'), json_extract(j.value, '$.role'), "
+                             "json_extract(j.value, '$.phone'), json_extract(j.value, '$.email')"),
+        "study_references": ("pmid TEXT, type TEXT, citation TEXT", f"{_P}.referencesModule.references",
+                             "json_extract(j.value, '$.pmid'), json_extract(j.value, '$.type'), "
+                             "json_extract(j.value, '$.citation')"),
+    }
+    for table, (columns, path, values) in new_tables.items():
+        db.execute(f"""
+            CREATE TABLE {table} (
+                nct_id TEXT NOT NULL REFERENCES studies(nct_id), seq INTEGER NOT NULL, {columns},
+                PRIMARY KEY (nct_id, seq)
+            ) WITHOUT ROWID""")
+        db.execute(f"INSERT INTO {table} SELECT s.nct_id, CAST(j.key AS INTEGER), {values} "
+                   f"FROM studies s, json_each(s.raw, '{path}') j")
+    db.execute("""
+        CREATE TABLE location_contacts (
+            nct_id TEXT NOT NULL REFERENCES studies(nct_id), seq INTEGER NOT NULL,
+            location_seq INTEGER NOT NULL, name TEXT, role TEXT, phone TEXT, email TEXT,
+            PRIMARY KEY (nct_id, seq)
+        ) WITHOUT ROWID""")
+    db.execute(f"""
+        INSERT INTO location_contacts
+        SELECT s.nct_id, row_number() OVER (PARTITION BY s.nct_id ORDER BY CAST(l.key AS INTEGER), CAST(c.key AS INTEGER)) - 1,
+               CAST(l.key AS INTEGER), json_extract(c.value, '$.name'), json_extract(c.value, '$.role'),
+               json_extract(c.value, '$.phone'), json_extract(c.value, '$.email')
+        FROM studies s, json_each(s.raw, '{_P}.contactsLocationsModule.locations') l, json_each(l.value, '$.contacts') c""")
+
+    # Which site or publication a change is about (a site added, removed or changing its status).
+    db.execute("ALTER TABLE changes ADD COLUMN item TEXT")
+
+    # Full-text search over titles, summary, conditions, interventions and keywords: an index whose text is
+    # read from a view over the tables (no second copy of it), kept in step by each page's writes.
+    db.execute("""
+        CREATE VIEW studies_search AS
+        SELECT s.rowid AS rowid, s.nct_id, s.brief_title, s.official_title, s.acronym, s.brief_summary,
+               (SELECT group_concat(condition, ' ; ') FROM conditions c WHERE c.nct_id = s.nct_id) AS conditions,
+               (SELECT group_concat(name, ' ; ') FROM interventions i WHERE i.nct_id = s.nct_id) AS interventions,
+               (SELECT group_concat(keyword, ' ; ') FROM keywords k WHERE k.nct_id = s.nct_id) AS keywords
+        FROM studies s""")
+    db.execute("""
+        CREATE VIRTUAL TABLE studies_fts USING fts5(
+            brief_title, official_title, acronym, brief_summary, conditions, interventions, keywords,
+            content = 'studies_search', content_rowid = 'rowid', tokenize = 'porter unicode61 remove_diacritics 2')""")
+    db.execute("INSERT INTO studies_fts (studies_fts) VALUES ('rebuild')")
+
+
 def migrate(conn: sqlite3.Connection) -> None:
     """Apply every pending migration and stamp the schema version, all in one transaction. Harmless twice."""
     with transaction(conn):

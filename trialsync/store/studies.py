@@ -16,7 +16,9 @@ from .. import dates
 from ..dates import iso_day, watermark_date
 from ..transform import CHILD_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows
 from .db import transaction
-from .history import INSERT_CHANGE, INSERT_VERSION, MEMBERSHIP, WARNING
+from .history import (
+    INSERT_CHANGE, INSERT_VERSION, MEMBERSHIP, REFERENCE_ADDED, SITE_ADDED, SITE_REMOVED, SITE_STATUS, WARNING,
+)
 
 API, FILE = "api", "file"  # where a record came from: the API is the truth; a file never makes the store older
 NEW, SAME, REFRESHED, CHANGED, OLDER = "new", "same", "refreshed", "changed", "older"
@@ -92,6 +94,42 @@ def diff_study(stored: StoredStudy | None, incoming: StudyRows, source: str) -> 
     changes = tuple((name, old, incoming.value(name)) for name, old in zip(TRACKED_FIELDS, stored.tracked)
                     if old != incoming.value(name))
     return StudyDiff(CHANGED, changes)
+
+
+def site_label(location: tuple) -> str:
+    """How a site is named in the change log: 'Facility, City, State, Country', leaving out what is missing."""
+    facility, city, state, country = location[:4]
+    return ", ".join(part for part in (facility, city, state, country) if part) or "unnamed site"
+
+
+def diff_sites(old: Sequence[tuple], new: Sequence[tuple]) -> list[tuple[str, str, object, object]]:
+    """Sites added, removed, or changing recruitment status between two lists of location rows (facility,
+    city, state, country, status, ...), as ``(field, site, old status, new status)``. Pure."""
+    before = {tuple(row[:4]): row[4] for row in reversed(old)}  # a site listed twice: its first entry counts
+    after = {tuple(row[:4]): row[4] for row in reversed(new)}
+    changes = [(SITE_ADDED, site_label(key), None, after[key]) for key in after if key not in before]
+    changes += [(SITE_REMOVED, site_label(key), before[key], None) for key in before if key not in after]
+    changes += [(SITE_STATUS, site_label(key), before[key], after[key]) for key in after
+                if key in before and before[key] != after[key]]
+    return changes
+
+
+def reference_key(reference: tuple) -> str:
+    """A publication's name in the change log: its PubMed id, else the start of its citation."""
+    pmid, _, citation = reference[:3]
+    return pmid or (citation or "")[:80] or "unnamed reference"
+
+
+def diff_references(old: Sequence[tuple], new: Sequence[tuple]) -> list[tuple[str, str, object, object]]:
+    """Publications added between two lists of reference rows (pmid, type, citation), as
+    ``(field, publication, None, type)``. Pure."""
+    before = {reference_key(row) for row in old}
+    added = {}
+    for row in new:
+        key = reference_key(row)
+        if key not in before and key not in added:
+            added[key] = row[1]
+    return [(REFERENCE_ADDED, key, None, kind) for key, kind in added.items()]
 
 
 def date_warning(last_update_posted, ceiling: str) -> str | None:
@@ -205,9 +243,13 @@ def save_studies(conn: sqlite3.Connection, incoming: Sequence[StudyRows], contex
     now = dates.utc_now()
     counts = SaveCounts(received=len(ids) + len(same_ids))
     writes = _Writes()
+    diffs = {study.nct_id: diff_study(stored.get(study.nct_id), study, context.source) for study in incoming}
+    changed = [nct_id for nct_id, diff in diffs.items() if diff.verdict == CHANGED]
+    old_children = {table: _rows_by_study(conn, table, changed) for table in ("locations", "study_references")}
     for study in incoming:
-        verdict = _plan_study(study, stored.get(study.nct_id), context, now, writes)
-        _plan_membership(study.nct_id, membership.get(study.nct_id), verdict, context, now, writes, counts)
+        _plan_study(study, stored.get(study.nct_id), diffs[study.nct_id], old_children, context, now, writes)
+        _plan_membership(study.nct_id, membership.get(study.nct_id), diffs[study.nct_id].verdict, context, now,
+                         writes, counts)
     for nct_id in same_ids:
         _plan_membership(nct_id, membership.get(nct_id), SAME, context, now, writes, counts)
     del stored
@@ -220,8 +262,17 @@ def save_studies(conn: sqlite3.Connection, incoming: Sequence[StudyRows], contex
     return counts
 
 
-def _plan_study(study: StudyRows, stored: StoredStudy | None, context: SaveContext, now: str, writes: _Writes) -> str:
-    diff = diff_study(stored, study, context.source)
+def _rows_by_study(conn: sqlite3.Connection, table: str, nct_ids: Sequence[str]) -> dict[str, list[tuple]]:
+    columns = ", ".join(CHILD_COLUMNS[table])
+    rows: dict[str, list[tuple]] = {}
+    for nct_id, *values in select_in(conn, f"SELECT nct_id, {columns} FROM {table} WHERE nct_id IN ({{marks}}) "
+                                           "ORDER BY nct_id, seq", nct_ids):
+        rows.setdefault(nct_id, []).append(tuple(values))
+    return rows
+
+
+def _plan_study(study: StudyRows, stored: StoredStudy | None, diff: StudyDiff, old_children: dict[str, dict],
+                context: SaveContext, now: str, writes: _Writes) -> None:
     nct_id = study.nct_id
     if diff.verdict == REFRESHED:
         writes.refreshed.append((study.value("raw"), study.value("version_holder"), nct_id))
@@ -231,12 +282,17 @@ def _plan_study(study: StudyRows, stored: StoredStudy | None, context: SaveConte
         if diff.verdict == CHANGED:
             writes.replaced.append(nct_id)
             writes.versions.append((nct_id, context.pull_id, now, stored.last_update_posted, zlib.compress(stored.raw, 1)))
-            writes.changes += [(context.pull_id, None, nct_id, name, old, new, now, None) for name, old, new in diff.changes]
+            item_changes = diff_sites(old_children["locations"].get(nct_id, []), study.children["locations"])
+            item_changes += diff_references(old_children["study_references"].get(nct_id, []),
+                                            study.children["study_references"])
+            writes.changes += [(context.pull_id, None, nct_id, name, old, new, now, None, None)
+                               for name, old, new in diff.changes]
+            writes.changes += [(context.pull_id, None, nct_id, name, old, new, now, None, item)
+                               for name, item, old, new in item_changes]
         updated = study.value("last_update_posted")
         warning = date_warning(updated, context.ceiling)
         if warning and (stored is None or stored.last_update_posted != updated):
-            writes.changes.append((context.pull_id, None, nct_id, WARNING, None, warning, now, None))
-    return diff.verdict
+            writes.changes.append((context.pull_id, None, nct_id, WARNING, None, warning, now, None, None))
 
 
 def _plan_membership(nct_id: str, member: tuple[int, int] | None, verdict: str, context: SaveContext, now: str,
@@ -246,13 +302,15 @@ def _plan_membership(nct_id: str, member: tuple[int, int] | None, verdict: str, 
         counts.new += 1
         writes.joined.append((context.topic, nct_id, context.pull_id, api_seen))
         if context.log_membership:
-            writes.changes.append((context.pull_id, context.topic, nct_id, MEMBERSHIP, None, "added", now, context.reason))
+            writes.changes.append((context.pull_id, context.topic, nct_id, MEMBERSHIP, None, "added", now, context.reason,
+                                   None))
         return
     present, seen = member
     if not present:
         counts.rejoined += 1
         writes.rejoined.append((api_seen, context.topic, nct_id))
-        writes.changes.append((context.pull_id, context.topic, nct_id, MEMBERSHIP, "left", "present", now, context.reason))
+        writes.changes.append((context.pull_id, context.topic, nct_id, MEMBERSHIP, "left", "present", now, context.reason,
+                               None))
         return
     if api_seen and not seen:
         writes.seen_by_api.append((context.topic, nct_id))
@@ -264,7 +322,15 @@ def _plan_membership(nct_id: str, member: tuple[int, int] | None, verdict: str, 
         counts.unchanged += 1
 
 
+_FTS_COLUMNS = "brief_title, official_title, acronym, brief_summary, conditions, interventions, keywords"
+
+
 def _write(conn: sqlite3.Connection, writes: _Writes) -> None:
+    if writes.replaced:
+        # The full-text index forgets a study's old text before its rows change (it reads text from a view).
+        conn.execute(f"INSERT INTO studies_fts (studies_fts, rowid, {_FTS_COLUMNS}) "
+                     f"SELECT 'delete', rowid, {_FTS_COLUMNS} FROM studies_search "
+                     f"WHERE nct_id IN (SELECT value FROM json_each(?))", [orjson.dumps(writes.replaced).decode()])
     if writes.studies:
         conn.executemany(_INSERT_STUDY, writes.studies)
         for table in CHILD_COLUMNS:
@@ -272,6 +338,9 @@ def _write(conn: sqlite3.Connection, writes: _Writes) -> None:
                 conn.executemany(_DELETE_CHILD[table], [(nct_id,) for nct_id in writes.replaced])
             conn.executemany(_INSERT_CHILD[table], [
                 (study.nct_id, seq, *child) for study in writes.children for seq, child in enumerate(study.children[table])])
+        conn.execute(f"INSERT INTO studies_fts (rowid, {_FTS_COLUMNS}) SELECT rowid, {_FTS_COLUMNS} FROM studies_search "
+                     f"WHERE nct_id IN (SELECT value FROM json_each(?))",
+                     [orjson.dumps([study.nct_id for study in writes.children]).decode()])
     if writes.refreshed:
         conn.executemany("UPDATE studies SET raw = CAST(? AS TEXT), version_holder = ? WHERE nct_id = ?", writes.refreshed)
     if writes.versions:

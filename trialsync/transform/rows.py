@@ -6,6 +6,7 @@ naming the study and the field, instead of being stored wrong or failing somewhe
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import orjson
@@ -23,7 +24,12 @@ STUDY_COLUMNS: tuple[str, ...] = (
     "completion_date", "completion_date_sort",
     "first_posted", "last_update_posted", "status_verified_date", "results_first_posted",
     "lead_sponsor", "lead_sponsor_class", "has_results", "brief_summary", "location_count",
-    "version_holder", "raw",
+    "version_holder",
+    # added by migration 3, derived from raw for databases made before it
+    "min_age", "min_age_years", "max_age", "max_age_years", "sex", "healthy_volunteers", "eligibility_criteria",
+    "start_date_type", "primary_completion_date_type", "completion_date_type",
+    "org_study_id", "allocation", "masking", "primary_purpose",
+    "raw",
 )
 _COLUMN_INDEX = {name: index for index, name in enumerate(STUDY_COLUMNS)}
 
@@ -32,18 +38,33 @@ CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
     "conditions": ("condition",),
     "interventions": ("type", "name"),
     "sponsors": ("role", "name", "class"),
-    "locations": ("facility", "city", "state", "country", "status"),
+    "locations": ("facility", "city", "state", "country", "status", "zip", "latitude", "longitude"),
     "keywords": ("keyword",),
     "secondary_ids": ("secondary_id", "type", "domain"),
     "mesh_terms": ("kind", "mesh_id", "term"),
+    "primary_outcomes": ("measure", "time_frame"),
+    "central_contacts": ("name", "role", "phone", "email"),
+    "location_contacts": ("location_seq", "name", "role", "phone", "email"),
+    "study_references": ("pmid", "type", "citation"),
 }
 
 # Fields whose change a reader wants to hear about, as column names of ``studies``.
 TRACKED_FIELDS: tuple[str, ...] = (
     "overall_status", "last_known_status", "why_stopped", "enrollment_count",
     "start_date", "primary_completion_date", "completion_date", "phases",
-    "results_first_posted", "location_count",
+    "results_first_posted", "start_date_type", "primary_completion_date_type", "completion_date_type",
 )
+
+# Age units as the API writes them ("18 Years", "6 Months"), as a fraction of a year. Migration 3 holds
+# the same table as SQL: a change here needs a migration that recomputes ``*_age_years``.
+AGE_UNITS: dict[str, tuple[int, float]] = {  # unit -> (multiplier, divisor): years = n * multiplier / divisor
+    "year": (1, 1.0), "years": (1, 1.0),
+    "month": (1, 12.0), "months": (1, 12.0),
+    "week": (7, 365.25), "weeks": (7, 365.25),
+    "day": (1, 365.25), "days": (1, 365.25),
+    "hour": (1, 8766.0), "hours": (1, 8766.0),
+    "minute": (1, 525960.0), "minutes": (1, 525960.0),
+}
 
 
 class NotAStudyRecord(RecordError):
@@ -68,6 +89,18 @@ def serialize(record: dict) -> bytes:
     return orjson.dumps(record)
 
 
+_AGE = re.compile(r"([0-9]{1,6}) ([A-Za-z]+)")
+
+
+def age_in_years(text) -> float | None:
+    """An age as the API writes it ("18 Years", "6 Months") in years; None when it is not one."""
+    match = _AGE.fullmatch(text) if isinstance(text, str) else None
+    if not match or match.group(2).lower() not in AGE_UNITS:
+        return None
+    multiplier, divisor = AGE_UNITS[match.group(2).lower()]
+    return int(match.group(1)) * multiplier / divisor
+
+
 def check_study_record(record) -> str:
     """Return the record's NCT id, or raise NotAStudyRecord if it is not a study record."""
     if not isinstance(record, dict) or not isinstance(record.get("protocolSection"), dict):
@@ -78,7 +111,8 @@ def check_study_record(record) -> str:
     return nct_id
 
 
-_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer", bool: "a boolean"}
+_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer", bool: "a boolean",
+               float: "a number"}
 
 
 class _Typed:
@@ -112,6 +146,12 @@ class _Typed:
             return value
         raise self._wrong(where, key, value, int)
 
+    def number(self, parent: dict, key: str, where: str) -> float | int | None:
+        value = parent.get(key)
+        if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        raise self._wrong(where, key, value, float)
+
     def boolean(self, parent: dict, key: str, where: str) -> bool | None:
         value = parent.get(key)
         if value is None or isinstance(value, bool):
@@ -143,6 +183,9 @@ class _Typed:
     def date(self, parent: dict, key: str, where: str) -> str | None:
         return self.text(self.obj(parent, key, where), "date", f"{where}.{key}")
 
+    def date_type(self, parent: dict, key: str, where: str) -> str | None:
+        return self.text(self.obj(parent, key, where), "type", f"{where}.{key}")
+
 
 def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
     """Flatten one full study record into rows. ``raw`` is the JSON bytes it was parsed from, if known.
@@ -163,6 +206,9 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
     arms = t.obj(protocol, "armsInterventionsModule", p)
     contacts = t.obj(protocol, "contactsLocationsModule", p)
     description = t.obj(protocol, "descriptionModule", p)
+    eligibility = t.obj(protocol, "eligibilityModule", p)
+    outcomes = t.obj(protocol, "outcomesModule", p)
+    references = t.obj(protocol, "referencesModule", p)
     derived = t.obj(record, "derivedSection", "")
     where_status, where_design = f"{p}.statusModule", f"{p}.designModule"
     where_sponsors = f"{p}.sponsorCollaboratorsModule"
@@ -173,6 +219,11 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
     start = t.date(status, "startDateStruct", where_status)
     primary_completion = t.date(status, "primaryCompletionDateStruct", where_status)
     completion = t.date(status, "completionDateStruct", where_status)
+    where_eligibility = f"{p}.eligibilityModule"
+    min_age = t.text(eligibility, "minimumAge", where_eligibility)
+    max_age = t.text(eligibility, "maximumAge", where_eligibility)
+    healthy = t.boolean(eligibility, "healthyVolunteers", where_eligibility)
+    design_info = t.obj(design, "designInfo", where_design)
     has_results = t.boolean(record, "hasResults", "")
     misc = t.obj(derived, "miscInfoModule", "derivedSection")
 
@@ -201,6 +252,19 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
         t.text(description, "briefSummary", f"{p}.descriptionModule"),
         len(locations),
         t.text(misc, "versionHolder", "derivedSection.miscInfoModule"),
+        min_age, age_in_years(min_age), max_age, age_in_years(max_age),
+        t.text(eligibility, "sex", where_eligibility),
+        None if healthy is None else int(healthy),
+        t.text(eligibility, "eligibilityCriteria", where_eligibility),
+        t.date_type(status, "startDateStruct", where_status),
+        t.date_type(status, "primaryCompletionDateStruct", where_status),
+        t.date_type(status, "completionDateStruct", where_status),
+        t.text(t.obj(ident, "orgStudyIdInfo", f"{p}.identificationModule"), "id",
+               f"{p}.identificationModule.orgStudyIdInfo"),
+        t.text(design_info, "allocation", f"{where_design}.designInfo"),
+        t.text(t.obj(design_info, "maskingInfo", f"{where_design}.designInfo"), "masking",
+               f"{where_design}.designInfo.maskingInfo"),
+        t.text(design_info, "primaryPurpose", f"{where_design}.designInfo"),
         raw,
     )
 
@@ -217,6 +281,8 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
                       for m in t.objects(t.obj(derived, module, "derivedSection"), "meshes", where)]
     where_ident = f"{p}.identificationModule.secondaryIdInfos"
     where_arms = f"{p}.armsInterventionsModule.interventions"
+    where_outcomes = f"{p}.outcomesModule.primaryOutcomes"
+    where_references = f"{p}.referencesModule.references"
 
     children = {
         "conditions": [(c,) for c in t.texts(conditions, "conditions", f"{p}.conditionsModule")],
@@ -225,11 +291,29 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
         "sponsors": sponsor_rows,
         "locations": [(t.text(loc, "facility", where_locations), t.text(loc, "city", where_locations),
                        t.text(loc, "state", where_locations), t.text(loc, "country", where_locations),
-                       t.text(loc, "status", where_locations)) for loc in locations],
+                       t.text(loc, "status", where_locations), t.text(loc, "zip", where_locations),
+                       t.number(t.obj(loc, "geoPoint", where_locations), "lat", f"{where_locations}.geoPoint"),
+                       t.number(t.obj(loc, "geoPoint", where_locations), "lon", f"{where_locations}.geoPoint"))
+                      for loc in locations],
         "keywords": [(k,) for k in t.texts(conditions, "keywords", f"{p}.conditionsModule")],
         "secondary_ids": [(t.text(s, "id", where_ident), t.text(s, "type", where_ident),
                            t.text(s, "domain", where_ident))
                           for s in t.objects(ident, "secondaryIdInfos", f"{p}.identificationModule")],
         "mesh_terms": mesh_rows,
+        "primary_outcomes": [(t.text(o, "measure", where_outcomes), t.text(o, "timeFrame", where_outcomes))
+                             for o in t.objects(outcomes, "primaryOutcomes", f"{p}.outcomesModule")],
+        "central_contacts": [_contact(t, c, f"{p}.contactsLocationsModule.centralContacts")
+                             for c in t.objects(contacts, "centralContacts", f"{p}.contactsLocationsModule")],
+        "location_contacts": [(seq, *_contact(t, c, f"{where_locations}.contacts"))
+                              for seq, loc in enumerate(locations)
+                              for c in t.objects(loc, "contacts", where_locations)],
+        "study_references": [(t.text(r, "pmid", where_references), t.text(r, "type", where_references),
+                              t.text(r, "citation", where_references))
+                             for r in t.objects(references, "references", f"{p}.referencesModule")],
     }
     return StudyRows(nct_id, study, children)
+
+
+def _contact(t: _Typed, contact: dict, where: str) -> tuple:
+    return (t.text(contact, "name", where), t.text(contact, "role", where), t.text(contact, "phone", where),
+            t.text(contact, "email", where))
