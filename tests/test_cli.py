@@ -54,7 +54,7 @@ def test_status_report_text(two_imports):
     result = two_imports("status-report")
     assert result.code == 0 and result.err == ""
     assert result.out == """\
-stem-cell-spine: 7 studies: 2 not yet recruiting, 2 recruiting, 1 terminated, 2 completed
+stem-cell-spine: 7 studies: 2 not yet recruiting, 2 recruiting, 1 terminated, 2 completed.
 Status              Studies   Share  Change
 Not yet recruiting        2   28.6%       0
 Recruiting                2   28.6%      -1
@@ -70,7 +70,7 @@ Data as of 2026-11-24T10:00:00Z (last successful pull or import).
 
 def test_status_report_markdown(two_imports):
     assert two_imports("status-report", "--format", "markdown").out == """\
-**stem-cell-spine: 7 studies: 2 not yet recruiting, 2 recruiting, 1 terminated, 2 completed**
+**stem-cell-spine: 7 studies: 2 not yet recruiting, 2 recruiting, 1 terminated, 2 completed.**
 
 | Status | Studies | Share | Change |
 | --- | ---: | ---: | ---: |
@@ -111,13 +111,14 @@ def test_status_report_json(two_imports):
 
 
 def test_status_report_table_is_a_rich_table(two_imports, monkeypatch):
-    from trialsync import cli as cli_module
+    from trialsync.cli import options
 
-    monkeypatch.setattr(cli_module, "_is_terminal", lambda: True)
-    out = two_imports("status-report").out
-    assert "┃ Status             ┃ Studies ┃  Share ┃ Change ┃" in out
-    assert "│ Terminated         │       1 │  14.3% │     +1 │" in out
-    assert out.startswith("stem-cell-spine: 7 studies: 2 not yet recruiting")
+    monkeypatch.setattr(options, "is_terminal", lambda: True)
+    lines = two_imports("status-report").out.splitlines()
+    assert lines[0] == "stem-cell-spine: 7 studies: 2 not yet recruiting, 2 recruiting, 1 terminated, 2 completed."
+    assert lines[1].split() == ["Status", "Studies", "Share", "Change"]
+    assert set(lines[2]) == {"─"}  # the rule under the header: a table, not aligned text
+    assert lines[5].split() == ["Terminated", "1", "14.3%", "+1"]
 
 
 def test_unknown_status_is_broken_down_by_last_known_status(cli, tmp_path, fixed_clock):
@@ -125,7 +126,7 @@ def test_unknown_status_is_broken_down_by_last_known_status(cli, tmp_path, fixed
     path.write_text(json.dumps([fixture_record(i) for i in ("NCT01100827", "NCT02385136", "NCT00282477", "NCT05489822")]))
     cli("import", str(path), "--topic", "mixed")
     result = cli("status-report", "mixed")
-    assert result.out.startswith("mixed: 4 studies: 1 recruiting, 3 unknown status\n")
+    assert result.out.startswith("mixed: 4 studies: 1 recruiting, 3 unknown status.\n")
     assert "Unknown status, by last known status\nLast known status   Studies\nNot yet recruiting        1\nRecruiting                2\n" in result.out
     data = json.loads(cli("status-report", "mixed", "-f", "json").out)
     assert data["unknown_by_last_known"] == {"NOT_YET_RECRUITING": 1, "RECRUITING": 2}
@@ -138,38 +139,38 @@ def test_a_status_the_spec_does_not_list_is_counted_under_its_own_name(cli, tmp_
     data = json.loads(cli("status-report", "-f", "json").out)
     assert data["statuses"] == [{"status": "RECRUITING", "label": "Recruiting", "count": 1},
                                 {"status": "PAUSED_FOR_REVIEW", "label": "PAUSED_FOR_REVIEW", "count": 1}]
-    assert cli("status-report").out.splitlines()[0] == "stem-cell-spine: 2 studies: 1 recruiting, 1 PAUSED_FOR_REVIEW"
+    assert cli("status-report").out.splitlines()[0] == "stem-cell-spine: 2 studies: 1 recruiting, 1 PAUSED_FOR_REVIEW."
 
 
 def test_changes_text(two_imports):
     assert two_imports("changes").out == """\
-Observed              NCT ID       Change                                 Title
-2026-11-24T10:00:00Z  NCT03853356  status: Recruiting -> Terminated       Evidence For Fusion In Spine With Orthoss®
-2026-11-24T10:00:00Z  NCT03853356  why stopped: none -> Sponsor decision  Evidence For Fusion In Spine With Orthoss®
+Observed    NCT ID       Change                                 Title
+2026-11-24  NCT03853356  status: Recruiting -> Terminated       Evidence For Fusion In Spine With Orthoss®
+2026-11-24  NCT03853356  why stopped: none -> Sponsor decision  Evidence For Fusion In Spine With Orthoss®
 """
 
 
 def test_changes_json_keeps_the_apis_values(two_imports):
     title = "Evidence For Fusion In Spine With Orthoss®"
     assert json.loads(two_imports("changes", "stem-cell-spine", "--format", "json").out) == [
-        {"nct_id": "NCT03853356", "field": "overall_status", "old": "RECRUITING", "new": "TERMINATED",
+        {"nct_id": "NCT03853356", "field": "overall_status", "old": "RECRUITING", "new": "TERMINATED", "item": None,
          "observed_at": NOW, "topic": None, "reason": None, "brief_title": title},
-        {"nct_id": "NCT03853356", "field": "why_stopped", "old": None, "new": "Sponsor decision",
+        {"nct_id": "NCT03853356", "field": "why_stopped", "old": None, "new": "Sponsor decision", "item": None,
          "observed_at": NOW, "topic": None, "reason": None, "brief_title": title},
     ]
 
 
 def test_changes_csv_and_markdown(two_imports):
     assert two_imports("changes", "-f", "csv").out.splitlines() == [
-        "nct_id,field,old,new,observed_at,topic,reason,brief_title",
-        "NCT03853356,overall_status,RECRUITING,TERMINATED,2026-11-24T10:00:00Z,,,"
+        "nct_id,field,old,new,item,observed_at,topic,reason,brief_title",
+        "NCT03853356,overall_status,RECRUITING,TERMINATED,,2026-11-24T10:00:00Z,,,"
         "Evidence For Fusion In Spine With Orthoss®",
-        "NCT03853356,why_stopped,,Sponsor decision,2026-11-24T10:00:00Z,,,"
+        "NCT03853356,why_stopped,,Sponsor decision,,2026-11-24T10:00:00Z,,,"
         "Evidence For Fusion In Spine With Orthoss®",
     ]
     markdown = two_imports("changes", "-f", "markdown").out.splitlines()
     assert markdown[0] == "| Observed | NCT ID | Change | Title |"
-    assert markdown[2] == ("| 2026-11-24T10:00:00Z | NCT03853356 | status: Recruiting -> Terminated | "
+    assert markdown[2] == ("| 2026-11-24 | NCT03853356 | status: Recruiting -> Terminated | "
                            "Evidence For Fusion In Spine With Orthoss® |")
 
 
@@ -185,8 +186,8 @@ def test_show_text_and_raw_json(cli, fixed_clock):
     result = cli("show", "nct06589271")
     assert result.code == 0
     assert "Status:             Recruiting\n" in result.out
-    assert "Interventions:      BIOLOGICAL: human umbilical cord mesenchymal stem cell suspension; PROCEDURE:" in result.out
-    assert "Web page:           https://clinicaltrials.gov/study/NCT06589271\n" in result.out
+    assert "Interventions:      Biological: human umbilical cord mesenchymal stem cell suspension; Procedure:" in result.out
+    assert "Links:              https://clinicaltrials.gov/study/NCT06589271\n" in result.out
     raw = cli("show", "NCT06589271", "--format", "json").out
     assert orjson.loads(raw) == fixture_record("NCT06589271")
 
@@ -258,7 +259,9 @@ def test_topics_add_list_show_remove(cli):
     shown = cli("topics", "show", "sci").out
     assert shown == ("topic: sci\nquery.cond: spinal cord injury\nfilter.overallStatus: RECRUITING,COMPLETED\n"
                      "url: https://clinicaltrials.gov/api/v2/studies?query.cond=spinal+cord+injury"
-                     "&filter.overallStatus=RECRUITING%2CCOMPLETED&pageSize=1000&countTotal=true\n")
+                     "&filter.overallStatus=RECRUITING%2CCOMPLETED&pageSize=1000&countTotal=true\n"
+                     "website: https://clinicaltrials.gov/search?cond=spinal+cord+injury"
+                     "&term=AREA%5BOverallStatus%5D%28RECRUITING+OR+COMPLETED%29\n")
     listed = cli("topics", "list", "-f", "json").out
     assert [t["name"] for t in json.loads(listed)] == ["sci"]
     assert cli("topics", "remove", "sci", "--yes").code == 0
@@ -334,7 +337,7 @@ def test_pulls_lists_outcomes(cli, served):
 
 
 def test_a_long_digest_is_cut_per_group_and_says_where_the_rest_is():
-    from trialsync.output import DIGEST_LINES, render_digest
+    from trialsync.render.changes import DIGEST_LINES, render_digest
 
     changes = [{"nct_id": f"NCT{90000000 + i}", "field": "overall_status", "old": "RECRUITING", "new": "COMPLETED",
                 "brief_title": None, "observed_at": "2026-11-24T10:00:00Z"} for i in range(DIGEST_LINES + 7)]

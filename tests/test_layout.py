@@ -1,4 +1,4 @@
-"""Data flows one way: facts -> api -> transform -> store -> sync / reports -> output -> cli. Checked on the
+"""Data flows one way: facts -> api -> transform -> store -> sync / reports -> render -> cli. Checked on the
 imports of every module, resolved to the layer each belongs to."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).parent.parent / "trialsync"
 
-FACTS = {"errors", "ids", "statuses", "dates", "topics", "__init__"}
+FACTS = {"errors", "ids", "statuses", "dates", "topics", "vocab", "__init__"}
 # layer -> the layers its modules may import (a module may always import its own package's modules)
 ALLOWED = {
     "facts": {"facts"},
@@ -19,11 +19,11 @@ ALLOWED = {
     "store": {"facts", "transform"},
     "sync": {"facts", "api", "transform", "store"},
     "reports": {"facts", "transform", "store"},
-    "output": {"facts"},
-    "cli": {"facts", "api", "transform", "store", "sync", "reports", "output"},
+    "render": {"facts"},
+    "cli": {"facts", "api", "transform", "store", "sync", "reports", "render"},
     "__main__": {"cli"},
 }
-OUTSIDE_LIBRARIES = {"typer": {"cli"}, "rich": {"cli", "output"}, "requests": {"api"}, "urllib3": {"api"},
+OUTSIDE_LIBRARIES = {"typer": {"cli"}, "rich": {"cli", "render"}, "requests": {"api"}, "urllib3": {"api"},
                      "tenacity": {"api"}, "sqlite_utils": {"store"}, "filelock": {"store"},
                      "platformdirs": {"store"}}
 
@@ -69,7 +69,7 @@ def imports_of(module: str) -> tuple[set[str], set[str]]:
 def test_the_package_is_laid_out_in_layers():
     layers = {layer_of(m) for m in modules()}
     assert layers == set(ALLOWED)
-    for package in ("api", "transform", "store", "sync"):
+    for package in ("api", "transform", "store", "sync", "reports", "render", "cli"):
         assert (PACKAGE / package / "__init__.py").exists(), package
 
 

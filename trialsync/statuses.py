@@ -38,6 +38,13 @@ def status_sort_key(status: str | None) -> tuple[int, str]:
     return (len(order), status or "")
 
 
+# In a sentence that lists statuses with commas, a label with a comma of its own would read as two.
+_PHRASES = {"ACTIVE_NOT_RECRUITING": "active (not recruiting)"}
+
+
 def status_phrase(status: str | None) -> str:
-    """How ``status`` reads inside a sentence: 'recruiting', 'active, not recruiting'; unlisted values as they are."""
+    """How ``status`` reads inside a sentence listing several: 'recruiting', 'active (not recruiting)';
+    values the spec does not list stay as they are."""
+    if status in _PHRASES:
+        return _PHRASES[status]
     return status_label(status).lower() if status in STATUS_LABELS or status in (None, NO_STATUS) else status

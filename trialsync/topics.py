@@ -1,13 +1,17 @@
-"""Topics: a name plus the API search parameters that define which studies belong to it. No I/O."""
+"""Topics: a name plus the API search parameters that define which studies belong to it, or a list of NCT
+ids to follow (a watchlist). No I/O."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from .errors import UsageError
+from .ids import is_nct_id
 
 DEFAULT_TOPIC_NAME = "stem-cell-spine"
+MAX_WATCHLIST = 10_000
 
 # Command-line option name -> API parameter, in the order they are shown and sent.
 SEARCH_PARAMETERS: dict[str, str] = {
@@ -20,9 +24,11 @@ SEARCH_PARAMETERS: dict[str, str] = {
     "status": "filter.overallStatus",
     "advanced": "filter.advanced",
     "geo": "filter.geo",
+    "ids": "filter.ids",
 }
 
 _TOPIC_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+_GEO = re.compile(r"distance\(\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*,\s*(\d+(?:\.\d+)?)\s*(mi|km)\s*\)")
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,10 @@ class Topic:
     def search_params(self) -> dict[str, str]:
         """The API parameters in their canonical order, empty values left out."""
         return {api: self.params[api] for api in SEARCH_PARAMETERS.values() if self.params.get(api)}
+
+    def watched_ids(self) -> list[str]:
+        """The NCT ids a watchlist follows (empty for a topic defined by a search)."""
+        return [i for i in (self.params.get("filter.ids") or "").split(",") if i]
 
 
 BUILTIN_TOPICS: dict[str, Topic] = {
@@ -59,16 +69,79 @@ def validate_topic_name(name: str) -> str:
     return name
 
 
+def read_ids(text: str) -> list[str]:
+    """NCT ids separated by commas, spaces or new lines (any case), each checked; UsageError names a bad one."""
+    ids = []
+    for word in re.split(r"[\s,;|]+", text or ""):
+        if not word:
+            continue
+        nct_id = word.upper()
+        if not is_nct_id(nct_id):
+            raise UsageError(f"--ids: {word!r} is not an NCT id (NCT followed by 8 digits)")
+        ids.append(nct_id)
+    return list(dict.fromkeys(ids))
+
+
+def check_geo(value: str) -> str:
+    """``value`` if it is a ``distance(lat,lon,Nmi|km)`` the API takes, else UsageError."""
+    match = _GEO.fullmatch(value.strip())
+    if not match:
+        raise UsageError(f"--geo takes distance(LAT,LON,DISTANCE) with the distance in mi or km, "
+                         f"e.g. distance(39.0035707,-77.1013313,50mi); not {value!r}")
+    lat, lon, distance = float(match.group(1)), float(match.group(2)), float(match.group(3))
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or distance <= 0:
+        raise UsageError(f"--geo: {value!r} needs a latitude between -90 and 90, a longitude between -180 and 180 "
+                         "and a distance above 0")
+    return value.strip()
+
+
 def make_topic(name: str, options: dict[str, str | None]) -> Topic:
-    """Build a Topic from command-line option values (keys of SEARCH_PARAMETERS); at least one is required."""
+    """Build a Topic from command-line option values (keys of SEARCH_PARAMETERS); at least one is required.
+
+    Statuses are read as the API or the website writes them ("recruiting" -> RECRUITING; a misspelt one is
+    refused with the nearest match); ``geo`` must be a ``distance(...)``; ``ids`` makes a watchlist.
+    """
+    from .vocab import read_status
+
     validate_topic_name(name)
     unknown = set(options) - set(SEARCH_PARAMETERS)
     if unknown:
         raise UsageError(f"unknown search option(s): {', '.join(sorted(unknown))}")
     params = {SEARCH_PARAMETERS[opt]: value.strip() for opt, value in options.items() if value and value.strip()}
     if not params:
-        raise UsageError("a topic needs at least one search option, e.g. --cond 'spinal cord injury'")
+        raise UsageError("a topic needs at least one search option, e.g. --cond 'spinal cord injury', or --ids")
     if "filter.overallStatus" in params:
-        statuses = [s.strip().upper() for s in re.split(r"[,|]", params["filter.overallStatus"]) if s.strip()]
-        params["filter.overallStatus"] = ",".join(statuses)
+        statuses = [read_status(s.strip()) for s in re.split(r"[,|]", params["filter.overallStatus"]) if s.strip()]
+        params["filter.overallStatus"] = ",".join(dict.fromkeys(statuses))
+    if "filter.geo" in params:
+        params["filter.geo"] = check_geo(params["filter.geo"])
+    if "filter.ids" in params:
+        ids = read_ids(params["filter.ids"])
+        if not ids:
+            raise UsageError("--ids needs at least one NCT id")
+        if len(ids) > MAX_WATCHLIST:
+            raise UsageError(f"a watchlist follows at most {MAX_WATCHLIST} studies, not {len(ids)}")
+        params["filter.ids"] = ",".join(sorted(ids))
     return Topic(name, params)
+
+
+def website_search_url(topic: Topic) -> str:
+    """The ClinicalTrials.gov website's search for the same query, to open in a browser. Filters the
+    website has no parameter for are written into its search terms as Essie ``AREA[...]`` expressions;
+    a ``filter.geo`` distance is left out."""
+    params = topic.search_params()
+    query: dict[str, str] = {}
+    for api, website in (("query.cond", "cond"), ("query.intr", "intr"), ("query.titles", "titles"),
+                         ("query.spons", "spons"), ("query.locn", "locn")):
+        if params.get(api):
+            query[website] = params[api]
+    terms = [params["query.term"]] if params.get("query.term") else []
+    if params.get("filter.overallStatus"):
+        terms.append(f"AREA[OverallStatus]({' OR '.join(params['filter.overallStatus'].split(','))})")
+    if params.get("filter.ids"):
+        terms.append(f"AREA[NCTId]({' OR '.join(params['filter.ids'].split(','))})")
+    if params.get("filter.advanced"):
+        terms.append(params["filter.advanced"])
+    if terms:
+        query["term"] = " AND ".join(f"({t})" for t in terms) if len(terms) > 1 else terms[0]
+    return "https://clinicaltrials.gov/search" + (f"?{urlencode(query)}" if query else "")

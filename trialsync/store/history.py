@@ -35,3 +35,20 @@ def insert_changes(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
 def last_change_id(conn: sqlite3.Connection) -> int:
     """The id of the newest change row (0 when there is none)."""
     return conn.execute("SELECT coalesce(max(id), 0) FROM changes").fetchone()[0]
+
+
+def warn_missing_ids(conn: sqlite3.Connection, topic: str, pull_id: int, nct_ids: Iterable[str]) -> int:
+    """Log, once per topic and id, that the API has no study with an id the topic's watchlist names."""
+    from .. import dates
+    from .db import transaction
+
+    warned = 0
+    with transaction(conn):
+        for nct_id in nct_ids:
+            text = f"{nct_id} is not on ClinicalTrials.gov (the API has no study with this id)"
+            seen = conn.execute("SELECT 1 FROM changes WHERE topic = ? AND nct_id = ? AND field = ? AND new = ?",
+                                [topic, nct_id, WARNING, text]).fetchone()
+            if seen is None:
+                conn.execute(INSERT_CHANGE, [pull_id, topic, nct_id, WARNING, None, text, dates.utc_now(), None, None])
+                warned += 1
+    return warned

@@ -61,3 +61,14 @@ def verify_topic(conn: sqlite3.Connection, client: ApiClient, name: str,
         status_differs=sorted((nct_id, listed[nct_id], stored[nct_id]) for nct_id in set(listed) & set(stored)
                               if listed[nct_id] != stored[nct_id]),
     )
+
+
+def count_matches(client: ApiClient, topic) -> int:
+    """How many studies the API holds for ``topic``'s search, in one request (``countTotal``, one id)."""
+    from ..api.pages import read_page
+
+    params = {**topic.search_params(), "countTotal": "true", "pageSize": "1", "fields": "NCTId"}
+    page = client.send("/studies", params, read_page)
+    if page.total_count is None:
+        raise TrialsyncError("the API did not say how many studies match (no totalCount in its answer)")
+    return page.total_count

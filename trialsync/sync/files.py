@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 
+from ..api.pages import split_page
 from ..dates import utc_today
 from ..errors import ImportFileError, Interrupted, RecordError, TrialsyncError
 from ..store import db as store_db
@@ -27,8 +28,10 @@ BATCH = 1000
 KINDS = "a ctg-studies.json array, a ctg-studies.json.zip, a saved /studies page, JSON lines or one study record"
 
 
-def read_records(path: str | Path) -> list[dict]:
-    """Every study record in ``path``; raises ImportFileError naming the first thing that is not one."""
+def read_records(path: str | Path) -> list[tuple[dict, bytes]]:
+    """Every study record in ``path``, each with the exact bytes the file holds for it (so that a file
+    exported from trialsync imports back byte for byte); ImportFileError names the first thing that is not
+    a study record."""
     path = Path(path)
     if not path.is_file():
         raise ImportFileError(f"cannot import {path}: no such file")
@@ -43,7 +46,7 @@ def read_records(path: str | Path) -> list[dict]:
         raise ImportFileError(f"cannot import {path}: damaged zip file ({exc})") from None
     if not records:
         raise ImportFileError(f"{path} holds no study records")
-    for index, record in enumerate(records, start=1):
+    for index, (record, _) in enumerate(records, start=1):
         try:
             check_study_record(record)
         except RecordError as exc:
@@ -51,7 +54,7 @@ def read_records(path: str | Path) -> list[dict]:
     return records
 
 
-def _zip_records(path: Path) -> Iterator[dict]:
+def _zip_records(path: Path) -> Iterator[tuple[dict, bytes]]:
     with zipfile.ZipFile(path) as archive:
         for name in sorted(archive.namelist()):
             if name.endswith("/"):
@@ -61,38 +64,47 @@ def _zip_records(path: Path) -> Iterator[dict]:
             yield from _json_records(Path(f"{path}:{name}"), archive.read(name))
 
 
-def _json_records(path: Path, data: bytes) -> list[dict]:
+def _json_records(path: Path, data: bytes) -> list[tuple[dict, bytes]]:
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
         return _json_lines(path, data)
     if isinstance(parsed, list):
-        return parsed
+        return _with_bytes(parsed, b'{"studies":' + data + b"}")
     if isinstance(parsed, dict) and isinstance(parsed.get("studies"), list):
-        return parsed["studies"]
+        return _with_bytes(parsed["studies"], data)
     if isinstance(parsed, dict) and "protocolSection" in parsed:
-        return [parsed]
+        return [(parsed, data.strip())]
     raise ImportFileError(f"{path} is JSON but not study records; expected {KINDS}")
 
 
-def _json_lines(path: Path, data: bytes) -> list[dict]:
+def _with_bytes(records: list, body: bytes) -> list[tuple[dict, bytes]]:
+    """Each record with its own bytes cut out of ``body`` (a ``{"studies": [...]}`` page), or re-serialised
+    when the body does not cut cleanly."""
+    split = split_page(body)
+    if split is not None and len(split[1]) == len(records):
+        return list(zip(records, split[1]))
+    return [(record, serialize(record) if isinstance(record, dict) else b"") for record in records]
+
+
+def _json_lines(path: Path, data: bytes) -> list[tuple[dict, bytes]]:
     records = []
     for number, line in enumerate(data.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            records.append(orjson.loads(line))
+            records.append((orjson.loads(line), line.strip()))
         except orjson.JSONDecodeError:
             raise ImportFileError(f"{path} is not valid JSON (line {number}); expected {KINDS}") from None
     return records
 
 
-def flatten_records(records: list[dict], source: str) -> list[StudyRows]:
+def flatten_records(records: list[tuple[dict, bytes]], source: str) -> list[StudyRows]:
     """Each record as rows; the newest copy of a study listed twice; ImportFileError naming a bad record."""
     newest: dict[str, StudyRows] = {}
-    for index, record in enumerate(records, start=1):
+    for index, (record, raw) in enumerate(records, start=1):
         try:
-            rows = study_rows(record, serialize(record))
+            rows = study_rows(record, raw)
         except RecordError as exc:
             raise ImportFileError(f"{source}: item {index}: {exc}") from None
         kept = newest.get(rows.nct_id)
@@ -111,7 +123,7 @@ class ImportResult:
     counts: SaveCounts
 
 
-def import_records(conn: sqlite3.Connection, records: list[dict], topic_name: str, source: str,
+def import_records(conn: sqlite3.Connection, records: list[tuple[dict, bytes]], topic_name: str, source: str,
                    stop: threading.Event | None = None) -> ImportResult:
     """Save ``records`` into the store as members of ``topic_name``: all or nothing, recorded as an import.
 

@@ -55,6 +55,7 @@ class PullResult:
     membership_checked: bool = False
     search_changed: bool = False
     first_fill: bool = False
+    missing_ids: list[str] = field(default_factory=list)  # a watchlist's ids the API has no study for
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,15 @@ class Plan:
     log_membership: bool  # joining and leaving are news (not while a topic is first filled from the API)
     check_membership: bool
     search_changed: bool
+
+
+def search_batches(params: dict[str, str]) -> list[dict[str, str]]:
+    """``params`` as one search, or as several when a watchlist's ``filter.ids`` would make a URL too long."""
+    ids = [i for i in params.get("filter.ids", "").split(",") if i]
+    if len(ids) <= IDS_PER_REQUEST:
+        return [params]
+    return [{**params, "filter.ids": ",".join(ids[start:start + IDS_PER_REQUEST])}
+            for start in range(0, len(ids), IDS_PER_REQUEST)]
 
 
 def changed_since_filter(watermark: str, own_filter: str | None) -> str:
@@ -193,12 +203,18 @@ class _PullRun:
             self.newest_update = watermark_date(state.watermark, self.ceiling)
 
         what = "the changed-since query" if plan.mode == "incremental" else f"the search of topic {name}"
-        _, tally = complete_listing(self.client, what, lambda tally: self._fetch_studies(plan.params, context, tally))
+        received: set[str] = set()
+        for params in search_batches(plan.params):
+            _, tally = complete_listing(self.client, what,
+                                        lambda tally, params=params: self._fetch_studies(params, context, tally))
+            received |= tally.ids
         listed: set[str] | None = None
         if plan.mode == "full":
-            listed = tally.ids
+            listed = received
         elif plan.check_membership:
-            statuses = list_statuses(self.client, state.topic.search_params(), self.progress)
+            statuses: dict[str, str | None] = {}
+            for params in search_batches(state.topic.search_params()):
+                statuses.update(list_statuses(self.client, params, self.progress))
             listed = set(statuses)
             refetch = self._to_refetch(statuses)
             if refetch:
@@ -207,6 +223,8 @@ class _PullRun:
             result.membership_checked = True
             result.left = membership.mark_left(conn, name, membership.present_ids(conn, name) - listed,
                                                result.pull_id, context.reason)
+            result.missing_ids = sorted(set(state.topic.watched_ids()) - listed)
+            history.warn_missing_ids(conn, name, result.pull_id, result.missing_ids)
         result.requests = self.client.requests_made - self.requests_before
         watermark = self.newest_update
         with store_db.transaction(conn):

@@ -1,0 +1,92 @@
+"""The command line's root: the typer app, its commands, and the one place failures become exit codes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import sys
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, TrialsyncError
+from . import reports, studies, sync
+from .options import err
+from .topics import topics_app
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
+    help="Keep a local SQLite mirror of the ClinicalTrials.gov studies you follow, and report on them.",
+)
+app.command("pull")(sync.pull)
+app.command("import")(sync.import_command)
+app.command("verify")(sync.verify)
+app.command("status-report")(reports.status_report)
+app.command("history")(reports.history)
+app.command("changes")(reports.changes)
+app.command("pulls")(reports.pulls_command)
+app.command("list")(studies.list_command)
+app.command("show")(studies.show)
+app.command("export")(studies.export)
+app.add_typer(topics_app, name="topics")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"trialsync {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Keep a local SQLite mirror of the ClinicalTrials.gov studies you follow, and report on them."""
+
+
+def _is_click_error(exc: Exception) -> bool:
+    # typer's own copy of click and click itself raise different classes that share this protocol.
+    return callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Run the command line; expected failures print one line on stderr and set the exit code."""
+    from ..store import describe_error
+
+    signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C: exit 130, never a half-written line or a traceback
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(prog_name="trialsync", standalone_mode=False)
+    except TrialsyncError as exc:
+        err(str(exc))
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err("aborted")
+        sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt:
+        err("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except sqlite3.Error as exc:
+        err(str(describe_error(exc)))
+        sys.exit(EXIT_FAILED)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(EXIT_FAILED)
+    except Exception as exc:  # the promise is one line, never a traceback
+        if _is_click_error(exc):
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None and exc.exit_code == EXIT_USAGE else ""
+            err(f"{exc.format_message()}{hint}")
+            sys.exit(exc.exit_code)
+        if os.environ.get("TRIALSYNC_DEBUG"):
+            raise
+        err(f"unexpected error: {type(exc).__name__}: {exc} (set TRIALSYNC_DEBUG=1 for details)")
+        sys.exit(EXIT_FAILED)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,108 @@
+"""Commands that report on what is stored: status-report, history, changes, pulls."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from .options import AsOfOption, DbOption, FormatOption, TopicArgument, emit, not_both, read_db, resolve_format, topic_name
+
+
+class Dimension(str, Enum):
+    """What ``status-report --by`` cross-tabulates status against."""
+
+    phase = "phase"
+    study_type = "study-type"
+    sponsor_class = "sponsor-class"
+    sponsor = "sponsor"
+    start_year = "start-year"
+    country = "country"
+    condition = "condition"
+
+
+def status_report(
+    topic: TopicArgument = None,
+    by: Annotated[Optional[Dimension], typer.Option(
+        "--by", help="Cross-tabulate status against phase, study-type, sponsor-class, sponsor, start-year, country "
+        "or condition.", show_default=False)] = None,
+    every: Annotated[bool, typer.Option("--all", help="One line per stored topic.")] = False,
+    as_of: AsOfOption = None,
+    db: DbOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Count a topic's studies by overall status, with changes since the previous pull. Example: trialsync status-report"""
+    from .. import reports
+    from ..reports.asof import topic_as_of
+    from ..reports.breakdowns import breakdown
+    from ..reports.common import read_moment
+    from ..render.status import render_breakdown, render_every_topic, render_status_report
+
+    not_both(topic=topic, all=every)
+    not_both(all=every, by=by)
+    not_both(all=every, as_of=as_of)
+    moment = read_moment(as_of) if as_of else None
+    conn = read_db(db)
+    fmt = resolve_format(fmt)
+    if every:
+        found = reports.every_topic(conn)
+        emit(render_every_topic(found, [reports.status_summary(r) for r in found], fmt))
+        return
+    name = topic_name(conn, topic)
+    if by is not None:
+        if moment is None:
+            emit(render_breakdown(breakdown(conn, name, by.value), fmt))
+            return
+        with topic_as_of(conn, name, moment):
+            emit(render_breakdown(breakdown(conn, name, by.value), fmt))
+        return
+    report = reports.status_report(conn, name, as_of=moment)
+    emit(render_status_report(report, reports.status_summary(report), fmt))
+
+
+def history(topic: TopicArgument = None, db: DbOption = None, fmt: FormatOption = None) -> None:
+    """The topic's counts by status at each complete pull, oldest first. Example: trialsync history stem-cell-spine"""
+    from .. import reports
+    from ..render.status import render_history
+
+    conn = read_db(db)
+    name = topic_name(conn, topic)
+    emit(render_history(name, reports.history(conn, name), resolve_format(fmt)))
+
+
+def changes(
+    topic: Annotated[Optional[str], typer.Argument(help="Topic; default: every topic.", show_default=False)] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Only changes observed on or after this date (YYYY-MM-DD).",
+                                                 show_default=False)] = None,
+    pulls: Annotated[Optional[int], typer.Option("--pulls", min=1, max=1_000_000,
+                                                 help="Only changes from the last N pulls and imports.",
+                                                 show_default=False)] = None,
+    db: DbOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """List what changed in the studies, newest first. Example: trialsync changes --since 2026-11-01"""
+    from .. import reports, store
+    from ..errors import UsageError
+    from ..dates import iso_day
+    from ..render.changes import render_changes
+
+    not_both(since=since, pulls=pulls)
+    if since is not None and iso_day(since) is None:
+        raise UsageError(f"--since takes a date as YYYY-MM-DD, not {since!r}")
+    conn = read_db(db)
+    name = store.get_topic(conn, topic).name if topic else None
+    emit(render_changes(reports.list_changes(conn, name, since=since, pulls=pulls), resolve_format(fmt)))
+
+
+def pulls_command(
+    topic: Annotated[Optional[str], typer.Argument(help="Topic; default: every topic.", show_default=False)] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1_000_000, help="How many pulls to list.")] = 20,
+    db: DbOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """List recent pulls and imports with their outcome, counts and duration. Example: trialsync pulls -n 5"""
+    from .. import reports
+    from ..render.changes import render_pulls
+
+    emit(render_pulls(reports.list_pulls(read_db(db), topic, limit), resolve_format(fmt)))

@@ -1,0 +1,218 @@
+"""Commands about the studies themselves: list, show, export."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import UsageError
+from .options import (
+    ApiUrlOption, AsOfOption, DbOption, FormatOption, StudyFormat, TopicArgument, api_client, db_path, emit, finite,
+    read_db, resolve_format, topic_name,
+)
+
+
+class Sort(str, Enum):
+    """Orders of ``list``."""
+
+    updated = "updated"
+    start = "start"
+    title = "title"
+    status = "status"
+    nct = "nct"
+    enrollment = "enrollment"
+    distance = "distance"
+    relevance = "relevance"
+
+
+def _many(values: list[str] | None, read) -> list[str]:
+    """Every value of a repeatable option (each may also hold several, comma-separated), read and checked."""
+    found = []
+    for value in values or []:
+        for part in value.split(","):
+            if part.strip():
+                found.append(read(part.strip()))
+    return list(dict.fromkeys(found))
+
+
+def list_command(
+    topic: TopicArgument = None,
+    status: Annotated[Optional[list[str]], typer.Option(
+        "--status", help="Overall status, as the API or the website writes it (repeat, or separate with commas).",
+        show_default=False)] = None,
+    phase: Annotated[Optional[list[str]], typer.Option("--phase", help="Phase: 1, 2, 'phase 3', early1, NA (repeatable).",
+                                                       show_default=False)] = None,
+    study_type: Annotated[Optional[str], typer.Option("--type", help="interventional, observational or expanded access.",
+                                                      show_default=False)] = None,
+    sponsor: Annotated[Optional[str], typer.Option("--sponsor", help="Lead sponsor or collaborator name contains this.",
+                                                   show_default=False)] = None,
+    sponsor_class: Annotated[Optional[str], typer.Option("--sponsor-class", help="industry, nih, fed, other, ...",
+                                                         show_default=False)] = None,
+    country: Annotated[Optional[str], typer.Option("--country", help="A site in this country.", show_default=False)] = None,
+    near: Annotated[Optional[str], typer.Option("--near", help="A city of the stored sites, or LAT,LON.",
+                                                show_default=False)] = None,
+    within: Annotated[Optional[float], typer.Option("--within", min=0, max=40100, callback=finite("--within"),
+                                                    help="With --near: a site within this many km.",
+                                                    show_default=False)] = None,
+    age: Annotated[Optional[float], typer.Option("--age", min=0, max=150, callback=finite("--age"),
+                                                 help="Takes participants of this age (years).", show_default=False)] = None,
+    sex: Annotated[Optional[str], typer.Option("--sex", help="Takes participants of this sex (female, male).",
+                                               show_default=False)] = None,
+    healthy_volunteers: Annotated[bool, typer.Option("--healthy-volunteers", help="Accepts healthy volunteers.")] = False,
+    started_after: Annotated[Optional[str], typer.Option("--started-after", help="Started on or after (YYYY[-MM[-DD]]).",
+                                                         show_default=False)] = None,
+    started_before: Annotated[Optional[str], typer.Option("--started-before", help="Started before (YYYY[-MM[-DD]]).",
+                                                          show_default=False)] = None,
+    has_results: Annotated[Optional[bool], typer.Option("--has-results/--no-results", help="Has posted results, or not.",
+                                                        show_default=False)] = None,
+    changed_since: Annotated[Optional[str], typer.Option(
+        "--changed-since", help="Posted an update on or after this date (YYYY-MM-DD).", show_default=False)] = None,
+    search: Annotated[Optional[str], typer.Option(
+        "--search", help="Full-text search of titles, summary, conditions, interventions and keywords "
+        "(words, \"phrases\", prefix*, AND, OR, NOT).", show_default=False)] = None,
+    sort: Annotated[Optional[Sort], typer.Option("--sort", help="Order; default: relevance with --search, distance "
+                                                 "with --near, else last update, newest first.", show_default=False)] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, max=10_000_000, show_default=False,
+                                                 help="At most this many studies.")] = None,
+    as_of: AsOfOption = None,
+    db: DbOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """List a topic's studies, one a line, filtered and sorted. Example: trialsync list --status recruiting --age 45"""
+    from .. import vocab
+    from ..reports.asof import topic_as_of
+    from ..reports.common import read_day, read_moment
+    from ..reports.studies import StudyQuery, list_studies, resolve_place
+    from ..render.studies import render_study_list
+    from ..statuses import status_label
+
+    if within is not None and near is None:
+        raise UsageError("--within needs --near")
+    if search is not None and as_of is not None:
+        raise UsageError("--search reads the text stored now; it cannot be combined with --as-of")
+    if search is not None and not search.strip():
+        raise UsageError("--search needs words to look for")
+    moment = read_moment(as_of) if as_of else None
+    query = StudyQuery(
+        statuses=_many(status, vocab.read_status), phases=_many(phase, vocab.read_phase),
+        study_type=vocab.read_study_type(study_type) if study_type else None,
+        sponsor=sponsor, sponsor_class=vocab.read_sponsor_class(sponsor_class) if sponsor_class else None,
+        country=country, within_km=within, age=age, sex=vocab.read_sex(sex) if sex else None,
+        healthy_volunteers=healthy_volunteers,
+        started_after=read_day(started_after, "--started-after") if started_after else None,
+        started_before=read_day(started_before, "--started-before") if started_before else None,
+        has_results=has_results,
+        changed_since=read_day(changed_since, "--changed-since") if changed_since else None,
+        search=search, sort=sort.value if sort else None, limit=limit)
+    conn = read_db(db)
+    name = topic_name(conn, topic)
+    if near is not None:
+        query.near = resolve_place(conn, near)
+    if moment is None:
+        rows = list_studies(conn, name, query)
+    else:
+        with topic_as_of(conn, name, moment):
+            rows = list_studies(conn, name, query)
+    where = f" within {within:g} km of {query.near.name}" if query.near and within is not None else (
+        f", nearest site to {query.near.name}" if query.near else "")
+    statuses = f" ({', '.join(status_label(s).lower() for s in query.statuses)})" if query.statuses else ""
+    title = f"{len(rows)} {'study' if len(rows) == 1 else 'studies'} of {name}{statuses}{where}" + (
+        f", as of {moment}" if moment else "") + "."
+    emit(render_study_list(rows, resolve_format(fmt), title=title))
+
+
+def show(
+    nct_id: Annotated[str, typer.Argument(help="The study's NCT id, e.g. NCT04042844.", show_default=False)],
+    near: Annotated[Optional[str], typer.Option("--near", help="List sites nearest to this city or LAT,LON first.",
+                                                show_default=False)] = None,
+    fetch: Annotated[bool, typer.Option("--fetch", help="Fetch the study from the API when it is not stored "
+                                        "(it is shown, not stored).")] = False,
+    api_url: ApiUrlOption = None,
+    db: DbOption = None,
+    fmt: Annotated[Optional[StudyFormat], typer.Option(
+        "--format", "-f", help="table or text for a person; json prints the raw record.", show_default=False)] = None,
+) -> None:
+    """Show one study for a person: status, eligibility, sites, contacts, links, changes. Example: trialsync show NCT04042844"""
+    from ..errors import NotFound
+    from ..ids import is_nct_id
+    from ..reports.studies import distance_km, facts_from_rows, resolve_place, study_facts, study_raw
+    from ..render.studies import render_study
+    from ..transform import study_rows
+
+    wanted = nct_id.strip().upper()
+    if not is_nct_id(wanted):
+        raise NotFound(f"{nct_id!r} is not an NCT id (NCT followed by 8 digits, e.g. NCT04042844)")
+    conn = None
+    if not fetch or db_path(db).exists():
+        try:
+            conn = read_db(db)
+            facts = study_facts(conn, wanted)
+            raw = study_raw(conn, wanted)
+        except NotFound:
+            if not fetch:
+                raise
+            facts = None
+    else:
+        facts = None
+    if facts is None:
+        import orjson
+
+        record = api_client(api_url, rate=50, retries=5).study(wanted)
+        raw = orjson.dumps(record).decode()
+        facts = facts_from_rows(study_rows(record))
+    if fmt is StudyFormat.json:
+        sys.stdout.write(raw + "\n")
+        return
+    if near is not None:
+        place = resolve_place(conn, near)
+        for site in facts["locations"]:
+            site["distance_km"] = distance_km(place.latitude, place.longitude, site.get("latitude"), site.get("longitude"))
+    emit(render_study(facts, resolve_format(fmt)))
+
+
+class ExportFormat(str, Enum):
+    """Formats of ``export``."""
+
+    csv = "csv"
+    json = "json"
+    nl = "nl"
+
+
+def export(
+    topic: TopicArgument = None,
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="csv, json or nl (JSON lines).")] = ExportFormat.csv,
+    raw: Annotated[bool, typer.Option("--raw", help="The raw records as a ctg-studies.json array, which "
+                                      "`trialsync import` reads back.")] = False,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file (default: standard output).",
+                                                   dir_okay=False, show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --output file if it exists.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Write a topic's studies as CSV, JSON or JSON lines, or their raw records. Example: trialsync export -o spine.csv"""
+    from ..reports.studies import export_raw, export_rows
+    from ..render.export import write_export
+
+    if output is not None and output.exists() and not force:
+        raise UsageError(f"{output} exists; choose another file or add --force to replace it")
+    conn = read_db(db)
+    name = topic_name(conn, topic)
+    items, kind = (export_raw(conn, name), "raw") if raw else (export_rows(conn, name), fmt.value)
+    if output is None:
+        write_export(items, kind, sys.stdout)
+        return
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        with open(partial, "w", encoding="utf-8", newline="") as out:
+            count = write_export(items, kind, out)
+        partial.replace(output)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    sys.stderr.write(f"trialsync: wrote {count} {'study' if count == 1 else 'studies'} of {name} to {output}\n")

@@ -1,0 +1,132 @@
+"""Commands that bring data in: pull, import, verify."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import EXIT_FAILED
+from .options import (
+    ApiUrlOption, DbOption, FormatOption, RateOption, RetriesOption, TimeoutOption, TopicArgument, WaitOption,
+    api_client, emit, err, print_digest, read_db, resolve_format, stop_on_signal, topic_name, write_db,
+)
+
+
+def pull(
+    topics: Annotated[Optional[list[str]], typer.Argument(
+        help="Topics to pull; default: every stored topic, or the built-in stem-cell-spine.", show_default=False)] = None,
+    db: DbOption = None,
+    api_url: ApiUrlOption = None,
+    rate: RateOption = 50,
+    page_size: Annotated[int, typer.Option("--page-size", min=1, max=1000, help="Studies per request.")] = 1000,
+    full: Annotated[bool, typer.Option("--full", help="Fetch every study, ignoring what changed since the last pull.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something changed (for cron).")] = False,
+    wait: WaitOption = 0,
+    retries: RetriesOption = 5,
+    timeout: TimeoutOption = 120,
+    list_every: Annotated[int, typer.Option(
+        "--list-every", envvar="TRIALSYNC_LIST_EVERY", min=1, max=10000,
+        help="Check which studies left a topic every N incremental pulls.")] = 1,
+) -> None:
+    """Fetch the studies of topics from ClinicalTrials.gov into the database. Example: trialsync pull"""
+    from .. import reports, store
+    from ..render.changes import pull_summary
+    from ..sync.pull import PullOptions
+    from ..sync.run import pull_topics
+
+    options = PullOptions(full=full, page_size=page_size, list_every=list_every)
+    failures = 0
+    with write_db(db, wait) as conn, stop_on_signal() as stop:
+        client = api_client(api_url, rate, retries, timeout, stop)
+        killed = store.mark_abandoned_pulls(conn)
+        if killed and not quiet:
+            err(f"{killed} earlier pull(s) had been killed before finishing; this pull completes their work")
+        with _progress(client, enabled=not quiet and sys.stderr.isatty()) as progress_for:
+            for outcome in pull_topics(conn, client, topics, options, progress_for):
+                if outcome.note:
+                    if not quiet:
+                        err(outcome.note)
+                    continue
+                if outcome.error is not None:
+                    err(f"{outcome.topic}: {outcome.error}")
+                    failures += 1
+                elif not quiet or outcome.result.first_fill or reports.unreported_changes(conn, outcome.topic).changes:
+                    sys.stdout.write(pull_summary(outcome.result) + "\n")
+                    sys.stdout.flush()
+                print_digest(conn, outcome.topic)
+    if failures:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@contextmanager
+def _progress(client, enabled: bool):
+    """``progress_for(topic)``: a rich progress line on a terminal (saying when a request waits and why)."""
+    if not enabled:
+        yield lambda topic: (lambda stage, received, total: None)
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    labels = {"studies": "studies", "listing": "checking ids", "missing": "fetching by id"}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("", total=None)
+        current = {"topic": ""}
+        client.on_wait = lambda message: bar.update(task, description=f"{current['topic']}: {message}")
+
+        def progress_for(topic: str):
+            current["topic"] = topic
+            bar.update(task, description=topic, completed=0, total=None)
+
+            def update(stage: str, received: int, total: int | None) -> None:
+                bar.update(task, description=f"{topic}: {labels.get(stage, stage)}", completed=received, total=total)
+
+            return update
+
+        yield progress_for
+
+
+def import_command(
+    file: Annotated[Path, typer.Argument(help="ctg-studies.json, ctg-studies.json.zip, a saved /studies page or JSON lines.",
+                                         show_default=False)],
+    topic: Annotated[str, typer.Option("--topic", help="Topic the studies belong to.")] = "stem-cell-spine",
+    db: DbOption = None,
+    wait: WaitOption = 0,
+) -> None:
+    """Load studies from a file downloaded from ClinicalTrials.gov. Example: trialsync import ctg-studies.json"""
+    from ..render.changes import import_summary
+    from ..sync.files import import_records, read_records
+    from ..topics import validate_topic_name
+
+    validate_topic_name(topic)
+    records = read_records(file)
+    with write_db(db, wait) as conn, stop_on_signal() as stop:
+        result = import_records(conn, records, topic, source=str(file), stop=stop)
+        sys.stdout.write(import_summary(result, str(file)) + "\n")
+        print_digest(conn, topic)
+
+
+def verify(
+    topic: TopicArgument = None,
+    db: DbOption = None,
+    api_url: ApiUrlOption = None,
+    rate: RateOption = 50,
+    retries: RetriesOption = 5,
+    timeout: TimeoutOption = 120,
+    fmt: FormatOption = None,
+) -> None:
+    """Compare a topic's stored studies and counts by status with the API's; exit 1 if they differ. Example: trialsync verify"""
+    from ..render.status import render_verification
+    from ..sync.checks import verify_topic
+
+    conn = read_db(db)
+    name = topic_name(conn, topic)
+    with stop_on_signal() as stop:
+        check = verify_topic(conn, api_client(api_url, rate, retries, timeout, stop), name)
+    emit(render_verification(check, resolve_format(fmt)))
+    if not check.agrees:
+        raise typer.Exit(EXIT_FAILED)

@@ -1,0 +1,132 @@
+"""The change log, the pulls log, a pull's summary line and a topic's digest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .tables import Column, rows_as, shorten
+from .words import STATUS_FIELDS, describe_change, plural
+
+DIGEST_LINES = 50  # per group in a digest, so that a cron mail stays readable
+CHANGE_KEYS = ("nct_id", "field", "old", "new", "item", "observed_at", "topic", "reason", "brief_title")
+
+
+def render_changes(changes: Sequence[dict], fmt: str) -> list:
+    """Changes newest first; JSON, JSON lines and CSV keep the API's own values."""
+    if fmt in ("json", "csv", "nl"):
+        rows = [{k: c[k] for k in CHANGE_KEYS} for c in changes]
+        return rows_as(rows, [Column(k, k) for k in CHANGE_KEYS], fmt)
+    if not changes:
+        return ["No changes recorded."]
+    rows = [{**c, "change": describe_change(c, name_topic=True)[len(c["nct_id"]) + 1:]} for c in changes]
+    columns = [Column("observed_at", "Observed", show=lambda t: (t or "")[:10], drop=2), Column("nct_id", "NCT ID"),
+               Column("change", "Change", flex=True, min_width=24),
+               Column("brief_title", "Title", flex=True, min_width=16, drop=1)]
+    return rows_as(rows, columns, fmt)
+
+
+def _duration(pull: dict) -> str:
+    from datetime import datetime
+
+    if not pull.get("finished_at"):
+        return ""
+    parse = lambda s: datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    seconds = int((parse(pull["finished_at"]) - parse(pull["started_at"])).total_seconds())
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def render_pulls(pulls: Sequence[dict], fmt: str) -> list:
+    """Recent pulls with outcome, counts and duration."""
+    rows = [{**p, "duration": _duration(p)} for p in pulls]
+    if fmt in ("json", "csv", "nl"):
+        keys = list(pulls[0]) + ["duration"] if pulls else ["id"]
+        return rows_as(rows, [Column(k, k) for k in keys], fmt)
+    if not pulls:
+        return ["No pulls recorded yet."]
+    columns = [Column("id", "#", numeric=True), Column("topic", "Topic", flex=True, min_width=8, drop=3),
+               Column("started_at", "Started", show=lambda t: (t or "").replace("T", " ").rstrip("Z")[:16]),
+               Column("duration", "Took", numeric=True, drop=4), Column("mode", "Mode", drop=5),
+               Column("outcome", "Outcome"), Column("requests", "Requests", numeric=True, drop=6),
+               Column("received", "Received", numeric=True), Column("new", "New", numeric=True, drop=7),
+               Column("updated", "Updated", numeric=True, drop=8), Column("left_topic", "Left", numeric=True, drop=9),
+               Column("error", "Error", flex=True, min_width=12, drop=10)]
+    return rows_as(rows, columns, fmt)
+
+
+def pull_summary(result) -> str:
+    """One line about a finished pull, for logs and non-terminal output."""
+    if result.outcome == "unchanged":
+        return (f"{result.topic}: API data unchanged since the last pull ({result.data_timestamp}); "
+                f"nothing fetched ({result.requests} request).")
+    counts = result.counts
+    mode = f"{result.mode} pull" + (" under the topic's new search" if result.search_changed else "") + (
+        " (first pull)" if result.first_fill else "")
+    rejoined = f", {counts.rejoined} back" if counts.rejoined else ""
+    refetched = f", {result.refetched} fetched by id" if result.refetched else ""
+    missing = getattr(result, "missing_ids", [])
+    not_found = f"; {plural(len(missing), 'id')} not found on ClinicalTrials.gov: {', '.join(missing[:5])}" \
+        if missing else ""
+    return (f"{result.topic}: {mode}, {counts.received} studies received "
+            f"({counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged{rejoined}{refetched}), "
+            f"{result.left} left the topic; {result.requests} requests{not_found}.")
+
+
+def import_summary(result, source: str) -> str:
+    """One line about a finished import."""
+    counts = result.counts
+    older = f", {counts.older} older than stored (skipped)" if counts.older else ""
+    return (f"{result.topic}: imported {counts.received} studies from {source} "
+            f"({counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged{older})")
+
+
+_GROUPS = ("New studies", "Status changes", "Left the topic", "Back in the topic", "Dates", "Sites", "Publications",
+           "Other changes", "Warnings")
+
+
+def render_digest(topic: str, changes: Sequence[dict]) -> str:
+    """The changes a topic has not reported yet, grouped for a person reading the cron mail; '' when none.
+
+    Membership events caused by a changed search are summed up in one line, not listed.
+    """
+    if not changes:
+        return ""
+    groups: dict[str, list[str]] = {name: [] for name in _GROUPS}
+    search_joined = search_left = 0
+    for change in changes:
+        title = f" ({shorten(change['brief_title'], 70)})" if change.get("brief_title") else ""
+        field = change["field"]
+        if field == "membership" and change.get("reason") == "search":
+            search_joined += change["new"] in ("added", "present")
+            search_left += change["new"] == "left"
+            continue
+        line = "  " + describe_change(change) + title
+        if field == "membership":
+            key = {"added": "New studies", "left": "Left the topic"}.get(change["new"], "Back in the topic")
+            if change["new"] == "added":
+                line = f"  {change['nct_id']}{title}"
+        elif field == "warning":
+            key = "Warnings"
+        elif field in STATUS_FIELDS - {"site_status"} or field == "why_stopped":
+            key = "Status changes"
+        elif field.endswith("_date") or field.endswith("_date_type"):
+            key = "Dates"
+        elif field.startswith("site_"):
+            key = "Sites"
+        elif field == "reference_added":
+            key = "Publications"
+        else:
+            key = "Other changes"
+        groups[key].append(line)
+    count = len(changes)
+    lines = [f"trialsync: {plural(count, 'change')} in {topic}"]
+    if search_joined or search_left:
+        lines += ["", f"The topic's search changed: {plural(search_joined, 'study', 'studies')} joined it and "
+                      f"{search_left} left it."]
+    since = min(change["observed_at"] for change in changes)[:10]
+    for heading, items in groups.items():
+        if items:
+            lines += ["", f"{heading}:"] + items[:DIGEST_LINES]
+            if len(items) > DIGEST_LINES:
+                lines.append(f"  ... and {len(items) - DIGEST_LINES} more: "
+                             f"`trialsync changes {topic} --since {since}` lists them all")
+    return "\n".join(lines)

@@ -1,0 +1,210 @@
+"""Counts by status: the status report, breakdowns, the history of a topic, every topic, verify's comparison."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..statuses import status_label, status_sort_key
+from ..vocab import PHASE_LABELS, SPONSOR_CLASS_LABELS, STUDY_TYPE_LABELS, label
+from .formats import to_json
+from .tables import Column, fit, rows_as, terminal_width
+from .words import plural
+
+# Column headers for counts by status, short enough for a breakdown to fit 80 columns.
+STATUS_HEADERS = {
+    "NOT_YET_RECRUITING": "Not yet", "RECRUITING": "Recruiting", "ENROLLING_BY_INVITATION": "Invited",
+    "ACTIVE_NOT_RECRUITING": "Active", "SUSPENDED": "Suspended", "TERMINATED": "Terminated",
+    "COMPLETED": "Completed", "WITHDRAWN": "Withdrawn", "UNKNOWN": "Unknown", "AVAILABLE": "Available",
+    "NO_LONGER_AVAILABLE": "No longer", "TEMPORARILY_NOT_AVAILABLE": "Paused", "APPROVED_FOR_MARKETING": "Approved",
+    "WITHHELD": "Withheld", "NONE": "None",
+}
+OTHER = "OTHER"
+
+
+def _percent(count: int, total: int) -> str:
+    return f"{100.0 * count / total:.1f}%" if total else "0.0%"
+
+
+def _signed(delta: int | None) -> str:
+    if delta is None:
+        return ""
+    return f"{delta:+d}" if delta else "0"
+
+
+def status_rows(report: dict) -> list[dict]:
+    """One row per status: status, label, count, percent, previous count and change (when known)."""
+    previous = report.get("previous")
+    before = {e["status"]: e["count"] for e in previous["statuses"]} if previous else {}
+    statuses = [e["status"] for e in report["statuses"]]
+    statuses += [s for s in before if s not in statuses]  # a status that emptied still shows its -N
+    counts = {e["status"]: e["count"] for e in report["statuses"]}
+    rows = []
+    for status in sorted(statuses, key=status_sort_key):
+        count = counts.get(status, 0)
+        rows.append({
+            "status": status, "label": status_label(status), "count": count,
+            "percent": _percent(count, report["total"]),
+            "previous_count": before.get(status, 0) if previous else None,
+            "change": _signed(count - before.get(status, 0)) if previous else "",
+        })
+    return rows
+
+
+def render_status_report(report: dict, summary: str, fmt: str) -> list:
+    """The status report in ``fmt``: the summary as a sentence, counts with share and change, the unknown
+    breakdown, the date of the data."""
+    if fmt == "json":
+        data = {key: report[key] for key in ("topic", "total", "as_of", "statuses", "unknown_by_last_known")}
+        data.update({key: report[key] for key in ("data_timestamp", "left_since_previous", "previous")})
+        return [to_json(data)]
+    rows = status_rows(report)
+    if fmt in ("csv", "nl"):
+        keys = ("status", "label", "count", "percent", "previous_count")
+        return rows_as(rows, [Column(k, k) for k in keys], fmt, data=[{k: r[k] for k in keys} for r in rows])
+    has_previous = report.get("previous") is not None
+    columns = [Column("label", "Status"), Column("count", "Studies", numeric=True),
+               Column("percent", "Share", numeric=True)]
+    if has_previous:
+        columns.append(Column("change", "Change", numeric=True))
+    total_row = {"label": "Total", "count": report["total"], "percent": _percent(report["total"], report["total"])
+                 if report["total"] else "", "change": ""}
+    if has_previous:
+        before_total = sum(e["count"] for e in report["previous"]["statuses"])
+        total_row["change"] = _signed(report["total"] - before_total)
+    blocks = rows_as(rows + [total_row], columns, fmt, title=f"{report['topic']}: {summary}.")
+    blocks.append(_as_of_line(report))
+    if report["unknown_by_last_known"]:
+        unknown_rows = [{"label": status_label(s), "count": n} for s, n in report["unknown_by_last_known"].items()]
+        blocks += rows_as(unknown_rows, [Column("label", "Last known status"), Column("count", "Studies", numeric=True)],
+                          fmt, title="Unknown status, by last known status")
+    if has_previous:
+        left = report["left_since_previous"]
+        blocks.append(f"{plural(left, 'study', 'studies')} left the topic since the previous pull "
+                      f"({report['previous']['as_of']}).")
+    return blocks
+
+
+def _as_of_line(report: dict) -> str:
+    if not report["as_of"]:
+        return "Not pulled yet: run `trialsync pull` (or `trialsync import FILE`)."
+    api = f"; API data of {report['data_timestamp']}" if report["data_timestamp"] else ""
+    return f"Data as of {report['as_of']} (last successful pull or import{api})."
+
+
+_VALUE_LABELS = {"phase": PHASE_LABELS, "study-type": STUDY_TYPE_LABELS, "sponsor-class": SPONSOR_CLASS_LABELS}
+
+
+def _status_columns(statuses: list[str], rows: list[dict], fixed: list[Column], fmt: str) -> tuple[list[str], list[dict]]:
+    """The statuses to show as columns, merging the rarest into "Other" until the table fits the width."""
+    shown = list(statuses)
+    if fmt not in ("table", "text"):
+        return shown, rows
+    width = terminal_width()
+    overhead = (lambda n: 3 * n + 1) if fmt == "table" else (lambda n: 2 * (n - 1))
+    totals = {s: sum(r["statuses"].get(s, 0) for r in rows) for s in statuses}
+    while True:
+        columns = fixed + [Column(s, STATUS_HEADERS.get(s, s), numeric=True) for s in shown]
+        cells = [[c.cell(_flat(r, shown)) for c in columns] for r in rows]
+        kept, widths = fit(columns, cells, width, overhead)
+        if len(kept) == len(columns) and sum(widths) + overhead(len(columns)) <= width or len(shown) <= 2:
+            return shown, [_flat(r, shown) for r in rows]
+        rarest = min((s for s in shown if s != OTHER), key=lambda s: (totals.get(s, 0), s))
+        shown = [s for s in shown if s not in (rarest, OTHER)] + [OTHER]
+        totals[OTHER] = totals.get(OTHER, 0) + totals.pop(rarest, 0)
+
+
+def _flat(row: dict, shown: list[str]) -> dict:
+    flat = {k: v for k, v in row.items() if k != "statuses"}
+    counts = row["statuses"]
+    for status in shown:
+        if status != OTHER:
+            flat[status] = counts.get(status, 0)
+    if OTHER in shown:
+        flat[OTHER] = sum(n for s, n in counts.items() if s not in shown)
+    return flat
+
+
+def render_breakdown(report: dict, fmt: str) -> list:
+    """A breakdown: one row per value, its total and its count in each status (rare statuses merged into
+    "Other" when the table would not fit)."""
+    if fmt == "json":
+        return [to_json(report)]
+    statuses = sorted({s for row in report["rows"] for s in row["statuses"]}, key=status_sort_key)
+    by = report["by"]
+    labels = _VALUE_LABELS.get(by, {})
+    rows = [{**row, "shown": (label(labels, row["value"]) if labels else row["value"]) or "(none)"}
+            for row in report["rows"]]
+    if fmt in ("csv", "nl"):
+        flat = [_flat(row, statuses) for row in report["rows"]]
+        return rows_as(flat, [Column("value", "value"), Column("total", "total")] + [Column(s, s) for s in statuses], fmt)
+    header = {"phase": "Phase", "study-type": "Study type", "sponsor-class": "Sponsor class", "sponsor": "Lead sponsor",
+              "start-year": "Start year", "country": "Country", "condition": "Condition"}[by]
+    fixed = [Column("shown", header, flex=True, min_width=10), Column("total", "Studies", numeric=True)]
+    shown, flat = _status_columns(statuses, rows, fixed, fmt)
+    columns = fixed + [Column(s, STATUS_HEADERS.get(s, s) if s != OTHER else "Other", numeric=True) for s in shown]
+    multi = (" A study with several values is counted once in each of them, so the rows add up to more than the "
+             "total.") if report["multi"] else ""
+    title = f"{report['topic']}: {plural(report['total'], 'study', 'studies')} by {header.lower()} and status."
+    return rows_as(flat, columns, fmt, title=title) + ([multi.strip()] if multi else [])
+
+
+def render_history(topic: str, rows: Sequence[dict], fmt: str) -> list:
+    """The topic's counts by status at each complete pull or import, oldest first."""
+    if fmt == "json":
+        return [to_json({"topic": topic, "pulls": list(rows)})]
+    if not rows:
+        return [f"No complete pull of {topic} is recorded yet."]
+    statuses = sorted({s for row in rows for s in row["statuses"]}, key=status_sort_key)
+    data = [{**row, "when": (row["finished_at"] or "").replace("T", " ").rstrip("Z")[:16]} for row in rows]
+    if fmt in ("csv", "nl"):
+        flat = [_flat(row, statuses) for row in rows]
+        return rows_as(flat, [Column("finished_at", "finished_at"), Column("kind", "kind"), Column("total", "total")]
+                       + [Column(s, s) for s in statuses], fmt)
+    fixed = [Column("when", "Pull finished"), Column("total", "Studies", numeric=True)]
+    shown, flat = _status_columns(statuses, data, fixed, fmt)
+    columns = fixed + [Column(s, STATUS_HEADERS.get(s, s) if s != OTHER else "Other", numeric=True) for s in shown]
+    return rows_as(flat, columns, fmt, title=f"{topic}: counts by status at each complete pull.")
+
+
+def render_every_topic(reports: Sequence[dict], summaries: Sequence[str], fmt: str) -> list:
+    """One line per topic: its counts in words."""
+    if fmt in ("json", "nl", "csv"):
+        rows = [{"topic": r["topic"], "total": r["total"], "as_of": r["as_of"],
+                 "statuses": {e["status"]: e["count"] for e in r["statuses"]}} for r in reports]
+        if fmt == "json":
+            return [to_json(rows)]
+        if fmt == "nl":
+            return rows_as(rows, [], "nl")
+        return rows_as([{"topic": r["topic"], "total": r["total"], "as_of": r["as_of"]} for r in reports],
+                       [Column("topic", "topic"), Column("total", "total"), Column("as_of", "as_of")], "csv")
+    if not reports:
+        return ["No topics stored yet."]
+    return ["\n".join(f"{r['topic']}: {summary}." for r, summary in zip(reports, summaries))]
+
+
+def render_verification(check, fmt: str) -> list:
+    """How a topic in the store compares with the API: counts by status side by side, then each difference."""
+    if fmt == "json":
+        return [to_json({
+            "topic": check.topic, "agrees": check.agrees, "api_total": check.api_total,
+            "store_total": check.store_total,
+            "statuses": [{"status": s, "label": status_label(s), "api": a, "store": b} for s, a, b in check.by_status],
+            "only_in_api": check.only_in_api, "only_in_store": check.only_in_store,
+            "status_differs": [{"nct_id": i, "api": a, "store": b} for i, a, b in check.status_differs],
+        })]
+    rows = [{"label": status_label(s), "api": a, "store": b, "difference": _signed(b - a) if a != b else ""}
+            for s, a, b in check.by_status]
+    rows.append({"label": "Total", "api": check.api_total, "store": check.store_total,
+                 "difference": _signed(check.store_total - check.api_total) if check.api_total != check.store_total else ""})
+    verdict = ("the store agrees with the API" if check.agrees else "the store differs from the API")
+    blocks = rows_as(rows, [Column("label", "Status"), Column("api", "API", numeric=True),
+                            Column("store", "Store", numeric=True), Column("difference", "Difference", numeric=True)],
+                     fmt, title=f"{check.topic}: {verdict}.")
+    lines = [f"{i} is in the API's listing, not in the store" for i in check.only_in_api]
+    lines += [f"{i} is in the store, not in the API's listing" for i in check.only_in_store]
+    lines += [f"{i}: the API says {status_label(a)}, the store says {status_label(b)}" for i, a, b in check.status_differs]
+    if lines:
+        blocks.append("\n".join(lines))
+    if not check.agrees:
+        blocks.append(f"`trialsync pull {check.topic}` brings the store up to date.")
+    return blocks

@@ -1,0 +1,165 @@
+"""Studies for a person: one study in full (``show``), and lists of studies (``list``)."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+
+from ..ids import study_url
+from ..statuses import status_label
+from ..vocab import DATE_TYPE_LABELS, PHASE_LABELS, SEX_LABELS, SPONSOR_CLASS_LABELS, STUDY_TYPE_LABELS, label, phases_label
+from .tables import Column, rows_as, terminal_width
+from .words import describe_change
+
+LIST_JSON_KEYS = ("nct_id", "brief_title", "overall_status", "last_known_status", "phases", "study_type", "start_date",
+                  "last_update_posted", "enrollment_count", "lead_sponsor", "lead_sponsor_class", "has_results", "url")
+
+
+def _short_phase(phases: Sequence[str]) -> str:
+    words = {"EARLY_PHASE1": "Early 1", "PHASE1": "1", "PHASE2": "2", "PHASE3": "3", "PHASE4": "4", "NA": "N/A"}
+    return "/".join(words.get(p, p) for p in phases)
+
+
+def render_study_list(rows: Sequence[dict], fmt: str, title: str | None = None) -> list:
+    """Studies one a line: NCT id, status, phase, start, distance (when measured), title, lead sponsor.
+    JSON and JSON lines carry the API's own values and each study's URL."""
+    near = any("distance_km" in row for row in rows)
+    keys = LIST_JSON_KEYS + (("distance_km",) if near else ())
+    data = [{k: row.get(k) for k in keys} for row in rows]
+    if fmt in ("json", "nl"):
+        return rows_as(data, [], fmt, data=data)
+    if fmt == "csv":
+        return rows_as(data, [Column(k, k) for k in keys], fmt)
+    columns = [Column("nct_id", "NCT ID"),
+               Column("overall_status", "Status", show=status_label, drop=3),
+               Column("phases", "Phase", show=_short_phase, drop=4),
+               Column("start_date", "Start", show=lambda d: (d or "")[:7], drop=5)]
+    if near:
+        columns.append(Column("distance_km", "Km", numeric=True, show=lambda km: "" if km is None else f"{km:.0f}",
+                              drop=2))
+    columns += [Column("brief_title", "Title", flex=True, min_width=14),
+                Column("lead_sponsor", "Lead sponsor", flex=True, min_width=14, drop=9)]
+    if not rows:
+        return [title or "No studies match."] if fmt != "markdown" else [title or "No studies match."]
+    return rows_as(rows, columns, fmt, title=title)
+
+
+def _age_range(facts: dict) -> str:
+    low, high = facts.get("min_age"), facts.get("max_age")
+    if low and high:
+        return f"{low} to {high}"
+    if low:
+        return f"{low} and older"
+    if high:
+        return f"up to {high}"
+    return "any age"
+
+
+def _date(facts: dict, key: str) -> str | None:
+    value = facts.get(key)
+    if not value:
+        return None
+    kind = label(DATE_TYPE_LABELS, facts.get(f"{key}_type"))
+    return f"{value} ({kind.lower()})" if kind else value
+
+
+def _site_line(site: dict) -> str:
+    place = ", ".join(p for p in (site.get("city"), site.get("state"), site.get("country")) if p)
+    status = f" [{status_label(site['status'])}]" if site.get("status") else ""
+    distance = f" ({site['distance_km']:.0f} km)" if site.get("distance_km") is not None else ""
+    return f"{site.get('facility') or 'Unnamed site'}, {place}{status}{distance}"
+
+
+def _contact_line(contact: dict) -> str:
+    return " · ".join(p for p in (contact.get("name"), contact.get("phone"), contact.get("email")) if p)
+
+
+def render_study(facts: dict, fmt: str, sites_limit: int = 10) -> list:
+    """One study for a person: labels instead of codes, eligibility, summary, sites (nearest first when
+    distances are known), contacts, links, and its change history."""
+    nct_id = facts["nct_id"]
+    status = status_label(facts["overall_status"]) + (
+        f" (last known: {status_label(facts['last_known_status'])})" if facts.get("last_known_status") else "")
+    sex = label(SEX_LABELS, facts.get("sex"))
+    healthy = {1: "accepts healthy volunteers", 0: "no healthy volunteers"}.get(facts.get("healthy_volunteers"), "")
+    eligibility = ", ".join(p for p in (_age_range(facts), f"sex: {sex.lower()}" if sex else "", healthy) if p)
+    sponsor = facts.get("lead_sponsor")
+    if sponsor and facts.get("lead_sponsor_class"):
+        sponsor += f" ({label(SPONSOR_CLASS_LABELS, facts['lead_sponsor_class'])})"
+    enrollment = None
+    if facts.get("enrollment_count") is not None:
+        kind = label(DATE_TYPE_LABELS, facts.get("enrollment_type")).lower()
+        enrollment = f"{facts['enrollment_count']} participants" + (f" ({kind})" if kind else "")
+    sites = list(facts.get("locations") or [])
+    if any(site.get("distance_km") is not None for site in sites):
+        sites.sort(key=lambda site: (site.get("distance_km") is None, site.get("distance_km") or 0))
+    links = [study_url(nct_id)] + ([f"{study_url(nct_id)}?tab=results"] if facts.get("has_results") else [])
+    pairs = [
+        ("NCT ID", nct_id), ("Title", facts.get("brief_title")), ("Official title", facts.get("official_title")),
+        ("Acronym", facts.get("acronym")), ("Status", status), ("Why stopped", facts.get("why_stopped")),
+        ("Study type", label(STUDY_TYPE_LABELS, facts.get("study_type"))),
+        ("Phase", phases_label(facts.get("phases"))),
+        ("Enrollment", enrollment),
+        ("Start", _date(facts, "start_date")),
+        ("Primary completion", _date(facts, "primary_completion_date")),
+        ("Completion", _date(facts, "completion_date")),
+        ("First posted", facts.get("first_posted")), ("Last update posted", facts.get("last_update_posted")),
+        ("Results first posted", facts.get("results_first_posted")),
+        ("Lead sponsor", sponsor),
+        ("Collaborators", "; ".join(s["name"] for s in facts.get("sponsors", []) if s["role"] == "collaborator")),
+        ("Conditions", "; ".join(c["condition"] for c in facts.get("conditions", []))),
+        ("Interventions", "; ".join(f"{(i['type'] or '').replace('_', ' ').title()}: {i['name']}"
+                                    for i in facts.get("interventions", []))),
+        ("Eligibility", eligibility),
+        ("Contacts", "; ".join(_contact_line(c) for c in facts.get("central_contacts", []))),
+        ("Topics", ", ".join(t["topic"] + ("" if t["present"] else f" (left {t['left_at']})")
+                             for t in facts.get("topics", []))),
+        ("Links", "  ".join(links)),
+    ]
+    if fmt == "json":
+        from .formats import to_json
+
+        return [to_json(facts)]
+    width = terminal_width()
+    rows = [(k, str(v)) for k, v in pairs if v not in (None, "")]
+    key_width = max(len(k) for k, _ in rows) + 1
+    lines = []
+    for key, value in rows:
+        wrapped = textwrap.wrap(value, max(width - key_width - 1, 30), break_long_words=False, break_on_hyphens=False)
+        lines.append(f"{key + ':':<{key_width}} {wrapped[0] if wrapped else ''}")
+        lines += [" " * (key_width + 1) + more for more in wrapped[1:]]
+    blocks = ["\n".join(lines)]
+    if facts.get("brief_summary"):
+        blocks.append("Summary:\n" + _paragraphs(facts["brief_summary"], width))
+    if sites:
+        shown = sites[:sites_limit]
+        more = f"\n  ... and {len(sites) - len(shown)} more" if len(sites) > len(shown) else ""
+        blocks.append(f"Sites ({len(sites)}):\n" + "\n".join(
+            _wrapped("  " + _site_line(site), width, "    ") for site in shown) + more)
+    if facts.get("eligibility_criteria"):
+        blocks.append("Eligibility criteria:\n" + _paragraphs(facts["eligibility_criteria"], width))
+    if facts.get("changes"):
+        blocks.append("Changes seen by trialsync:\n" + "\n".join(
+            _wrapped(f"  {c['observed_at'][:10]}  " + describe_change({**c, "nct_id": ""}).strip(), width, "    ")
+            for c in facts["changes"]))
+    return blocks
+
+
+def _wrapped(text: str, width: int, indent: str) -> str:
+    return "\n".join(textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False,
+                                   break_on_hyphens=False)) or text
+
+
+def _paragraphs(text: str, width: int) -> str:
+    out = []
+    for paragraph in text.splitlines():
+        if not paragraph.strip():
+            if out and out[-1] != "":
+                out.append("")
+            continue
+        stripped = paragraph.lstrip()
+        bullet = stripped.startswith(("* ", "- ", "• "))
+        indent = "  " + ("  " if bullet else "")
+        out.append(textwrap.fill(stripped, width, initial_indent="  ", subsequent_indent=indent,
+                                 break_long_words=False, break_on_hyphens=False))
+    return "\n".join(out).rstrip()

@@ -1,0 +1,133 @@
+"""One renderer for every list: a rich table on a terminal, aligned plain text, markdown, CSV, JSON or JSON
+lines. Tables fit the width they are given without splitting an NCT id, a date or a number: titles are
+shortened with an ellipsis first, then the least needed columns are left out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .formats import to_json, to_json_lines
+
+TABLE_FORMATS = ("table", "text", "json", "csv", "nl", "markdown")
+ELLIPSIS = "…"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: the row key, its header, alignment, how to show a value, and how it gives way.
+
+    ``flex`` columns (titles, names) may be shortened with an ellipsis down to ``min_width``; every other
+    column keeps its values whole. When shortening is not enough, columns with the highest ``drop`` go first
+    (0: never dropped).
+    """
+
+    key: str
+    header: str
+    numeric: bool = False
+    show: Callable[[object], str] | None = None
+    flex: bool = False
+    min_width: int = 12
+    drop: int = 0
+
+    def cell(self, row: dict) -> str:
+        """The column's value in ``row`` as display text, on one line."""
+        value = row.get(self.key)
+        text = self.show(value) if self.show is not None else ("" if value is None else str(value))
+        return " ".join(text.split()) if "\n" in text or "\t" in text else text
+
+
+def terminal_width() -> int:
+    """The width tables are fitted to: ``COLUMNS``, else the terminal's, else 80."""
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, ending in an ellipsis when cut."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + ELLIPSIS
+
+
+def fit(columns: Sequence[Column], cells: list[list[str]], width: int, overhead: Callable[[int], int]
+        ) -> tuple[list[int], list[int]]:
+    """Which columns to keep (their indexes) and the width of each, so that the widths plus
+    ``overhead(number of columns)`` fit ``width``."""
+    natural = [max([len(c.header)] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
+    kept = list(range(len(columns)))
+    while True:
+        widths = {i: natural[i] for i in kept}
+        excess = sum(widths.values()) + overhead(len(kept)) - width
+        for i in kept:  # shorten flexible columns first, the widest first
+            if excess <= 0:
+                break
+            if columns[i].flex:
+                floor = max(columns[i].min_width, len(columns[i].header))
+                give = min(excess, max(widths[i] - floor, 0))
+                widths[i] -= give
+                excess -= give
+        if excess <= 0:
+            return kept, [widths[i] for i in kept]
+        droppable = [i for i in kept if columns[i].drop]
+        if not droppable:
+            return kept, [widths[i] for i in kept]  # as narrow as it can be without splitting a value
+        kept.remove(max(droppable, key=lambda i: (columns[i].drop, i)))
+
+
+def rows_as(rows: Sequence[dict], columns: Sequence[Column], fmt: str, title: str | None = None,
+            width: int | None = None, data: Sequence[dict] | None = None) -> list:
+    """Render ``rows`` in ``fmt``. JSON and JSON lines give ``data`` (default: the rows themselves) as they
+    are; CSV the columns' keys and raw values; the others the columns' display text."""
+    if fmt == "json":
+        return [to_json(list(data if data is not None else rows))]
+    if fmt == "nl":
+        return [to_json_lines(data if data is not None else rows)] if (data if data is not None else rows) else []
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow([c.key for c in columns])
+        writer.writerows([[_csv_value(row.get(c.key)) for c in columns] for row in rows])
+        return [buffer.getvalue().rstrip("\n")]
+    cells = [[c.cell(row) for c in columns] for row in rows]
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(c.header for c in columns) + " |",
+                 "| " + " | ".join("---:" if c.numeric else "---" for c in columns) + " |"]
+        lines += ["| " + " | ".join(v.replace("|", "\\|") for v in line) + " |" for line in cells]
+        return [(f"**{title}**\n\n" if title else "") + "\n".join(lines)]
+    width = width or terminal_width()
+    if fmt == "table":
+        kept, widths = fit(columns, cells, width, lambda n: 3 * n + 1)
+        from rich import box
+        from rich.table import Table
+
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
+        for i, w in zip(kept, widths):
+            table.add_column(columns[i].header, justify="right" if columns[i].numeric else "left",
+                             no_wrap=True, min_width=w, max_width=w, overflow="ellipsis")
+        for line in cells:
+            table.add_row(*(shorten(line[i], w) for i, w in zip(kept, widths)))
+        return ([title] if title else []) + [table]
+    kept, widths = fit(columns, cells, width, lambda n: 2 * (n - 1))
+    text = plain_table([shorten(columns[i].header, w) for i, w in zip(kept, widths)],
+                       [[shorten(line[i], w) for i, w in zip(kept, widths)] for line in cells],
+                       [columns[i].numeric for i in kept], widths)
+    return [f"{title}\n{text}" if title else text]
+
+
+def plain_table(headers: Sequence[str], cells: Sequence[Sequence[str]], numeric: Sequence[bool],
+                widths: Sequence[int] | None = None) -> str:
+    """Columns aligned with spaces, numbers to the right; no colour, no box drawing."""
+    widths = widths or [max([len(h)] + [len(line[i]) for line in cells]) for i, h in enumerate(headers)]
+
+    def fmt_line(values: Sequence[str]) -> str:
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([fmt_line(headers)] + [fmt_line(line) for line in cells])
+
+
+def _csv_value(value):
+    if isinstance(value, (list, tuple)):
+        return "; ".join(str(v) for v in value)
+    return value

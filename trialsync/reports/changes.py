@@ -1,0 +1,79 @@
+"""What changed: the change log of a topic or of every topic, a topic's unreported changes (its digest),
+the pulls log."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from ..errors import NotFound
+from ..store.history import TOPIC_CHANGES
+from .common import dicts
+
+_CHANGE_COLUMNS = ("c.id, c.nct_id, c.field, c.old, c.new, c.observed_at, c.topic, c.pull_id, c.reason, c.item, "
+                   "s.brief_title")
+
+
+def list_changes(conn: sqlite3.Connection, topic: str | None = None, since: str | None = None,
+                 pulls: int | None = None, nct_id: str | None = None) -> list[dict]:
+    """Changes, newest pull first, each pull's in the order seen.
+
+    Each is a dict of ``id, nct_id, field, old, new, observed_at, topic, pull_id, reason, item, brief_title``.
+    With ``topic``: the changes of its member studies, whichever pull observed them, and its own
+    membership events. ``since`` keeps changes observed on or after that date; ``pulls`` those of the
+    last N pulls and imports; ``nct_id`` those of one study.
+    """
+    where, params = [], {}
+    if topic is not None:
+        where.append(TOPIC_CHANGES)
+        params["topic"] = topic
+    if since is not None:
+        where.append("c.observed_at >= :since")
+        params["since"] = since
+    if pulls is not None:
+        where.append("c.pull_id IN (SELECT id FROM pulls ORDER BY id DESC LIMIT :pulls)")
+        params["pulls"] = pulls
+    if nct_id is not None:
+        where.append("c.nct_id = :nct_id")
+        params["nct_id"] = nct_id
+    sql = f"SELECT {_CHANGE_COLUMNS} FROM changes c LEFT JOIN studies s ON s.nct_id = c.nct_id"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return dicts(conn.execute(sql + " ORDER BY c.pull_id DESC, c.id", params))
+
+
+@dataclass
+class Digest:
+    """A topic's changes not yet reported, oldest first; ``through`` is the id to mark reported once shown."""
+
+    topic: str
+    changes: list[dict]
+    through: int
+
+
+def unreported_changes(conn: sqlite3.Connection, topic: str) -> Digest:
+    """Everything not yet reported for ``topic``: its studies' changes and its membership events after
+    the topic's digest cursor, whichever pull or import observed them (failed and killed ones too)."""
+    row = conn.execute("SELECT reported_through FROM topics WHERE name = ?", [topic]).fetchone()
+    if row is None:
+        return Digest(topic, [], 0)
+    # NOT INDEXED: read forward from the cursor (a range of ids); the topic index would scan every study change.
+    changes = dicts(conn.execute(
+        f"SELECT {_CHANGE_COLUMNS} FROM changes c NOT INDEXED LEFT JOIN studies s ON s.nct_id = c.nct_id "
+        f"WHERE c.id > :cursor AND {TOPIC_CHANGES} ORDER BY c.id", {"cursor": row[0], "topic": topic}))
+    return Digest(topic, changes, max((c["id"] for c in changes), default=row[0]))
+
+
+def list_pulls(conn: sqlite3.Connection, topic: str | None = None, limit: int = 20) -> list[dict]:
+    """The most recent pulls and imports, newest first, with their counts; NotFound for a topic never seen."""
+    sql = ("SELECT id, topic, kind, mode, started_at, finished_at, outcome, requests, received, new, updated, "
+           "unchanged, left_topic, rejoined, data_timestamp, error FROM pulls")
+    params: list = []
+    if topic is not None:
+        known = conn.execute("SELECT 1 FROM topics WHERE name = ? UNION ALL SELECT 1 FROM pulls WHERE topic = ? LIMIT 1",
+                             [topic, topic]).fetchone()
+        if known is None:
+            raise NotFound(f"unknown topic {topic!r}: no pull or import of it is recorded")
+        sql += " WHERE topic = ?"
+        params.append(topic)
+    return dicts(conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]))

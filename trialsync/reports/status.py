@@ -1,0 +1,112 @@
+"""A topic counted by overall status: now, as it stood at a moment, at each complete pull, or every topic."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ..errors import NotFound
+from ..statuses import NO_STATUS, status_label, status_phrase, status_sort_key
+from ..store.history import MEMBERSHIP
+from ..store.pulls import COUNT_BY_STATUS
+from .common import last_pull, topic_epoch
+
+
+def status_entries(counts: dict[str, int]) -> list[dict]:
+    """``[{"status", "label", "count"}]`` in report order, for each status with at least one study."""
+    return [
+        {"status": status, "label": status_label(status), "count": counts[status]}
+        for status in sorted(counts, key=status_sort_key)
+        if counts[status]
+    ]
+
+
+def _snapshot(conn: sqlite3.Connection, pull_id: int) -> list[tuple]:
+    return conn.execute("SELECT overall_status, last_known_status, count FROM pull_status_counts WHERE pull_id = ?",
+                        [pull_id]).fetchall()
+
+
+def status_report(conn: sqlite3.Connection, topic: str, as_of: str | None = None) -> dict:
+    """Count the topic's present studies by overall status, with the previous complete pull's counts.
+
+    Returns ``{"topic", "total", "as_of", "data_timestamp", "statuses", "unknown_by_last_known",
+    "left_since_previous", "previous"}``; ``statuses`` lists, in report order, each status with a study.
+    The counts come from the last complete pull's snapshot when nothing has been written since. With
+    ``as_of`` (``YYYY-MM-DDTHH:MM:SSZ``): the topic as it stood after its last complete pull at or before
+    that moment (NotFound when there was none).
+    """
+    latest = last_pull(conn, topic, finished_by=as_of)
+    if as_of is not None:
+        if latest is None:
+            raise NotFound(f"topic {topic!r} had no complete pull or import at or before {as_of}")
+        rows = _snapshot(conn, latest["id"])
+    elif latest and not _written_since(conn, latest["id"]):
+        rows = _snapshot(conn, latest["id"])
+    else:
+        rows = conn.execute(f"SELECT {COUNT_BY_STATUS}", [topic]).fetchall()
+    counts: dict[str, int] = {}
+    unknown: dict[str, int] = {}
+    for status, last_known, count in rows:
+        counts[status] = counts.get(status, 0) + count
+        if status == "UNKNOWN":
+            key = last_known or NO_STATUS
+            unknown[key] = unknown.get(key, 0) + count
+    newest_complete = last_pull(conn, topic, ("complete",), finished_by=as_of)
+    previous = last_pull(conn, topic, ("complete",), before=newest_complete["id"]) if newest_complete else None
+    previous_report = None
+    left = 0
+    if previous:
+        snapshot = dict(conn.execute(
+            "SELECT overall_status, sum(count) FROM pull_status_counts WHERE pull_id = ? GROUP BY 1",
+            [previous["id"]]).fetchall())
+        previous_report = {"as_of": previous["finished_at"], "statuses": status_entries(snapshot)}
+        left = conn.execute(
+            "SELECT count(*) FROM changes WHERE topic = ? AND field = ? AND new = 'left' AND pull_id > ? AND pull_id <= ?",
+            [topic, MEMBERSHIP, previous["id"], newest_complete["id"] if as_of else 2 ** 62]).fetchone()[0]
+    return {
+        "topic": topic,
+        "total": sum(counts.values()),
+        "as_of": latest["finished_at"] if latest else None,
+        "data_timestamp": latest["data_timestamp"] if latest else None,
+        "statuses": status_entries(counts),
+        "unknown_by_last_known": {k: unknown[k] for k in sorted(unknown, key=status_sort_key)},
+        "left_since_previous": left,
+        "previous": previous_report,
+    }
+
+
+def _written_since(conn: sqlite3.Connection, pull_id: int) -> bool:
+    """Whether any pull or import after ``pull_id`` (of any topic) may have written studies."""
+    found = conn.execute("SELECT 1 FROM pulls WHERE id > ? AND outcome != 'unchanged' LIMIT 1", [pull_id]).fetchone()
+    return found is not None
+
+
+def status_summary(report: dict) -> str:
+    """The counts in words, the way people write them: '15 studies: 4 recruiting, 2 completed, ...'."""
+    total = report["total"]
+    head = f"{total} {'study' if total == 1 else 'studies'}"
+    parts = [f"{entry['count']} {status_phrase(entry['status'])}" for entry in report["statuses"]]
+    return f"{head}: {', '.join(parts)}" if parts else head
+
+
+def history(conn: sqlite3.Connection, topic: str) -> list[dict]:
+    """The topic's counts by status at each complete pull or import, oldest first:
+    ``[{"pull_id", "finished_at", "kind", "mode", "total", "statuses": {status: count}}]``."""
+    pulls = conn.execute(
+        "SELECT id, finished_at, kind, mode FROM pulls WHERE topic = ? AND id > ? AND outcome = 'complete' ORDER BY id",
+        [topic, topic_epoch(conn, topic)]).fetchall()
+    rows = []
+    for pull_id, finished_at, kind, mode in pulls:
+        counts: dict[str, int] = {}
+        for status, count in conn.execute(
+                "SELECT overall_status, sum(count) FROM pull_status_counts WHERE pull_id = ? GROUP BY 1", [pull_id]):
+            counts[status] = count
+        rows.append({"pull_id": pull_id, "finished_at": finished_at, "kind": kind, "mode": mode,
+                     "total": sum(counts.values()),
+                     "statuses": {s: counts[s] for s in sorted(counts, key=status_sort_key)}})
+    return rows
+
+
+def every_topic(conn: sqlite3.Connection) -> list[dict]:
+    """Each stored topic's status report, by name."""
+    names = [row[0] for row in conn.execute("SELECT name FROM topics ORDER BY name")]
+    return [status_report(conn, name) for name in names]

@@ -1,0 +1,307 @@
+"""The studies themselves: one study's facts, a topic's studies filtered and sorted, exports."""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ..errors import NotFound, UsageError
+from ..ids import study_url
+from ..statuses import STATUS_LABELS
+from ..transform import CHILD_COLUMNS, STUDY_COLUMNS, StudyRows
+from .common import dicts
+
+EARTH_RADIUS_KM = 6371.0088
+SORTS = ("updated", "start", "title", "status", "nct", "enrollment", "distance", "relevance")
+
+_FACT_COLUMNS = [c for c in STUDY_COLUMNS if c not in ("raw", "version_holder")]
+
+
+def distance_km(lat1, lon1, lat2, lon2) -> float | None:
+    """Great-circle distance in km between two points (haversine); None if a coordinate is missing."""
+    if None in (lat1, lon1, lat2, lon2):
+        return None
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+def add_functions(conn: sqlite3.Connection) -> None:
+    """Register the SQL functions these queries use (``distance_km``) on ``conn``."""
+    conn.create_function("distance_km", 4, distance_km, deterministic=True)
+
+
+@dataclass(frozen=True)
+class Place:
+    """A point to measure distances from, and how to name it."""
+
+    latitude: float
+    longitude: float
+    name: str
+
+
+_COORDINATES = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*")
+
+
+def resolve_place(conn: sqlite3.Connection | None, text: str) -> Place:
+    """``LAT,LON``, or a city ("Chicago", "Chicago, United States", "Springfield, Illinois") resolved offline
+    to the centre of the stored sites in it (``conn`` None: coordinates only). UsageError when it is neither,
+    or is in several countries."""
+    match = _COORDINATES.fullmatch(text or "")
+    if match:
+        lat, lon = float(match.group(1)), float(match.group(2))
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise UsageError(f"--near: {text!r} is not a latitude between -90 and 90 and a longitude between -180 and 180")
+        return Place(lat, lon, f"{lat:g},{lon:g}")
+    parts = [part.strip() for part in (text or "").split(",") if part.strip()]
+    if conn is None and parts:
+        raise UsageError(f"--near: {text!r} would be looked up among stored sites, and there is no database; "
+                         "give LAT,LON instead")
+    if not parts:
+        raise UsageError("--near takes a city (e.g. 'Chicago' or 'Chicago, United States') or LAT,LON")
+    city, rest = parts[0], parts[1:]
+    rows = conn.execute(
+        "SELECT city, state, country, avg(latitude), avg(longitude), count(*) FROM locations "
+        "WHERE lower(city) = lower(?) AND latitude IS NOT NULL GROUP BY city, state, country ORDER BY count(*) DESC",
+        [city]).fetchall()
+    if rest:
+        wanted = [r.lower() for r in rest]
+        rows = [r for r in rows if all(w in ((r[1] or "").lower(), (r[2] or "").lower()) for w in wanted)]
+    if not rows:
+        raise UsageError(f"--near: no stored site is in a city called {text!r}; give LAT,LON instead")
+    countries = {row[2] for row in rows}
+    if len(countries) > 1:
+        options = "; ".join(f"'{row[0]}, {row[2]}'" for row in rows[:4])
+        raise UsageError(f"--near: there is a {city} in several countries; say which: {options}")
+    weight = sum(row[5] for row in rows)
+    lat = sum(row[3] * row[5] for row in rows) / weight
+    lon = sum(row[4] * row[5] for row in rows) / weight
+    return Place(lat, lon, ", ".join(p for p in (rows[0][0], rows[0][2]) if p))
+
+
+@dataclass
+class StudyQuery:
+    """Which of a topic's studies to list, and in what order (None or empty: no filter)."""
+
+    statuses: list[str] = field(default_factory=list)
+    phases: list[str] = field(default_factory=list)
+    study_type: str | None = None
+    sponsor: str | None = None
+    sponsor_class: str | None = None
+    country: str | None = None
+    near: Place | None = None
+    within_km: float | None = None
+    age: float | None = None
+    sex: str | None = None
+    healthy_volunteers: bool = False
+    started_after: str | None = None
+    started_before: str | None = None
+    has_results: bool | None = None
+    changed_since: str | None = None
+    search: str | None = None
+    sort: str | None = None
+    limit: int | None = None
+
+
+_SORT_SQL = {
+    "updated": "s.last_update_posted DESC, s.nct_id",
+    "start": "s.start_date_sort DESC, s.nct_id",
+    "title": "lower(s.brief_title), s.nct_id",
+    "status": "CASE s.overall_status " + " ".join(f"WHEN '{status}' THEN {rank}" for rank, status in
+                                                   enumerate(STATUS_LABELS)) + f" ELSE {len(STATUS_LABELS)} END, s.nct_id",
+    "nct": "s.nct_id",
+    "enrollment": "s.enrollment_count DESC, s.nct_id",
+    "distance": "near.km, s.nct_id",
+    "relevance": "fts.score, s.nct_id",
+}
+LIST_COLUMNS = ("nct_id", "brief_title", "overall_status", "last_known_status", "phases", "study_type", "start_date",
+                "last_update_posted", "enrollment_count", "lead_sponsor", "lead_sponsor_class", "has_results")
+
+
+def list_studies(conn: sqlite3.Connection, topic: str, query: StudyQuery) -> list[dict]:
+    """The topic's present studies that pass ``query``, in its order. Each row carries LIST_COLUMNS with
+    ``phases`` as a list, ``url``, and ``distance_km`` to the nearest site when ``query.near`` is set.
+    A search that is not valid full-text syntax raises UsageError."""
+    where = ["s.nct_id IN (SELECT nct_id FROM topic_studies WHERE topic = :topic AND present = 1)"]
+    params: dict = {"topic": topic}
+    joins = []
+    if query.statuses:
+        where.append(f"s.overall_status IN ({_list_params('status', query.statuses, params)})")
+    if query.phases:
+        where.append("(" + " OR ".join(f"(',' || replace(s.phases, ' ', '') || ',') LIKE :phase{i}"
+                                       for i in range(len(query.phases))) + ")")
+        params.update({f"phase{i}": f"%,{phase},%" for i, phase in enumerate(query.phases)})
+    if query.study_type:
+        where.append("s.study_type = :study_type")
+        params["study_type"] = query.study_type
+    if query.sponsor:
+        where.append("EXISTS (SELECT 1 FROM sponsors sp WHERE sp.nct_id = s.nct_id "
+                     "AND instr(lower(sp.name), lower(:sponsor)) > 0)")
+        params["sponsor"] = query.sponsor
+    if query.sponsor_class:
+        where.append("s.lead_sponsor_class = :sponsor_class")
+        params["sponsor_class"] = query.sponsor_class
+    if query.country:
+        where.append("EXISTS (SELECT 1 FROM locations l WHERE l.nct_id = s.nct_id AND lower(l.country) = lower(:country))")
+        params["country"] = query.country
+    if query.age is not None:
+        where.append("(s.min_age_years IS NULL OR s.min_age_years <= :age) AND "
+                     "(s.max_age_years IS NULL OR s.max_age_years >= :age)")
+        params["age"] = query.age
+    if query.sex:
+        where.append("(s.sex IS NULL OR s.sex = 'ALL' OR s.sex = :sex)" if query.sex != "ALL" else "s.sex = 'ALL'")
+        params["sex"] = query.sex
+    if query.healthy_volunteers:
+        where.append("s.healthy_volunteers = 1")
+    if query.started_after:
+        where.append("s.start_date_sort >= :started_after")
+        params["started_after"] = query.started_after
+    if query.started_before:
+        where.append("s.start_date_sort < :started_before")
+        params["started_before"] = query.started_before
+    if query.has_results is not None:
+        where.append("s.has_results = :has_results")
+        params["has_results"] = int(query.has_results)
+    if query.changed_since:
+        where.append("s.last_update_posted >= :changed_since AND s.last_update_posted GLOB '[0-9][0-9][0-9][0-9]-*'")
+        params["changed_since"] = query.changed_since
+    if query.near is not None:
+        joins.append(_near_join(query.near, query.within_km, params))
+    if query.search:
+        joins.append("JOIN (SELECT rowid AS fts_rowid, bm25(studies_fts) AS score FROM studies_fts "
+                     "WHERE studies_fts MATCH :search) fts ON fts.fts_rowid = s.rowid")
+        params["search"] = query.search
+    sort = query.sort or ("relevance" if query.search else "distance" if query.near else "updated")
+    if sort == "distance" and query.near is None:
+        raise UsageError("--sort distance needs --near")
+    if sort == "relevance" and not query.search:
+        raise UsageError("--sort relevance needs --search")
+    distance = ", near.km AS distance_km" if query.near is not None else ""
+    sql = (f"SELECT {', '.join('s.' + c for c in LIST_COLUMNS)}{distance} FROM studies s {' '.join(joins)} "
+           f"WHERE {' AND '.join(where)} ORDER BY {_SORT_SQL[sort]}")
+    if query.limit is not None:
+        sql += " LIMIT :limit"
+        params["limit"] = query.limit
+    if query.near is not None:
+        add_functions(conn)
+    try:
+        rows = dicts(conn.execute(sql, params))
+    except sqlite3.OperationalError as exc:
+        if query.search and ("fts5" in str(exc) or "syntax error" in str(exc) or "unterminated" in str(exc)
+                             or "no such column" in str(exc)):
+            raise UsageError(f"--search: {query.search!r} is not a valid full-text query ({exc}); "
+                             "quote words that hold punctuation, e.g. '\"low back pain\"'") from None
+        raise
+    for row in rows:
+        row["phases"] = [p.strip() for p in row["phases"].split(",")] if row["phases"] else []
+        row["url"] = study_url(row["nct_id"])
+        if "distance_km" in row and row["distance_km"] is not None:
+            row["distance_km"] = round(row["distance_km"], 1)
+    return rows
+
+
+def _list_params(name: str, values: list, params: dict) -> str:
+    marks = []
+    for index, value in enumerate(values):
+        params[f"{name}{index}"] = value
+        marks.append(f":{name}{index}")
+    return ", ".join(marks)
+
+
+def _near_join(place: Place, within_km: float | None, params: dict) -> str:
+    """The join giving each study its nearest site's distance, through a bounding box on the coordinates."""
+    params.update({"near_lat": place.latitude, "near_lon": place.longitude})
+    box = ""
+    if within_km is not None:
+        params["within_km"] = within_km
+        dlat = within_km / 111.0 + 0.01
+        box = " AND latitude BETWEEN :lat_low AND :lat_high"
+        params.update({"lat_low": place.latitude - dlat, "lat_high": place.latitude + dlat})
+        cos_lat = math.cos(math.radians(min(abs(place.latitude) + dlat, 89.9)))
+        dlon = within_km / (111.0 * cos_lat) + 0.01
+        if place.longitude - dlon > -180 and place.longitude + dlon < 180:
+            box += " AND longitude BETWEEN :lon_low AND :lon_high"
+            params.update({"lon_low": place.longitude - dlon, "lon_high": place.longitude + dlon})
+    having = " HAVING km <= :within_km" if within_km is not None else ""
+    return (f"JOIN (SELECT nct_id, min(distance_km(:near_lat, :near_lon, latitude, longitude)) AS km FROM locations "
+            f"WHERE latitude IS NOT NULL{box} GROUP BY nct_id{having}) near ON near.nct_id = s.nct_id")
+
+
+def study_facts(conn: sqlite3.Connection, nct_id: str) -> dict:
+    """Everything stored about one study: its columns, child rows, topics and change history; NotFound
+    if it is not stored."""
+    rows = dicts(conn.execute(f"SELECT {', '.join(_FACT_COLUMNS)} FROM studies WHERE nct_id = ?", [nct_id]))
+    if not rows:
+        raise _not_stored(nct_id)
+    facts = rows[0]
+    for table, columns in CHILD_COLUMNS.items():
+        facts[table] = dicts(conn.execute(
+            f"SELECT {', '.join(columns)} FROM {table} WHERE nct_id = ? ORDER BY seq", [nct_id]))
+    facts["topics"] = dicts(conn.execute(
+        "SELECT topic, present, left_at FROM topic_studies WHERE nct_id = ? ORDER BY topic", [nct_id]))
+    facts["changes"] = dicts(conn.execute(
+        "SELECT field, old, new, item, observed_at, topic FROM changes WHERE nct_id = ? ORDER BY id DESC LIMIT 30",
+        [nct_id]))
+    return facts
+
+
+def facts_from_rows(rows: StudyRows) -> dict:
+    """The facts of a study that is not stored (``show --fetch``), from its flattened rows."""
+    facts = {column: rows.value(column) for column in _FACT_COLUMNS}
+    for table, columns in CHILD_COLUMNS.items():
+        facts[table] = [dict(zip(columns, child)) for child in rows.children[table]]
+    facts["topics"], facts["changes"] = [], []
+    return facts
+
+
+def study_raw(conn: sqlite3.Connection, nct_id: str) -> str:
+    """The stored raw JSON text of one study, exactly as received; NotFound if it is not stored."""
+    row = conn.execute("SELECT raw FROM studies WHERE nct_id = ?", [nct_id]).fetchone()
+    if row is None:
+        raise _not_stored(nct_id)
+    return row[0]
+
+
+def _not_stored(nct_id: str) -> NotFound:
+    return NotFound(f"{nct_id} is not in the database (pull a topic that holds it, `trialsync import` it, "
+                    "or `trialsync show --fetch` it)")
+
+
+EXPORT_COLUMNS = tuple(c for c in STUDY_COLUMNS if c != "raw")
+
+
+def export_rows(conn: sqlite3.Connection, topic: str) -> Iterator[dict]:
+    """The topic's present studies as flattened rows (every ``studies`` column but ``raw``), by NCT id."""
+    cursor = conn.execute(
+        f"SELECT {', '.join(EXPORT_COLUMNS)} FROM studies WHERE nct_id IN "
+        "(SELECT nct_id FROM topic_studies WHERE topic = ? AND present = 1) ORDER BY nct_id", [topic])
+    columns = [d[0] for d in cursor.description]
+    for row in cursor:
+        yield dict(zip(columns, row))
+
+
+def export_raw(conn: sqlite3.Connection, topic: str) -> Iterator[str]:
+    """The topic's present studies' raw records, exactly as stored, by NCT id."""
+    for (raw,) in conn.execute("SELECT raw FROM studies WHERE nct_id IN "
+                               "(SELECT nct_id FROM topic_studies WHERE topic = ? AND present = 1) ORDER BY nct_id",
+                               [topic]):
+        yield raw
+
+
+def topic_rows(conn: sqlite3.Connection) -> list[dict]:
+    """Each stored topic with how many studies it holds, its last complete pull or import, and its search."""
+    import orjson
+
+    rows = []
+    for name, params, epoch in conn.execute("SELECT name, params, epoch FROM topics ORDER BY name").fetchall():
+        studies = conn.execute("SELECT count(*) FROM topic_studies WHERE topic = ? AND present = 1", [name]).fetchone()[0]
+        last = conn.execute("SELECT max(finished_at) FROM pulls WHERE topic = ? AND id > ? AND outcome IN "
+                            "('complete', 'unchanged')", [name, epoch]).fetchone()[0]
+        search = orjson.loads(params)
+        rows.append({"name": name, "studies": studies, "last_pull": last,
+                     "search": " ".join(f"{k}={v}" for k, v in search.items() if v)})
+    return rows
