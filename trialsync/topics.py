@@ -101,7 +101,7 @@ def make_topic(name: str, options: dict[str, str | None]) -> Topic:
     Statuses are read as the API or the website writes them ("recruiting" -> RECRUITING; a misspelt one is
     refused with the nearest match); ``geo`` must be a ``distance(...)``; ``ids`` makes a watchlist.
     """
-    from .vocab import read_status
+    from .vocab import read_many, read_status
 
     validate_topic_name(name)
     unknown = set(options) - set(SEARCH_PARAMETERS)
@@ -111,8 +111,7 @@ def make_topic(name: str, options: dict[str, str | None]) -> Topic:
     if not params:
         raise UsageError("a topic needs at least one search option, e.g. --cond 'spinal cord injury', or --ids")
     if "filter.overallStatus" in params:
-        statuses = [read_status(s.strip()) for s in re.split(r"[,|]", params["filter.overallStatus"]) if s.strip()]
-        params["filter.overallStatus"] = ",".join(dict.fromkeys(statuses))
+        params["filter.overallStatus"] = ",".join(read_many(params["filter.overallStatus"], read_status))
     if "filter.geo" in params:
         params["filter.geo"] = check_geo(params["filter.geo"])
     if "filter.ids" in params:

@@ -88,3 +88,21 @@ def read_sponsor_class(text: str, option: str = "--sponsor-class") -> str:
 def read_sex(text: str, option: str = "--sex") -> str:
     """The API's sex value for ``text``."""
     return _read(_SEX_READER, SEX_LABELS, text, "sex", option)
+
+
+def read_many(text: str, read) -> list[str]:
+    """Several values separated by commas (or ``|``), each read with ``read``. A comma inside one value
+    ("Active, not recruiting") is read as part of it: the longest run of parts that reads as one wins."""
+    parts = [part.strip() for part in re.split(r"[,|]", text or "") if part.strip()]
+    found = []
+    while parts:
+        for length in range(len(parts), 0, -1):
+            try:
+                found.append(read(", ".join(parts[:length])))
+            except UsageError:
+                if length == 1:
+                    raise
+                continue
+            parts = parts[length:]
+            break
+    return list(dict.fromkeys(found))

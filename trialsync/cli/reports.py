@@ -54,8 +54,8 @@ def status_report(
         if moment is None:
             emit(render_breakdown(breakdown(conn, name, by.value), fmt))
             return
-        with topic_as_of(conn, name, moment):
-            emit(render_breakdown(breakdown(conn, name, by.value), fmt))
+        with topic_as_of(conn, name, moment) as pull:
+            emit(render_breakdown({**breakdown(conn, name, by.value), "as_of": pull["finished_at"]}, fmt))
         return
     report = reports.status_report(conn, name, as_of=moment)
     emit(render_status_report(report, reports.status_summary(report), fmt))

@@ -30,13 +30,10 @@ class Sort(str, Enum):
 
 
 def _many(values: list[str] | None, read) -> list[str]:
-    """Every value of a repeatable option (each may also hold several, comma-separated), read and checked."""
-    found = []
-    for value in values or []:
-        for part in value.split(","):
-            if part.strip():
-                found.append(read(part.strip()))
-    return list(dict.fromkeys(found))
+    """Every value of a repeatable option (each may hold several, comma-separated), read and checked."""
+    from ..vocab import read_many
+
+    return list(dict.fromkeys(found for value in values or [] for found in read_many(value, read)))
 
 
 def list_command(
@@ -120,7 +117,8 @@ def list_command(
     where = f" within {within:g} km of {query.near.name}" if query.near and within is not None else (
         f", nearest site to {query.near.name}" if query.near else "")
     statuses = f" ({', '.join(status_label(s).lower() for s in query.statuses)})" if query.statuses else ""
-    title = f"{len(rows)} {'study' if len(rows) == 1 else 'studies'} of {name}{statuses}{where}" + (
+    count = f"The first {len(rows)}" if limit is not None and len(rows) == limit else str(len(rows))
+    title = f"{count} {'study' if len(rows) == 1 else 'studies'} of {name}{statuses}{where}" + (
         f", as of {moment}" if moment else "") + "."
     emit(render_study_list(rows, resolve_format(fmt), title=title))
 

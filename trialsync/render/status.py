@@ -139,13 +139,14 @@ def render_breakdown(report: dict, fmt: str) -> list:
         return rows_as(flat, [Column("value", "value"), Column("total", "total")] + [Column(s, s) for s in statuses], fmt)
     header = {"phase": "Phase", "study-type": "Study type", "sponsor-class": "Sponsor class", "sponsor": "Lead sponsor",
               "start-year": "Start year", "country": "Country", "condition": "Condition"}[by]
-    fixed = [Column("shown", header, flex=True, min_width=10), Column("total", "Studies", numeric=True)]
+    fixed = [Column("shown", header, flex=True, min_width=16), Column("total", "Studies", numeric=True)]
     shown, flat = _status_columns(statuses, rows, fixed, fmt)
     columns = fixed + [Column(s, STATUS_HEADERS.get(s, s) if s != OTHER else "Other", numeric=True) for s in shown]
-    multi = (" A study with several values is counted once in each of them, so the rows add up to more than the "
-             "total.") if report["multi"] else ""
-    title = f"{report['topic']}: {plural(report['total'], 'study', 'studies')} by {header.lower()} and status."
-    return rows_as(flat, columns, fmt, title=title) + ([multi.strip()] if multi else [])
+    multi = (f"A study with several values counts once in each: the rows add up to more than {report['total']}."
+             if report["multi"] else "")
+    as_of = f", as of {report['as_of']}" if report.get("as_of") else ""
+    title = f"{report['topic']}: {plural(report['total'], 'study', 'studies')} by {header.lower()} and status{as_of}."
+    return rows_as(flat, columns, fmt, title=title) + ([multi] if multi else [])
 
 
 def render_history(topic: str, rows: Sequence[dict], fmt: str) -> list:
@@ -155,7 +156,7 @@ def render_history(topic: str, rows: Sequence[dict], fmt: str) -> list:
     if not rows:
         return [f"No complete pull of {topic} is recorded yet."]
     statuses = sorted({s for row in rows for s in row["statuses"]}, key=status_sort_key)
-    data = [{**row, "when": (row["finished_at"] or "").replace("T", " ").rstrip("Z")[:16]} for row in rows]
+    data = [{**row, "when": (row["finished_at"] or "").replace("T", " ").rstrip("Z")} for row in rows]
     if fmt in ("csv", "nl"):
         flat = [_flat(row, statuses) for row in rows]
         return rows_as(flat, [Column("finished_at", "finished_at"), Column("kind", "kind"), Column("total", "total")]

@@ -37,8 +37,8 @@ def render_study_list(rows: Sequence[dict], fmt: str, title: str | None = None) 
     if near:
         columns.append(Column("distance_km", "Km", numeric=True, show=lambda km: "" if km is None else f"{km:.0f}",
                               drop=2))
-    columns += [Column("brief_title", "Title", flex=True, min_width=14),
-                Column("lead_sponsor", "Lead sponsor", flex=True, min_width=14, drop=9)]
+    columns += [Column("brief_title", "Title", flex=True, min_width=20),
+                Column("lead_sponsor", "Lead sponsor", flex=True, min_width=16, drop=9)]
     if not rows:
         return [title or "No studies match."] if fmt != "markdown" else [title or "No studies match."]
     return rows_as(rows, columns, fmt, title=title)
@@ -134,8 +134,15 @@ def render_study(facts: dict, fmt: str, sites_limit: int = 10) -> list:
     if sites:
         shown = sites[:sites_limit]
         more = f"\n  ... and {len(sites) - len(shown)} more" if len(sites) > len(shown) else ""
-        blocks.append(f"Sites ({len(sites)}):\n" + "\n".join(
-            _wrapped("  " + _site_line(site), width, "    ") for site in shown) + more)
+        contacts: dict[int, list[dict]] = {}
+        for contact in facts.get("location_contacts", []):
+            contacts.setdefault(contact["location_seq"], []).append(contact)
+        lines = []
+        for site in shown:
+            lines.append(_wrapped("  " + _site_line(site), width, "    "))
+            lines += [_wrapped("    Contact: " + _contact_line(c), width, "      ")
+                      for c in contacts.get(site.get("seq"), [])[:2] if _contact_line(c)]
+        blocks.append(f"Sites ({len(sites)}):\n" + "\n".join(lines) + more)
     if facts.get("eligibility_criteria"):
         blocks.append("Eligibility criteria:\n" + _paragraphs(facts["eligibility_criteria"], width))
     if facts.get("changes"):

@@ -59,7 +59,7 @@ def fit(columns: Sequence[Column], cells: list[list[str]], width: int, overhead:
     while True:
         widths = {i: natural[i] for i in kept}
         excess = sum(widths.values()) + overhead(len(kept)) - width
-        for i in kept:  # shorten flexible columns first, the widest first
+        for i in sorted(kept, key=lambda i: -columns[i].drop):  # shorten the most dispensable columns first
             if excess <= 0:
                 break
             if columns[i].flex:

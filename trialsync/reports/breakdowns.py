@@ -40,8 +40,8 @@ def breakdown(conn: sqlite3.Connection, topic: str, by: str) -> dict:
     """
     multi, pairs = DIMENSIONS[by]
     cells = conn.execute(
-        f"SELECT v.value, coalesce(s.overall_status, 'NONE'), count(DISTINCT s.nct_id) "
-        f"FROM ({pairs}) AS v (nct_id, value) JOIN studies s ON s.nct_id = v.nct_id GROUP BY 1, 2",
+        f"WITH v (nct_id, value) AS ({pairs}) SELECT v.value, coalesce(s.overall_status, 'NONE'), "
+        f"count(DISTINCT s.nct_id) FROM v JOIN studies s ON s.nct_id = v.nct_id GROUP BY 1, 2",
         {"topic": topic}).fetchall()
     rows: dict = {}
     for value, status, count in cells:

@@ -240,7 +240,7 @@ def study_facts(conn: sqlite3.Connection, nct_id: str) -> dict:
     facts = rows[0]
     for table, columns in CHILD_COLUMNS.items():
         facts[table] = dicts(conn.execute(
-            f"SELECT {', '.join(columns)} FROM {table} WHERE nct_id = ? ORDER BY seq", [nct_id]))
+            f"SELECT seq, {', '.join(columns)} FROM {table} WHERE nct_id = ? ORDER BY seq", [nct_id]))
     facts["topics"] = dicts(conn.execute(
         "SELECT topic, present, left_at FROM topic_studies WHERE nct_id = ? ORDER BY topic", [nct_id]))
     facts["changes"] = dicts(conn.execute(
@@ -253,7 +253,7 @@ def facts_from_rows(rows: StudyRows) -> dict:
     """The facts of a study that is not stored (``show --fetch``), from its flattened rows."""
     facts = {column: rows.value(column) for column in _FACT_COLUMNS}
     for table, columns in CHILD_COLUMNS.items():
-        facts[table] = [dict(zip(columns, child)) for child in rows.children[table]]
+        facts[table] = [{"seq": seq, **dict(zip(columns, child))} for seq, child in enumerate(rows.children[table])]
     facts["topics"], facts["changes"] = [], []
     return facts
 
