@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from ..statuses import status_label, status_sort_key
 from ..vocab import PHASE_LABELS, SPONSOR_CLASS_LABELS, STUDY_TYPE_LABELS, label
 from .formats import to_json
-from .tables import Column, fit, rows_as, terminal_width
+from .tables import Column, fit, rows_as, sentence, terminal_width
 from .words import plural
 
 # Column headers for counts by status, short enough for a breakdown to fit 80 columns.
@@ -72,15 +72,15 @@ def render_status_report(report: dict, summary: str, fmt: str) -> list:
         before_total = sum(e["count"] for e in report["previous"]["statuses"])
         total_row["change"] = _signed(report["total"] - before_total)
     blocks = rows_as(rows + [total_row], columns, fmt, title=f"{report['topic']}: {summary}.")
-    blocks.append(_as_of_line(report))
+    blocks.append(sentence(_as_of_line(report)))
     if report["unknown_by_last_known"]:
         unknown_rows = [{"label": status_label(s), "count": n} for s, n in report["unknown_by_last_known"].items()]
         blocks += rows_as(unknown_rows, [Column("label", "Last known status"), Column("count", "Studies", numeric=True)],
                           fmt, title="Unknown status, by last known status")
     if has_previous:
         left = report["left_since_previous"]
-        blocks.append(f"{plural(left, 'study', 'studies')} left the topic since the previous pull "
-                      f"({report['previous']['as_of']}).")
+        blocks.append(sentence(f"{plural(left, 'study', 'studies')} left the topic since the previous pull "
+                               f"({report['previous']['as_of']})."))
     return blocks
 
 
@@ -146,7 +146,7 @@ def render_breakdown(report: dict, fmt: str) -> list:
              if report["multi"] else "")
     as_of = f", as of {report['as_of']}" if report.get("as_of") else ""
     title = f"{report['topic']}: {plural(report['total'], 'study', 'studies')} by {header.lower()} and status{as_of}."
-    return rows_as(flat, columns, fmt, title=title) + ([multi] if multi else [])
+    return rows_as(flat, columns, fmt, title=title) + ([sentence(multi)] if multi else [])
 
 
 def render_history(topic: str, rows: Sequence[dict], fmt: str) -> list:
@@ -180,7 +180,7 @@ def render_every_topic(reports: Sequence[dict], summaries: Sequence[str], fmt: s
                        [Column("topic", "topic"), Column("total", "total"), Column("as_of", "as_of")], "csv")
     if not reports:
         return ["No topics stored yet."]
-    return ["\n".join(f"{r['topic']}: {summary}." for r, summary in zip(reports, summaries))]
+    return ["\n".join(sentence(f"{r['topic']}: {summary}.") for r, summary in zip(reports, summaries))]
 
 
 def render_verification(check, fmt: str) -> list:
@@ -205,7 +205,7 @@ def render_verification(check, fmt: str) -> list:
     lines += [f"{i} is in the store, not in the API's listing" for i in check.only_in_store]
     lines += [f"{i}: the API says {status_label(a)}, the store says {status_label(b)}" for i, a, b in check.status_differs]
     if lines:
-        blocks.append("\n".join(lines))
+        blocks.append(sentence("\n".join(lines)))
     if not check.agrees:
-        blocks.append(f"`trialsync pull {check.topic}` brings the store up to date.")
+        blocks.append(sentence(f"`trialsync pull {check.topic}` brings the store up to date."))
     return blocks

@@ -45,6 +45,14 @@ def terminal_width() -> int:
     return shutil.get_terminal_size((80, 24)).columns
 
 
+def sentence(text: str, width: int | None = None) -> str:
+    """``text`` wrapped to the terminal's width (or ``width``), never splitting a word or an id."""
+    import textwrap
+
+    return "\n".join(textwrap.fill(line, width or terminal_width(), break_long_words=False, break_on_hyphens=False)
+                     for line in text.split("\n"))
+
+
 def shorten(text: str, width: int) -> str:
     """``text`` cut to ``width`` characters, ending in an ellipsis when cut."""
     return text if len(text) <= width else text[: max(width - 1, 0)] + ELLIPSIS
@@ -107,12 +115,12 @@ def rows_as(rows: Sequence[dict], columns: Sequence[Column], fmt: str, title: st
                              no_wrap=True, min_width=w, max_width=w, overflow="ellipsis")
         for line in cells:
             table.add_row(*(shorten(line[i], w) for i, w in zip(kept, widths)))
-        return ([title] if title else []) + [table]
+        return ([sentence(title, width)] if title else []) + [table]
     kept, widths = fit(columns, cells, width, lambda n: 2 * (n - 1))
     text = plain_table([shorten(columns[i].header, w) for i, w in zip(kept, widths)],
                        [[shorten(line[i], w) for i, w in zip(kept, widths)] for line in cells],
                        [columns[i].numeric for i in kept], widths)
-    return [f"{title}\n{text}" if title else text]
+    return [f"{sentence(title, width)}\n{text}" if title else text]
 
 
 def plain_table(headers: Sequence[str], cells: Sequence[Sequence[str]], numeric: Sequence[bool],
