@@ -43,7 +43,7 @@ def render_pulls(pulls: Sequence[dict], fmt: str) -> list:
         return rows_as(rows, [Column(k, k) for k in keys], fmt)
     if not pulls:
         return ["No pulls recorded yet."]
-    columns = [Column("id", "#", numeric=True), Column("topic", "Topic", flex=True, min_width=8, drop=3),
+    columns = [Column("id", "#", numeric=True), Column("topic", "Topic"),
                Column("started_at", "Started", show=lambda t: (t or "").replace("T", " ").rstrip("Z")[:16]),
                Column("duration", "Took", numeric=True, drop=4), Column("mode", "Mode", drop=5),
                Column("outcome", "Outcome"), Column("requests", "Requests", numeric=True, drop=6),
