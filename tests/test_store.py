@@ -376,7 +376,7 @@ def second_release_database(path, records) -> None:
 
 def test_migration_3_derives_the_new_fields_from_raw_exactly_as_a_fresh_pull_would(tmp_path):
     from fakeapi import load_fixture_records
-    from trialsync.transform import CHILD_COLUMNS, STUDY_COLUMNS
+    from trialsync.transform import CHILD_COLUMNS, STUDY_COLUMNS, VIRTUAL_COLUMNS
 
     records = load_fixture_records()  # 140 real records: every age unit, date type and module seen
     path = tmp_path / "second.db"
@@ -392,6 +392,11 @@ def test_migration_3_derives_the_new_fields_from_raw_exactly_as_a_fresh_pull_wou
                 got = conn.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE nct_id = ? ORDER BY seq",
                                    [rows.nct_id]).fetchall()
                 assert got == rows.children[table], (rows.nct_id, table)
+            cells = conn.execute("SELECT cell FROM study_cells WHERE nct_id = ? ORDER BY cell", [rows.nct_id]).fetchall()
+            assert [c for (c,) in cells] == rows.cells
+            virtual = conn.execute(f"SELECT {', '.join(VIRTUAL_COLUMNS)} FROM studies WHERE nct_id = ?",
+                                   [rows.nct_id]).fetchone()
+            assert virtual == tuple(rows.value(column) for column in VIRTUAL_COLUMNS)
         # nothing lost: membership, pulls, topics and changes are all still there
         assert conn.execute("SELECT count(*) FROM topic_studies").fetchone()[0] == len(records)
         assert conn.execute("SELECT field, old, new, item FROM changes").fetchall() == [
@@ -400,3 +405,22 @@ def test_migration_3_derives_the_new_fields_from_raw_exactly_as_a_fresh_pull_wou
         conn.execute("INSERT INTO studies_fts (studies_fts) VALUES ('integrity-check')")
         hits = conn.execute("SELECT count(*) FROM studies_fts WHERE studies_fts MATCH 'spine OR spinal'").fetchone()[0]
         assert hits > 0
+
+
+def test_the_full_text_index_stays_equal_to_the_text_it_reads_through_changes(db):
+    records = [fixture_record(i) for i in SPINE_CONDITION_IDS]
+    save_studies(db, rows_of(*records), context(db))
+    later = with_status(fixture_record("NCT05489822"), "COMPLETED", updated="2026-11-20")
+    later["protocolSection"]["identificationModule"]["briefTitle"] = "Renamed study about cartilage"
+    later["protocolSection"]["conditionsModule"]["conditions"] = ["Cartilage Wear", "Trauma"]
+    save_studies(db, rows_of(later), context(db, log_membership=True))
+    db.execute("INSERT INTO studies_fts (studies_fts) VALUES ('integrity-check')")  # raises if index and text differ
+
+    def found(query):
+        return {row[0] for row in db.execute(
+            "SELECT s.nct_id FROM studies_fts JOIN studies s ON s.rowid = studies_fts.rowid WHERE studies_fts MATCH ?",
+            [query])}
+    assert found("cartilage") == {"NCT05489822"}
+    assert "NCT05489822" not in found("conditions: instabilities")  # its old condition is forgotten
+    assert "NCT05489822" in found("brief_title: renamed") and "NCT05489822" not in found("brief_title: PMCF")
+    assert found('conditions: "cartilage wear"') == {"NCT05489822"}

@@ -161,7 +161,7 @@ def show(
 
         record = api_client(api_url, rate=50, retries=5).study(wanted)
         raw = orjson.dumps(record).decode()
-        facts = facts_from_rows(study_rows(record))
+        facts = facts_from_rows(study_rows(record), record)
     if fmt is StudyFormat.json:
         sys.stdout.write(raw + "\n")
         return

@@ -19,15 +19,22 @@ DIMENSIONS: dict[str, tuple[bool, str]] = {
     "sponsor": (False, f"SELECT nct_id, lead_sponsor FROM studies WHERE nct_id IN ({_MEMBERS})"),
     "start-year": (False, f"SELECT nct_id, substr(start_date_sort, 1, 4) FROM studies WHERE nct_id IN ({_MEMBERS})"),
     "country": (True, f"""
-        SELECT DISTINCT l.nct_id, l.country FROM locations l WHERE l.country IS NOT NULL AND l.nct_id IN ({_MEMBERS})
+        SELECT c.nct_id, c.country FROM study_countries c WHERE c.nct_id IN ({_MEMBERS})
         UNION ALL SELECT s.nct_id, NULL FROM studies s WHERE s.nct_id IN ({_MEMBERS})
-            AND NOT EXISTS (SELECT 1 FROM locations l WHERE l.nct_id = s.nct_id AND l.country IS NOT NULL)"""),
+            AND NOT EXISTS (SELECT 1 FROM study_countries c WHERE c.nct_id = s.nct_id)"""),
     "condition": (True, f"""
         SELECT DISTINCT c.nct_id, c.condition FROM conditions c WHERE c.nct_id IN ({_MEMBERS})
         UNION ALL SELECT s.nct_id, NULL FROM studies s WHERE s.nct_id IN ({_MEMBERS})
             AND NOT EXISTS (SELECT 1 FROM conditions c WHERE c.nct_id = s.nct_id)"""),
 }
 _PHASE_ORDER = list(PHASE_LABELS)
+
+
+def breakdown_sql(by: str, topic: str = "stem-cell-spine") -> tuple[str, dict]:
+    """The SQL and parameters counting the topic's studies by ``by``'s value and overall status."""
+    pairs = DIMENSIONS[by][1]
+    return (f"WITH v (nct_id, value) AS ({pairs}) SELECT v.value, coalesce(s.overall_status, 'NONE'), "
+            f"count(DISTINCT s.nct_id) FROM v JOIN studies s ON s.nct_id = v.nct_id GROUP BY 1, 2", {"topic": topic})
 
 
 def breakdown(conn: sqlite3.Connection, topic: str, by: str) -> dict:
@@ -38,11 +45,8 @@ def breakdown(conn: sqlite3.Connection, topic: str, by: str) -> dict:
     none). Where a study can have several values (``multi``), it is counted once in each of them; ``total``
     counts each study once. Rows: phases and years in order, the rest most studies first.
     """
-    multi, pairs = DIMENSIONS[by]
-    cells = conn.execute(
-        f"WITH v (nct_id, value) AS ({pairs}) SELECT v.value, coalesce(s.overall_status, 'NONE'), "
-        f"count(DISTINCT s.nct_id) FROM v JOIN studies s ON s.nct_id = v.nct_id GROUP BY 1, 2",
-        {"topic": topic}).fetchall()
+    multi = DIMENSIONS[by][0]
+    cells = conn.execute(*breakdown_sql(by, topic)).fetchall()
     rows: dict = {}
     for value, status, count in cells:
         row = rows.setdefault(value, {"value": value, "total": 0, "statuses": {}})

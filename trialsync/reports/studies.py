@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from ..errors import NotFound, UsageError
 from ..ids import study_url
 from ..statuses import STATUS_LABELS
-from ..transform import CHILD_COLUMNS, STUDY_COLUMNS, StudyRows
+from ..transform import CHILD_COLUMNS, STUDY_COLUMNS, VIRTUAL_COLUMNS, StudyRows, cell_of
 from .common import dicts
 
 EARTH_RADIUS_KM = 6371.0088
 SORTS = ("updated", "start", "title", "status", "nct", "enrollment", "distance", "relevance")
 
-_FACT_COLUMNS = [c for c in STUDY_COLUMNS if c not in ("raw", "version_holder")]
+_FACT_COLUMNS = [c for c in STUDY_COLUMNS if c not in ("raw", "version_holder")] + list(VIRTUAL_COLUMNS)
+MAX_CELLS = 400  # beyond this many 1-degree cells, reading every site is quicker than the cell index
 
 
 def distance_km(lat1, lon1, lat2, lon2) -> float | None:
@@ -122,10 +123,8 @@ LIST_COLUMNS = ("nct_id", "brief_title", "overall_status", "last_known_status", 
                 "last_update_posted", "enrollment_count", "lead_sponsor", "lead_sponsor_class", "has_results")
 
 
-def list_studies(conn: sqlite3.Connection, topic: str, query: StudyQuery) -> list[dict]:
-    """The topic's present studies that pass ``query``, in its order. Each row carries LIST_COLUMNS with
-    ``phases`` as a list, ``url``, and ``distance_km`` to the nearest site when ``query.near`` is set.
-    A search that is not valid full-text syntax raises UsageError."""
+def list_sql(query: StudyQuery, topic: str = "stem-cell-spine") -> tuple[str, dict]:
+    """The SQL and parameters of ``list_studies`` (every value a parameter, never part of the text)."""
     where = ["s.nct_id IN (SELECT nct_id FROM topic_studies WHERE topic = :topic AND present = 1)"]
     params: dict = {"topic": topic}
     joins = []
@@ -146,7 +145,7 @@ def list_studies(conn: sqlite3.Connection, topic: str, query: StudyQuery) -> lis
         where.append("s.lead_sponsor_class = :sponsor_class")
         params["sponsor_class"] = query.sponsor_class
     if query.country:
-        where.append("EXISTS (SELECT 1 FROM locations l WHERE l.nct_id = s.nct_id AND lower(l.country) = lower(:country))")
+        where.append("EXISTS (SELECT 1 FROM study_countries c WHERE c.nct_id = s.nct_id AND lower(c.country) = lower(:country))")
         params["country"] = query.country
     if query.age is not None:
         where.append("(s.min_age_years IS NULL OR s.min_age_years <= :age) AND "
@@ -186,6 +185,14 @@ def list_studies(conn: sqlite3.Connection, topic: str, query: StudyQuery) -> lis
     if query.limit is not None:
         sql += " LIMIT :limit"
         params["limit"] = query.limit
+    return sql, params
+
+
+def list_studies(conn: sqlite3.Connection, topic: str, query: StudyQuery) -> list[dict]:
+    """The topic's present studies that pass ``query``, in its order. Each row carries LIST_COLUMNS with
+    ``phases`` as a list, ``url``, and ``distance_km`` to the nearest site when ``query.near`` is set.
+    A search that is not valid full-text syntax raises UsageError."""
+    sql, params = list_sql(query, topic)
     if query.near is not None:
         add_functions(conn)
     try:
@@ -213,22 +220,33 @@ def _list_params(name: str, values: list, params: dict) -> str:
 
 
 def _near_join(place: Place, within_km: float | None, params: dict) -> str:
-    """The join giving each study its nearest site's distance, through a bounding box on the coordinates."""
+    """The join giving each study its nearest site's distance. Within a distance, only the studies with a
+    site in the 1-degree cells around the place are read (``study_cells``), then their sites' exact
+    distances are measured."""
     params.update({"near_lat": place.latitude, "near_lon": place.longitude})
-    box = ""
+    where = ""
     if within_km is not None:
         params["within_km"] = within_km
         dlat = within_km / 111.0 + 0.01
-        box = " AND latitude BETWEEN :lat_low AND :lat_high"
-        params.update({"lat_low": place.latitude - dlat, "lat_high": place.latitude + dlat})
-        cos_lat = math.cos(math.radians(min(abs(place.latitude) + dlat, 89.9)))
+        lat_low, lat_high = max(place.latitude - dlat, -90.0), min(place.latitude + dlat, 90.0)
+        where = " AND latitude BETWEEN :lat_low AND :lat_high"
+        params.update({"lat_low": lat_low, "lat_high": lat_high})
+        cos_lat = math.cos(math.radians(min(max(abs(lat_low), abs(lat_high)), 89.9)))
         dlon = within_km / (111.0 * cos_lat) + 0.01
-        if place.longitude - dlon > -180 and place.longitude + dlon < 180:
-            box += " AND longitude BETWEEN :lon_low AND :lon_high"
-            params.update({"lon_low": place.longitude - dlon, "lon_high": place.longitude + dlon})
+        lon_low, lon_high = place.longitude - dlon, place.longitude + dlon
+        if lon_low > -180 and lon_high < 180:
+            where += " AND longitude BETWEEN :lon_low AND :lon_high"
+            params.update({"lon_low": lon_low, "lon_high": lon_high})
+            lats = range(math.floor(lat_low), math.floor(lat_high) + 1)
+            lons = range(math.floor(lon_low), math.floor(lon_high) + 1)
+            if len(lats) * len(lons) <= MAX_CELLS:
+                cells = [cell_of(lat, lon) for lat in lats for lon in lons]
+                params.update({f"cell{i}": cell for i, cell in enumerate(cells)})
+                marks = ", ".join(f":cell{i}" for i in range(len(cells)))
+                where += f" AND nct_id IN (SELECT nct_id FROM study_cells WHERE cell IN ({marks}))"
     having = " HAVING km <= :within_km" if within_km is not None else ""
     return (f"JOIN (SELECT nct_id, min(distance_km(:near_lat, :near_lon, latitude, longitude)) AS km FROM locations "
-            f"WHERE latitude IS NOT NULL{box} GROUP BY nct_id{having}) near ON near.nct_id = s.nct_id")
+            f"WHERE latitude IS NOT NULL{where} GROUP BY nct_id{having}) near ON near.nct_id = s.nct_id")
 
 
 def study_facts(conn: sqlite3.Connection, nct_id: str) -> dict:
@@ -249,9 +267,10 @@ def study_facts(conn: sqlite3.Connection, nct_id: str) -> dict:
     return facts
 
 
-def facts_from_rows(rows: StudyRows) -> dict:
-    """The facts of a study that is not stored (``show --fetch``), from its flattened rows."""
-    facts = {column: rows.value(column) for column in _FACT_COLUMNS}
+def facts_from_rows(rows: StudyRows, record: dict) -> dict:
+    """The facts of a study that is not stored (``show --fetch``), from its flattened rows and record."""
+    facts = {column: rows.value(column) for column in _FACT_COLUMNS if column not in VIRTUAL_COLUMNS}
+    facts["eligibility_criteria"] = (record["protocolSection"].get("eligibilityModule") or {}).get("eligibilityCriteria")
     for table, columns in CHILD_COLUMNS.items():
         facts[table] = [{"seq": seq, **dict(zip(columns, child))} for seq, child in enumerate(rows.children[table])]
     facts["topics"], facts["changes"] = [], []

@@ -183,26 +183,55 @@ _P = "$.protocolSection"
 
 @migrations()
 def m003_derived_fields_and_search(db: Database) -> None:
-    # More of each record, derived from raw: existing databases are backfilled here, without a download.
-    for column in ("min_age TEXT", "min_age_years REAL", "max_age TEXT", "max_age_years REAL", "sex TEXT",
-                   "healthy_volunteers INTEGER", "eligibility_criteria TEXT", "start_date_type TEXT",
-                   "primary_completion_date_type TEXT", "completion_date_type TEXT", "org_study_id TEXT",
-                   "allocation TEXT", "masking TEXT", "primary_purpose TEXT"):
-        db.execute(f"ALTER TABLE studies ADD COLUMN {column}")
+    # More of each record, derived from raw: existing databases are backfilled here, without a download. The
+    # longest texts (official title, summary, eligibility criteria) become columns the database reads from
+    # raw when asked, so that they are not stored twice: the table is rebuilt.
     db.execute(f"""
-        UPDATE studies SET
-            min_age = json_extract(raw, '{_P}.eligibilityModule.minimumAge'),
-            max_age = json_extract(raw, '{_P}.eligibilityModule.maximumAge'),
-            sex = json_extract(raw, '{_P}.eligibilityModule.sex'),
-            healthy_volunteers = json_extract(raw, '{_P}.eligibilityModule.healthyVolunteers'),
-            eligibility_criteria = json_extract(raw, '{_P}.eligibilityModule.eligibilityCriteria'),
-            start_date_type = json_extract(raw, '{_P}.statusModule.startDateStruct.type'),
-            primary_completion_date_type = json_extract(raw, '{_P}.statusModule.primaryCompletionDateStruct.type'),
-            completion_date_type = json_extract(raw, '{_P}.statusModule.completionDateStruct.type'),
-            org_study_id = json_extract(raw, '{_P}.identificationModule.orgStudyIdInfo.id'),
-            allocation = json_extract(raw, '{_P}.designModule.designInfo.allocation'),
-            masking = json_extract(raw, '{_P}.designModule.designInfo.maskingInfo.masking'),
-            primary_purpose = json_extract(raw, '{_P}.designModule.designInfo.primaryPurpose')""")
+        CREATE TABLE studies_v3 (
+            nct_id TEXT PRIMARY KEY,
+            brief_title TEXT, acronym TEXT,
+            overall_status TEXT, last_known_status TEXT, why_stopped TEXT,
+            study_type TEXT, phases TEXT, enrollment_count INTEGER, enrollment_type TEXT,
+            start_date TEXT, start_date_sort TEXT,
+            primary_completion_date TEXT, primary_completion_date_sort TEXT,
+            completion_date TEXT, completion_date_sort TEXT,
+            first_posted TEXT, last_update_posted TEXT, status_verified_date TEXT, results_first_posted TEXT,
+            lead_sponsor TEXT, lead_sponsor_class TEXT, has_results INTEGER,
+            location_count INTEGER, version_holder TEXT,
+            min_age TEXT, min_age_years REAL, max_age TEXT, max_age_years REAL, sex TEXT, healthy_volunteers INTEGER,
+            start_date_type TEXT, primary_completion_date_type TEXT, completion_date_type TEXT,
+            org_study_id TEXT, allocation TEXT, masking TEXT, primary_purpose TEXT,
+            raw TEXT NOT NULL,             -- the record exactly as received, as JSON text
+            official_title TEXT GENERATED ALWAYS AS (json_extract(raw, '{_P}.identificationModule.officialTitle')) VIRTUAL,
+            brief_summary TEXT GENERATED ALWAYS AS (json_extract(raw, '{_P}.descriptionModule.briefSummary')) VIRTUAL,
+            eligibility_criteria TEXT GENERATED ALWAYS AS
+                (json_extract(raw, '{_P}.eligibilityModule.eligibilityCriteria')) VIRTUAL
+        )""")
+    kept = ("nct_id, brief_title, acronym, overall_status, last_known_status, why_stopped, study_type, phases, "
+            "enrollment_count, enrollment_type, start_date, start_date_sort, primary_completion_date, "
+            "primary_completion_date_sort, completion_date, completion_date_sort, first_posted, last_update_posted, "
+            "status_verified_date, results_first_posted, lead_sponsor, lead_sponsor_class, has_results, "
+            "location_count, version_holder, raw")
+    db.execute(f"""
+        INSERT INTO studies_v3 (rowid, {kept}, min_age, max_age, sex, healthy_volunteers, start_date_type,
+                                primary_completion_date_type, completion_date_type, org_study_id, allocation, masking,
+                                primary_purpose)
+        SELECT rowid, {kept},
+            json_extract(raw, '{_P}.eligibilityModule.minimumAge'),
+            json_extract(raw, '{_P}.eligibilityModule.maximumAge'),
+            json_extract(raw, '{_P}.eligibilityModule.sex'),
+            json_extract(raw, '{_P}.eligibilityModule.healthyVolunteers'),
+            json_extract(raw, '{_P}.statusModule.startDateStruct.type'),
+            json_extract(raw, '{_P}.statusModule.primaryCompletionDateStruct.type'),
+            json_extract(raw, '{_P}.statusModule.completionDateStruct.type'),
+            json_extract(raw, '{_P}.identificationModule.orgStudyIdInfo.id'),
+            json_extract(raw, '{_P}.designModule.designInfo.allocation'),
+            json_extract(raw, '{_P}.designModule.designInfo.maskingInfo.masking'),
+            json_extract(raw, '{_P}.designModule.designInfo.primaryPurpose')
+        FROM studies""")
+    db.execute("DROP TABLE studies")
+    db.execute("ALTER TABLE studies_v3 RENAME TO studies")
+    db.execute("CREATE INDEX studies_by_status ON studies (overall_status, last_known_status, nct_id)")
     db.execute(f"UPDATE studies SET min_age_years = {_age_years('min_age')}, max_age_years = {_age_years('max_age')}")
 
     # Locations gain zip code and coordinates (geoPoint): the table is derived again from raw.
@@ -222,18 +251,37 @@ def m003_derived_fields_and_search(db: Database) -> None:
         FROM studies s, json_each(s.raw, '{_P}.contactsLocationsModule.locations') l""")
     db.execute("DROP TABLE locations")
     db.execute("ALTER TABLE locations_v3 RENAME TO locations")
-    db.execute("CREATE INDEX locations_by_city ON locations (city, country)")
+    # Each study's countries, once each, and the 1-degree cells its sites are in: small tables that answer
+    # "by country" and "near" without reading every site.
+    db.execute("""
+        CREATE TABLE study_countries (
+            nct_id TEXT NOT NULL REFERENCES studies(nct_id), seq INTEGER NOT NULL, country TEXT,
+            PRIMARY KEY (nct_id, seq)
+        ) WITHOUT ROWID""")
+    db.execute("""
+        INSERT INTO study_countries
+        SELECT nct_id, row_number() OVER (PARTITION BY nct_id ORDER BY first) - 1, country FROM (
+            SELECT nct_id, country, min(seq) AS first FROM locations WHERE country IS NOT NULL GROUP BY nct_id, country)""")
+    db.execute("""
+        CREATE TABLE study_cells (
+            cell INTEGER NOT NULL, nct_id TEXT NOT NULL REFERENCES studies(nct_id),
+            PRIMARY KEY (cell, nct_id)
+        ) WITHOUT ROWID""")
+    floor_lat = "(CAST(latitude AS INTEGER) - (latitude < CAST(latitude AS INTEGER)))"
+    floor_lon = "(CAST(longitude AS INTEGER) - (longitude < CAST(longitude AS INTEGER)))"
+    db.execute(f"""
+        INSERT OR IGNORE INTO study_cells
+        SELECT ({floor_lat} + 90) * 360 + ({floor_lon} + 180), nct_id FROM locations
+        WHERE latitude IS NOT NULL AND longitude IS NOT NULL""")
 
     new_tables = {
-        "primary_outcomes": ("measure TEXT, time_frame TEXT", f"{_P}.outcomesModule.primaryOutcomes",
-                             "json_extract(j.value, '$.measure'), json_extract(j.value, '$.timeFrame')"),
+        "primary_outcomes": ("measure TEXT", f"{_P}.outcomesModule.primaryOutcomes", "json_extract(j.value, '$.measure')"),
         "central_contacts": ("name TEXT, role TEXT, phone TEXT, email TEXT",
                              f"{_P}.contactsLocationsModule.centralContacts",
                              "json_extract(j.value, '$.name'), json_extract(j.value, '$.role'), "
                              "json_extract(j.value, '$.phone'), json_extract(j.value, '$.email')"),
-        "study_references": ("pmid TEXT, type TEXT, citation TEXT", f"{_P}.referencesModule.references",
-                             "json_extract(j.value, '$.pmid'), json_extract(j.value, '$.type'), "
-                             "json_extract(j.value, '$.citation')"),
+        "study_references": ("pmid TEXT, type TEXT", f"{_P}.referencesModule.references",
+                             "json_extract(j.value, '$.pmid'), json_extract(j.value, '$.type')"),
     }
     for table, (columns, path, values) in new_tables.items():
         db.execute(f"""
@@ -264,9 +312,15 @@ def m003_derived_fields_and_search(db: Database) -> None:
     db.execute("""
         CREATE VIEW studies_search AS
         SELECT s.rowid AS rowid, s.nct_id, s.brief_title, s.official_title, s.acronym, s.brief_summary,
-               (SELECT group_concat(condition, ' ; ') FROM conditions c WHERE c.nct_id = s.nct_id) AS conditions,
-               (SELECT group_concat(name, ' ; ') FROM interventions i WHERE i.nct_id = s.nct_id) AS interventions,
-               (SELECT group_concat(keyword, ' ; ') FROM keywords k WHERE k.nct_id = s.nct_id) AS keywords
+               (SELECT group_concat(condition, ' ; ') FROM
+                   (SELECT condition FROM conditions c WHERE c.nct_id = s.nct_id AND condition IS NOT NULL ORDER BY seq))
+                   AS conditions,
+               (SELECT group_concat(name, ' ; ') FROM
+                   (SELECT name FROM interventions i WHERE i.nct_id = s.nct_id AND name IS NOT NULL ORDER BY seq))
+                   AS interventions,
+               (SELECT group_concat(keyword, ' ; ') FROM
+                   (SELECT keyword FROM keywords k WHERE k.nct_id = s.nct_id AND keyword IS NOT NULL ORDER BY seq))
+                   AS keywords
         FROM studies s""")
     db.execute("""
         CREATE VIRTUAL TABLE studies_fts USING fts5(

@@ -14,7 +14,7 @@ import orjson
 
 from .. import dates
 from ..dates import iso_day, watermark_date
-from ..transform import CHILD_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows
+from ..transform import CHILD_COLUMNS, FTS_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows, cell_of, fts_values
 from .db import transaction
 from .history import (
     INSERT_CHANGE, INSERT_VERSION, MEMBERSHIP, REFERENCE_ADDED, SITE_ADDED, SITE_REMOVED, SITE_STATUS, WARNING,
@@ -114,22 +114,15 @@ def diff_sites(old: Sequence[tuple], new: Sequence[tuple]) -> list[tuple[str, st
     return changes
 
 
-def reference_key(reference: tuple) -> str:
-    """A publication's name in the change log: its PubMed id, else the start of its citation."""
-    pmid, _, citation = reference[:3]
-    return pmid or (citation or "")[:80] or "unnamed reference"
-
-
 def diff_references(old: Sequence[tuple], new: Sequence[tuple]) -> list[tuple[str, str, object, object]]:
-    """Publications added between two lists of reference rows (pmid, type, citation), as
-    ``(field, publication, None, type)``. Pure."""
-    before = {reference_key(row) for row in old}
+    """Publications (references with a PubMed id) added between two lists of reference rows (pmid, type), as
+    ``(field, PubMed id, None, type)``. Pure."""
+    before = {row[0] for row in old if row[0]}
     added = {}
-    for row in new:
-        key = reference_key(row)
-        if key not in before and key not in added:
-            added[key] = row[1]
-    return [(REFERENCE_ADDED, key, None, kind) for key, kind in added.items()]
+    for pmid, kind in new:
+        if pmid and pmid not in before and pmid not in added:
+            added[pmid] = kind
+    return [(REFERENCE_ADDED, pmid, None, kind) for pmid, kind in added.items()]
 
 
 def date_warning(last_update_posted, ceiling: str) -> str | None:
@@ -176,6 +169,7 @@ class SaveContext:
 class _Writes:
     studies: list[tuple] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)  # studies whose child rows go first
+    old_cells: list[tuple] = field(default_factory=list)  # (cell, nct_id) of the replaced studies' sites
     children: list[StudyRows] = field(default_factory=list)
     refreshed: list[tuple] = field(default_factory=list)
     versions: list[tuple] = field(default_factory=list)
@@ -281,6 +275,8 @@ def _plan_study(study: StudyRows, stored: StoredStudy | None, diff: StudyDiff, o
         writes.children.append(study)
         if diff.verdict == CHANGED:
             writes.replaced.append(nct_id)
+            writes.old_cells += [(cell_of(row[6], row[7]), nct_id) for row in old_children["locations"].get(nct_id, [])
+                                 if row[6] is not None and row[7] is not None]
             writes.versions.append((nct_id, context.pull_id, now, stored.last_update_posted, zlib.compress(stored.raw, 1)))
             item_changes = diff_sites(old_children["locations"].get(nct_id, []), study.children["locations"])
             item_changes += diff_references(old_children["study_references"].get(nct_id, []),
@@ -322,25 +318,31 @@ def _plan_membership(nct_id: str, member: tuple[int, int] | None, verdict: str, 
         counts.unchanged += 1
 
 
-_FTS_COLUMNS = "brief_title, official_title, acronym, brief_summary, conditions, interventions, keywords"
+_FTS_COLUMNS = ", ".join(FTS_COLUMNS)
+_FTS_INSERT = f"INSERT INTO studies_fts (rowid, {_FTS_COLUMNS}) VALUES (?, {', '.join('?' * len(FTS_COLUMNS))})"
 
 
 def _write(conn: sqlite3.Connection, writes: _Writes) -> None:
     if writes.replaced:
-        # The full-text index forgets a study's old text before its rows change (it reads text from a view).
+        # The full-text index forgets a study's old text before its rows change (the view reads what was indexed).
         conn.execute(f"INSERT INTO studies_fts (studies_fts, rowid, {_FTS_COLUMNS}) "
                      f"SELECT 'delete', rowid, {_FTS_COLUMNS} FROM studies_search "
                      f"WHERE nct_id IN (SELECT value FROM json_each(?))", [orjson.dumps(writes.replaced).decode()])
+    if writes.old_cells:
+        conn.executemany("DELETE FROM study_cells WHERE cell = ? AND nct_id = ?", writes.old_cells)
     if writes.studies:
         conn.executemany(_INSERT_STUDY, writes.studies)
+        conn.executemany("INSERT OR IGNORE INTO study_cells (cell, nct_id) VALUES (?, ?)",
+                         [(cell, study.nct_id) for study in writes.children for cell in study.cells])
         for table in CHILD_COLUMNS:
             if writes.replaced:
                 conn.executemany(_DELETE_CHILD[table], [(nct_id,) for nct_id in writes.replaced])
             conn.executemany(_INSERT_CHILD[table], [
                 (study.nct_id, seq, *child) for study in writes.children for seq, child in enumerate(study.children[table])])
-        conn.execute(f"INSERT INTO studies_fts (rowid, {_FTS_COLUMNS}) SELECT rowid, {_FTS_COLUMNS} FROM studies_search "
-                     f"WHERE nct_id IN (SELECT value FROM json_each(?))",
-                     [orjson.dumps([study.nct_id for study in writes.children]).decode()])
+        # The new text comes from the rows in hand: reading it back through the view would parse each raw record.
+        rowids = dict(conn.execute("SELECT nct_id, rowid FROM studies WHERE nct_id IN (SELECT value FROM json_each(?))",
+                                   [orjson.dumps([study.nct_id for study in writes.children]).decode()]))
+        conn.executemany(_FTS_INSERT, [(rowids[study.nct_id], *fts_values(study)) for study in writes.children])
     if writes.refreshed:
         conn.executemany("UPDATE studies SET raw = CAST(? AS TEXT), version_holder = ? WHERE nct_id = ?", writes.refreshed)
     if writes.versions:

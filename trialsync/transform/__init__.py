@@ -1,8 +1,9 @@
 """Record transforms: pure functions from a raw study record to the rows trialsync stores."""
 
 from .rows import (
-    CHILD_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, NotAStudyRecord, StudyRows, check_study_record, serialize, study_rows,
+    CHILD_COLUMNS, FTS_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, VIRTUAL_COLUMNS, NotAStudyRecord, StudyRows, cell_of,
+    check_study_record, fts_values, serialize, study_rows,
 )
 
-__all__ = ["CHILD_COLUMNS", "STUDY_COLUMNS", "TRACKED_FIELDS", "NotAStudyRecord", "StudyRows", "check_study_record",
-           "serialize", "study_rows"]
+__all__ = ["CHILD_COLUMNS", "FTS_COLUMNS", "STUDY_COLUMNS", "TRACKED_FIELDS", "VIRTUAL_COLUMNS", "NotAStudyRecord",
+           "StudyRows", "cell_of", "check_study_record", "fts_values", "serialize", "study_rows"]

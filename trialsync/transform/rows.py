@@ -6,8 +6,9 @@ naming the study and the field, instead of being stored wrong or failing somewhe
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -16,17 +17,17 @@ from ..errors import RecordError
 from ..ids import is_nct_id, nct_id_of
 
 STUDY_COLUMNS: tuple[str, ...] = (
-    "nct_id", "brief_title", "official_title", "acronym",
+    "nct_id", "brief_title", "acronym",
     "overall_status", "last_known_status", "why_stopped",
     "study_type", "phases", "enrollment_count", "enrollment_type",
     "start_date", "start_date_sort",
     "primary_completion_date", "primary_completion_date_sort",
     "completion_date", "completion_date_sort",
     "first_posted", "last_update_posted", "status_verified_date", "results_first_posted",
-    "lead_sponsor", "lead_sponsor_class", "has_results", "brief_summary", "location_count",
+    "lead_sponsor", "lead_sponsor_class", "has_results", "location_count",
     "version_holder",
     # added by migration 3, derived from raw for databases made before it
-    "min_age", "min_age_years", "max_age", "max_age_years", "sex", "healthy_volunteers", "eligibility_criteria",
+    "min_age", "min_age_years", "max_age", "max_age_years", "sex", "healthy_volunteers",
     "start_date_type", "primary_completion_date_type", "completion_date_type",
     "org_study_id", "allocation", "masking", "primary_purpose",
     "raw",
@@ -42,11 +43,27 @@ CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
     "keywords": ("keyword",),
     "secondary_ids": ("secondary_id", "type", "domain"),
     "mesh_terms": ("kind", "mesh_id", "term"),
-    "primary_outcomes": ("measure", "time_frame"),
+    "primary_outcomes": ("measure",),
     "central_contacts": ("name", "role", "phone", "email"),
     "location_contacts": ("location_seq", "name", "role", "phone", "email"),
-    "study_references": ("pmid", "type", "citation"),
+    "study_references": ("pmid", "type"),
+    "study_countries": ("country",),
 }
+# Columns the database reads from raw when asked (SQLite generated columns), so that the longest texts of a
+# record are not stored twice. The transform still gives their values, to index them for search.
+VIRTUAL_COLUMNS = {
+    "official_title": "$.protocolSection.identificationModule.officialTitle",
+    "brief_summary": "$.protocolSection.descriptionModule.briefSummary",
+    "eligibility_criteria": "$.protocolSection.eligibilityModule.eligibilityCriteria",
+}
+# What the full-text index holds for a study, in order: ``fts_values`` gives them, the view ``studies_search``
+# (migration 3) reads the same from the tables.
+FTS_COLUMNS = ("brief_title", "official_title", "acronym", "brief_summary", "conditions", "interventions", "keywords")
+
+
+def cell_of(latitude: float, longitude: float) -> int:
+    """The 1-degree cell of a point, numbered from the south-west (the ``study_cells`` table's key)."""
+    return (math.floor(latitude) + 90) * 360 + (math.floor(longitude) + 180)
 
 # Fields whose change a reader wants to hear about, as column names of ``studies``.
 TRACKED_FIELDS: tuple[str, ...] = (
@@ -78,10 +95,25 @@ class StudyRows:
     nct_id: str
     study: tuple
     children: dict[str, list[tuple]]
+    cells: list[int] = field(default_factory=list)  # the 1-degree cells its sites are in
+    texts: dict[str, str | None] = field(default_factory=dict)  # the values of VIRTUAL_COLUMNS
 
     def value(self, column: str):
-        """The ``studies`` column ``column`` of this study."""
-        return self.study[_COLUMN_INDEX[column]]
+        """The ``studies`` column ``column`` of this study (stored or virtual)."""
+        index = _COLUMN_INDEX.get(column)
+        return self.study[index] if index is not None else self.texts[column]
+
+
+def fts_values(rows: StudyRows) -> tuple:
+    """What the full-text index holds for a study, column by column (FTS_COLUMNS); the lists joined with ' ; '
+    in the API's order, as the view ``studies_search`` joins them."""
+    def joined(values: list) -> str | None:
+        present = [v for v in values if v is not None]
+        return " ; ".join(present) if present else None
+
+    return (rows.value("brief_title"), rows.value("official_title"), rows.value("acronym"),
+            rows.value("brief_summary"), joined([c[0] for c in rows.children["conditions"]]),
+            joined([i[1] for i in rows.children["interventions"]]), joined([k[0] for k in rows.children["keywords"]]))
 
 
 def serialize(record: dict) -> bytes:
@@ -227,10 +259,14 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
     has_results = t.boolean(record, "hasResults", "")
     misc = t.obj(derived, "miscInfoModule", "derivedSection")
 
+    texts = {
+        "official_title": t.text(ident, "officialTitle", f"{p}.identificationModule"),
+        "brief_summary": t.text(description, "briefSummary", f"{p}.descriptionModule"),
+        "eligibility_criteria": t.text(eligibility, "eligibilityCriteria", f"{p}.eligibilityModule"),
+    }
     study = (
         nct_id,
         t.text(ident, "briefTitle", f"{p}.identificationModule"),
-        t.text(ident, "officialTitle", f"{p}.identificationModule"),
         t.text(ident, "acronym", f"{p}.identificationModule"),
         t.text(status, "overallStatus", where_status),
         t.text(status, "lastKnownStatus", where_status),
@@ -249,13 +285,11 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
         t.text(lead, "name", f"{where_sponsors}.leadSponsor"),
         t.text(lead, "class", f"{where_sponsors}.leadSponsor"),
         None if has_results is None else int(has_results),
-        t.text(description, "briefSummary", f"{p}.descriptionModule"),
         len(locations),
         t.text(misc, "versionHolder", "derivedSection.miscInfoModule"),
         min_age, age_in_years(min_age), max_age, age_in_years(max_age),
         t.text(eligibility, "sex", where_eligibility),
         None if healthy is None else int(healthy),
-        t.text(eligibility, "eligibilityCriteria", where_eligibility),
         t.date_type(status, "startDateStruct", where_status),
         t.date_type(status, "primaryCompletionDateStruct", where_status),
         t.date_type(status, "completionDateStruct", where_status),
@@ -300,18 +334,20 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
                            t.text(s, "domain", where_ident))
                           for s in t.objects(ident, "secondaryIdInfos", f"{p}.identificationModule")],
         "mesh_terms": mesh_rows,
-        "primary_outcomes": [(t.text(o, "measure", where_outcomes), t.text(o, "timeFrame", where_outcomes))
+        "primary_outcomes": [(t.text(o, "measure", where_outcomes),)
                              for o in t.objects(outcomes, "primaryOutcomes", f"{p}.outcomesModule")],
         "central_contacts": [_contact(t, c, f"{p}.contactsLocationsModule.centralContacts")
                              for c in t.objects(contacts, "centralContacts", f"{p}.contactsLocationsModule")],
         "location_contacts": [(seq, *_contact(t, c, f"{where_locations}.contacts"))
                               for seq, loc in enumerate(locations)
                               for c in t.objects(loc, "contacts", where_locations)],
-        "study_references": [(t.text(r, "pmid", where_references), t.text(r, "type", where_references),
-                              t.text(r, "citation", where_references))
+        "study_references": [(t.text(r, "pmid", where_references), t.text(r, "type", where_references))
                              for r in t.objects(references, "references", f"{p}.referencesModule")],
     }
-    return StudyRows(nct_id, study, children)
+    site_rows = children["locations"]
+    children["study_countries"] = [(country,) for country in dict.fromkeys(row[3] for row in site_rows if row[3])]
+    cells = sorted({cell_of(row[6], row[7]) for row in site_rows if row[6] is not None and row[7] is not None})
+    return StudyRows(nct_id, study, children, cells, texts)
 
 
 def _contact(t: _Typed, contact: dict, where: str) -> tuple:
