@@ -7,25 +7,27 @@ import sqlite3
 from ..statuses import status_sort_key
 from ..vocab import PHASE_LABELS
 
-# dimension -> (whether a study can have several values, SQL giving (nct_id, value) for the topic's studies)
-_MEMBERS = "SELECT nct_id FROM topic_studies WHERE topic = :topic AND present = 1"
+# The topic's studies with the status and the one-valued dimensions, read from the covering index alone
+# (a study's row is large: it holds the record).
+_STUDIES = """st AS MATERIALIZED (
+    SELECT nct_id, coalesce(overall_status, 'NONE') AS status, study_type, lead_sponsor_class, phases,
+           substr(start_date_sort, 1, 4) AS start_year, lead_sponsor
+    FROM studies INDEXED BY studies_by_status
+    WHERE nct_id IN (SELECT nct_id FROM topic_studies WHERE topic = :topic AND present = 1))"""
+# dimension -> (whether a study can have several values, SQL giving each (nct_id, value) of the topic's studies
+# once, with a NULL value for a study that has none)
 DIMENSIONS: dict[str, tuple[bool, str]] = {
-    "phase": (True, f"""
-        SELECT s.nct_id, trim(j.value) FROM studies s, json_each('["' || replace(s.phases, ', ', '","') || '"]') j
-        WHERE s.phases IS NOT NULL AND s.nct_id IN ({_MEMBERS})
-        UNION ALL SELECT s.nct_id, NULL FROM studies s WHERE s.phases IS NULL AND s.nct_id IN ({_MEMBERS})"""),
-    "study-type": (False, f"SELECT nct_id, study_type FROM studies WHERE nct_id IN ({_MEMBERS})"),
-    "sponsor-class": (False, f"SELECT nct_id, lead_sponsor_class FROM studies WHERE nct_id IN ({_MEMBERS})"),
-    "sponsor": (False, f"SELECT nct_id, lead_sponsor FROM studies WHERE nct_id IN ({_MEMBERS})"),
-    "start-year": (False, f"SELECT nct_id, substr(start_date_sort, 1, 4) FROM studies WHERE nct_id IN ({_MEMBERS})"),
-    "country": (True, f"""
-        SELECT c.nct_id, c.country FROM study_countries c WHERE c.nct_id IN ({_MEMBERS})
-        UNION ALL SELECT s.nct_id, NULL FROM studies s WHERE s.nct_id IN ({_MEMBERS})
-            AND NOT EXISTS (SELECT 1 FROM study_countries c WHERE c.nct_id = s.nct_id)"""),
-    "condition": (True, f"""
-        SELECT DISTINCT c.nct_id, c.condition FROM conditions c WHERE c.nct_id IN ({_MEMBERS})
-        UNION ALL SELECT s.nct_id, NULL FROM studies s WHERE s.nct_id IN ({_MEMBERS})
-            AND NOT EXISTS (SELECT 1 FROM conditions c WHERE c.nct_id = s.nct_id)"""),
+    "phase": (True, """
+        SELECT st.nct_id, trim(j.value) FROM st, json_each('["' || replace(st.phases, ', ', '","') || '"]') j
+        WHERE st.phases IS NOT NULL
+        UNION ALL SELECT nct_id, NULL FROM st WHERE phases IS NULL"""),
+    "study-type": (False, "SELECT nct_id, study_type FROM st"),
+    "sponsor-class": (False, "SELECT nct_id, lead_sponsor_class FROM st"),
+    "sponsor": (False, "SELECT nct_id, lead_sponsor FROM st"),
+    "start-year": (False, "SELECT nct_id, start_year FROM st"),
+    "country": (True, "SELECT st.nct_id, c.country FROM st LEFT JOIN study_countries c ON c.nct_id = st.nct_id"),
+    "condition": (True, """
+        SELECT DISTINCT st.nct_id, c.condition FROM st LEFT JOIN conditions c ON c.nct_id = st.nct_id"""),
 }
 _PHASE_ORDER = list(PHASE_LABELS)
 
@@ -33,8 +35,8 @@ _PHASE_ORDER = list(PHASE_LABELS)
 def breakdown_sql(by: str, topic: str = "stem-cell-spine") -> tuple[str, dict]:
     """The SQL and parameters counting the topic's studies by ``by``'s value and overall status."""
     pairs = DIMENSIONS[by][1]
-    return (f"WITH v (nct_id, value) AS ({pairs}) SELECT v.value, coalesce(s.overall_status, 'NONE'), "
-            f"count(DISTINCT s.nct_id) FROM v JOIN studies s ON s.nct_id = v.nct_id GROUP BY 1, 2", {"topic": topic})
+    return (f"WITH {_STUDIES}, v (nct_id, value) AS ({pairs}) SELECT v.value, st.status, count(*) "
+            f"FROM v JOIN st ON st.nct_id = v.nct_id GROUP BY 1, 2", {"topic": topic})
 
 
 def breakdown(conn: sqlite3.Connection, topic: str, by: str) -> dict:
@@ -54,7 +56,8 @@ def breakdown(conn: sqlite3.Connection, topic: str, by: str) -> dict:
         row["total"] += count
     for row in rows.values():
         row["statuses"] = {s: row["statuses"][s] for s in sorted(row["statuses"], key=status_sort_key)}
-    total = conn.execute(f"SELECT count(*) FROM studies WHERE nct_id IN ({_MEMBERS})", {"topic": topic}).fetchone()[0]
+    total = conn.execute("SELECT count(*) FROM topic_studies WHERE topic = :topic AND present = 1 "
+                         "AND nct_id IN (SELECT nct_id FROM studies)", {"topic": topic}).fetchone()[0]
     return {"topic": topic, "by": by, "multi": multi, "total": total, "rows": sorted(rows.values(), key=_order(by))}
 
 
