@@ -15,21 +15,21 @@ LIST_JSON_KEYS = ("nct_id", "brief_title", "overall_status", "last_known_status"
                   "last_update_posted", "enrollment_count", "lead_sponsor", "lead_sponsor_class", "has_results", "url")
 
 
+_PHASE_WORDS = {"EARLY_PHASE1": "Early 1", "PHASE1": "1", "PHASE2": "2", "PHASE3": "3", "PHASE4": "4", "NA": "N/A"}
+
+
 def _short_phase(phases: Sequence[str]) -> str:
-    words = {"EARLY_PHASE1": "Early 1", "PHASE1": "1", "PHASE2": "2", "PHASE3": "3", "PHASE4": "4", "NA": "N/A"}
-    return "/".join(words.get(p, p) for p in phases)
+    return "/".join(_PHASE_WORDS.get(p, p) for p in phases) if phases else ""
 
 
 def render_study_list(rows: Sequence[dict], fmt: str, title: str | None = None) -> list:
     """Studies one a line: NCT id, status, phase, start, distance (when measured), title, lead sponsor.
     JSON and JSON lines carry the API's own values and each study's URL."""
-    near = any("distance_km" in row for row in rows)
-    keys = LIST_JSON_KEYS + (("distance_km",) if near else ())
-    data = [{k: row.get(k) for k in keys} for row in rows]
-    if fmt in ("json", "nl"):
-        return rows_as(data, [], fmt, data=data)
-    if fmt == "csv":
-        return rows_as(data, [Column(k, k) for k in keys], fmt)
+    near = bool(rows) and "distance_km" in rows[0]
+    if fmt in ("json", "nl", "csv"):
+        keys = LIST_JSON_KEYS + (("distance_km",) if near else ())
+        data = [{k: row.get(k) for k in keys} for row in rows]
+        return rows_as(data, [Column(k, k) for k in keys], fmt, data=data)
     columns = [Column("nct_id", "NCT ID"),
                Column("overall_status", "Status", show=status_label, drop=3),
                Column("phases", "Phase", show=_short_phase, drop=4),

@@ -39,6 +39,13 @@ class Column:
         text = self.show(value) if self.show is not None else ("" if value is None else str(value))
         return " ".join(text.split()) if "\n" in text or "\t" in text else text
 
+    def cells(self, rows: Sequence[dict]) -> list[str]:
+        """``cell`` of every row (the common cases without a call per row)."""
+        key, show = self.key, self.show
+        values = [row.get(key) for row in rows]
+        texts = [show(v) for v in values] if show is not None else ["" if v is None else str(v) for v in values]
+        return [" ".join(t.split()) if "\n" in t or "\t" in t else t for t in texts]
+
 
 def terminal_width() -> int:
     """The width tables are fitted to: ``COLUMNS``, else the terminal's, else 80."""
@@ -97,7 +104,7 @@ def rows_as(rows: Sequence[dict], columns: Sequence[Column], fmt: str, title: st
         writer.writerow([c.key for c in columns])
         writer.writerows([[_csv_value(row.get(c.key)) for c in columns] for row in rows])
         return [buffer.getvalue().rstrip("\n")]
-    cells = [[c.cell(row) for c in columns] for row in rows]
+    cells = [list(line) for line in zip(*(c.cells(rows) for c in columns))] if rows else []
     if fmt == "markdown":
         lines = ["| " + " | ".join(c.header for c in columns) + " |",
                  "| " + " | ".join("---:" if c.numeric else "---" for c in columns) + " |"]

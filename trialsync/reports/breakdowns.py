@@ -7,27 +7,27 @@ import sqlite3
 from ..statuses import status_sort_key
 from ..vocab import PHASE_LABELS
 
-# The topic's studies with the status and the one-valued dimensions, read from the covering index alone
-# (a study's row is large: it holds the record).
-_STUDIES = """st AS MATERIALIZED (
-    SELECT nct_id, coalesce(overall_status, 'NONE') AS status, study_type, lead_sponsor_class, phases,
-           substr(start_date_sort, 1, 4) AS start_year, lead_sponsor
-    FROM studies INDEXED BY studies_by_status
-    WHERE nct_id IN (SELECT nct_id FROM topic_studies WHERE topic = :topic AND present = 1))"""
-# dimension -> (whether a study can have several values, SQL giving each (nct_id, value) of the topic's studies
-# once, with a NULL value for a study that has none)
+# The topic's members in NCT id order, with the status and one-valued dimensions from the covering index
+# ``studies_facts`` (a study's row is large: it holds the record), never from the rows themselves.
+_STUDIES = """st AS (
+    SELECT m.nct_id, coalesce(s.overall_status, 'NONE') AS status, s.study_type, s.lead_sponsor_class, s.phases,
+           substr(s.start_date_sort, 1, 4) AS start_year, s.lead_sponsor
+    FROM topic_studies m JOIN studies s INDEXED BY studies_facts ON s.nct_id = m.nct_id
+    WHERE m.topic = :topic AND m.present = 1)"""
+# dimension -> (whether a study can have several values, SQL giving each (value, status) of the topic's studies
+# once per study, with a NULL value for a study that has none)
 DIMENSIONS: dict[str, tuple[bool, str]] = {
     "phase": (True, """
-        SELECT st.nct_id, trim(j.value) FROM st, json_each('["' || replace(st.phases, ', ', '","') || '"]') j
+        SELECT trim(j.value), st.status FROM st, json_each('["' || replace(st.phases, ', ', '","') || '"]') j
         WHERE st.phases IS NOT NULL
-        UNION ALL SELECT nct_id, NULL FROM st WHERE phases IS NULL"""),
-    "study-type": (False, "SELECT nct_id, study_type FROM st"),
-    "sponsor-class": (False, "SELECT nct_id, lead_sponsor_class FROM st"),
-    "sponsor": (False, "SELECT nct_id, lead_sponsor FROM st"),
-    "start-year": (False, "SELECT nct_id, start_year FROM st"),
-    "country": (True, "SELECT st.nct_id, c.country FROM st LEFT JOIN study_countries c ON c.nct_id = st.nct_id"),
+        UNION ALL SELECT NULL, status FROM st WHERE phases IS NULL"""),
+    "study-type": (False, "SELECT study_type, status FROM st"),
+    "sponsor-class": (False, "SELECT lead_sponsor_class, status FROM st"),
+    "sponsor": (False, "SELECT lead_sponsor, status FROM st"),
+    "start-year": (False, "SELECT start_year, status FROM st"),
+    "country": (True, "SELECT c.country, st.status FROM st LEFT JOIN study_countries c ON c.nct_id = st.nct_id"),
     "condition": (True, """
-        SELECT DISTINCT st.nct_id, c.condition FROM st LEFT JOIN conditions c ON c.nct_id = st.nct_id"""),
+        SELECT DISTINCT st.nct_id, c.condition, st.status FROM st LEFT JOIN conditions c ON c.nct_id = st.nct_id"""),
 }
 _PHASE_ORDER = list(PHASE_LABELS)
 
@@ -35,8 +35,9 @@ _PHASE_ORDER = list(PHASE_LABELS)
 def breakdown_sql(by: str, topic: str = "stem-cell-spine") -> tuple[str, dict]:
     """The SQL and parameters counting the topic's studies by ``by``'s value and overall status."""
     pairs = DIMENSIONS[by][1]
-    return (f"WITH {_STUDIES}, v (nct_id, value) AS ({pairs}) SELECT v.value, st.status, count(*) "
-            f"FROM v JOIN st ON st.nct_id = v.nct_id GROUP BY 1, 2", {"topic": topic})
+    columns = "nct_id, value, status" if by == "condition" else "value, status"
+    return (f"WITH {_STUDIES}, v ({columns}) AS ({pairs}) SELECT value, status, count(*) FROM v GROUP BY 1, 2",
+            {"topic": topic})
 
 
 def breakdown(conn: sqlite3.Connection, topic: str, by: str) -> dict:
