@@ -345,6 +345,7 @@ class _QuietServer(http.server.ThreadingHTTPServer):
 def _handler_for(api: FakeApi):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # small answers go out at once, not 40 ms later (delayed ACK on loopback)
 
         def log_message(self, *args) -> None:
             pass

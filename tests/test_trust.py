@@ -482,3 +482,45 @@ def test_sigterm_while_waiting_for_the_lock_exits_130(tmp_path, server, command)
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_listing_taken_while_the_registry_refreshed_is_taken_again_before_anything_is_called_left(db, tmp_path):
+    """The registry's data refresh lands between two pages of the id listing: a study leaves on the first
+    page's side and another joins on the second's, so the count still matches. Only a listing that begins and
+    ends under one dataTimestamp may say which studies left."""
+    from trialsync import store
+    from trialsync.api import ApiClient
+    from trialsync.sync import listing as listing_module
+    from trialsync.sync.pull import PullOptions, pull_topic
+    from trialsync.topics import BUILTIN_TOPICS
+
+    records = [fixture_record(i) for i in SPINE_CONDITION_IDS]
+    with FakeApi(Corpus(records)) as server:
+        store.save_topic(db, BUILTIN_TOPICS[SPINE])
+        client = ApiClient(base_url=server.url, rate=0)
+        assert pull_topic(db, client, SPINE).outcome == "complete"
+        server.data_timestamp = "2026-11-25T09:00:00"
+        real = listing_module.list_statuses
+        calls = []
+
+        def refresh_during_the_first_listing(client, search, progress):
+            statuses = real(client, search, progress)
+            if not calls:  # as if the refresh came mid-listing: this listing is of the old data, the API's is new
+                server.data_timestamp = "2026-11-25T10:30:00"
+                server.corpus.remove("NCT04056520")
+            calls.append(sorted(statuses))
+            return statuses
+
+        from trialsync.sync import pull as pull_module
+
+        pull_module.list_statuses = refresh_during_the_first_listing
+        try:
+            result = pull_topic(db, client, SPINE, PullOptions())
+        finally:
+            pull_module.list_statuses = real
+        assert len(calls) == 2 and "NCT04056520" in calls[0] and "NCT04056520" not in calls[1]
+        assert result.left == 1 and store.present_ids(db, SPINE) == set(SPINE_CONDITION_IDS) - {"NCT04056520"}
+        # the first pull: at its start and after its listing; the second: at its start, after the listing that
+        # straddled the refresh, and after the listing taken again
+        assert server.kinds.count("version") == 5
+        assert store.topic_state(db, SPINE).data_timestamp == "2026-11-25T09:00:00"  # the next pull is not skipped

@@ -45,6 +45,11 @@ def day_before(day: str) -> str:
     return (date.fromisoformat(day) - timedelta(days=1)).isoformat()
 
 
+def day_after(day: str) -> str:
+    """The day after the ``YYYY-MM-DD`` day ``day``."""
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
 def ceiling_day(data_timestamp: str | None) -> str:
     """The last day a study's update can carry: the day of the API's ``dataTimestamp``, or today (UTC)
     when the API gave none (or an unreadable one)."""

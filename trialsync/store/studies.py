@@ -163,6 +163,9 @@ class SaveContext:
     log_membership: bool
     ceiling: str
     reason: str | None = None
+    # Studies this pull has counted already: a listing asked for again sends them again, and each study
+    # counts once in what a pull received.
+    counted: set[str] = field(default_factory=set, compare=False)
 
 
 @dataclass
@@ -235,18 +238,24 @@ def save_studies(conn: sqlite3.Connection, incoming: Sequence[StudyRows], contex
         conn, "SELECT nct_id, present, api_seen FROM topic_studies WHERE topic = ? AND nct_id IN ({marks})",
         ids + same_ids, context.topic)}
     now = dates.utc_now()
-    counts = SaveCounts(received=len(ids) + len(same_ids))
     writes = _Writes()
     diffs = {study.nct_id: diff_study(stored.get(study.nct_id), study, context.source) for study in incoming}
     changed = [nct_id for nct_id, diff in diffs.items() if diff.verdict == CHANGED]
     old_children = {table: _rows_by_study(conn, table, changed) for table in ("locations", "study_references")}
+    outcomes = {}
     for study in incoming:
         _plan_study(study, stored.get(study.nct_id), diffs[study.nct_id], old_children, context, now, writes)
-        _plan_membership(study.nct_id, membership.get(study.nct_id), diffs[study.nct_id].verdict, context, now,
-                         writes, counts)
+        outcomes[study.nct_id] = _plan_membership(study.nct_id, membership.get(study.nct_id),
+                                                  diffs[study.nct_id].verdict, context, now, writes)
     for nct_id in same_ids:
-        _plan_membership(nct_id, membership.get(nct_id), SAME, context, now, writes, counts)
+        outcomes[nct_id] = _plan_membership(nct_id, membership.get(nct_id), SAME, context, now, writes)
     del stored
+    counts = SaveCounts()
+    for nct_id, outcome in outcomes.items():
+        if nct_id not in context.counted:
+            counts.received += 1
+            setattr(counts, outcome, getattr(counts, outcome) + 1)
+    context.counted.update(outcomes)
     with transaction(conn):
         _write(conn, writes)
         conn.execute(
@@ -292,30 +301,24 @@ def _plan_study(study: StudyRows, stored: StoredStudy | None, diff: StudyDiff, o
 
 
 def _plan_membership(nct_id: str, member: tuple[int, int] | None, verdict: str, context: SaveContext, now: str,
-                     writes: _Writes, counts: SaveCounts) -> None:
+                     writes: _Writes) -> str:
+    """Plan a received study's membership writes; return what it counts as (a SaveCounts field)."""
     api_seen = int(context.source == API)
     if member is None:
-        counts.new += 1
         writes.joined.append((context.topic, nct_id, context.pull_id, api_seen))
         if context.log_membership:
             writes.changes.append((context.pull_id, context.topic, nct_id, MEMBERSHIP, None, "added", now, context.reason,
                                    None))
-        return
+        return "new"
     present, seen = member
     if not present:
-        counts.rejoined += 1
         writes.rejoined.append((api_seen, context.topic, nct_id))
         writes.changes.append((context.pull_id, context.topic, nct_id, MEMBERSHIP, "left", "present", now, context.reason,
                                None))
-        return
+        return "rejoined"
     if api_seen and not seen:
         writes.seen_by_api.append((context.topic, nct_id))
-    if verdict == CHANGED:
-        counts.updated += 1
-    elif verdict == OLDER:
-        counts.older += 1
-    else:
-        counts.unchanged += 1
+    return {CHANGED: "updated", OLDER: "older"}.get(verdict, "unchanged")
 
 
 _FTS_COLUMNS = ", ".join(FTS_COLUMNS)

@@ -13,14 +13,14 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from ..api import ApiClient, ListingTally, Page, iter_pages, parse_study
-from ..dates import ceiling_day, day_before, iso_day, watermark_date
+from ..dates import ceiling_day, day_after, day_before, iso_day, watermark_date
 from ..errors import ApiError, IncompleteListing, Interrupted, TrialsyncError
 from ..store import db as store_db
 from ..store import history, membership, pulls, topics
 from ..store.studies import API, SaveContext, SaveCounts, save_studies, stored_raw_and_date
 from ..store.topics import TopicState
 from ..transform import StudyRows, study_rows
-from .listing import Progress, complete_listing, list_statuses
+from .listing import LISTING_ATTEMPTS, Progress, complete_listing, list_statuses
 
 IDS_PER_REQUEST = 200  # studies fetched by filter.ids in one request; keeps the URL short
 
@@ -196,7 +196,9 @@ class _PullRun:
                               watermark=state.watermark)
             return result
         pulls.update_pull(conn, result.pull_id, mode=plan.mode)
-        context = SaveContext(name, result.pull_id, API, plan.log_membership, self.ceiling,
+        # A date a day past the data's is no error if the registry refreshes while this pull runs; a watermark
+        # still never moves past the data's own day.
+        context = SaveContext(name, result.pull_id, API, plan.log_membership, day_after(self.ceiling),
                               history.SEARCH_CHANGED if plan.search_changed else None)
         self.reader = store_db.open_reader(conn)
         if plan.mode == "incremental":
@@ -220,6 +222,7 @@ class _PullRun:
             if refetch:
                 self._fetch_by_id(refetch, context)
         if listed is not None:
+            listed = self._listing_of_one_release(listed, result.data_timestamp, context)
             result.membership_checked = True
             result.left = membership.mark_left(conn, name, membership.present_ids(conn, name) - listed,
                                                result.pull_id, context.reason)
@@ -239,6 +242,28 @@ class _PullRun:
         return result
 
     # -- listings ---------------------------------------------------------------------------------------
+
+    def _listing_of_one_release(self, listed: set[str], started: str | None, context: SaveContext) -> set[str]:
+        """``listed`` if the registry's data did not move while it was taken; else the topic listed again
+        (ids and statuses, fetching by id what the new listing shows) until a listing begins and ends under
+        one ``dataTimestamp``. A listing that straddles a data refresh can hold a study of neither release and
+        lack one of both, though its count is right."""
+        before = started
+        for _ in range(LISTING_ATTEMPTS):
+            now, _ = fetch_data_timestamp(self.client)
+            if now == before:
+                return listed
+            self.client.on_wait("the registry refreshed its data during the pull; listing the topic again")
+            before = now
+            statuses: dict[str, str | None] = {}
+            for params in search_batches(self.state.topic.search_params()):
+                statuses.update(list_statuses(self.client, params, self.progress))
+            refetch = self._to_refetch(statuses)
+            if refetch:
+                self._fetch_by_id(refetch, context)
+            listed = set(statuses)
+        raise IncompleteListing(f"the registry's data kept changing while topic {self.state.topic.name} was listed "
+                                f"({LISTING_ATTEMPTS} times); nothing was concluded from the listing")
 
     def _fetch_studies(self, params: dict[str, str], context: SaveContext, tally: ListingTally) -> None:
         result = self.result
