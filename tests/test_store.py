@@ -4,6 +4,8 @@ databases that are not ours (refused untouched)."""
 from __future__ import annotations
 
 import hashlib
+import os
+from pathlib import Path
 import sqlite3
 import subprocess
 import sys
@@ -424,3 +426,37 @@ def test_the_full_text_index_stays_equal_to_the_text_it_reads_through_changes(db
     assert "NCT05489822" not in found("conditions: instabilities")  # its old condition is forgotten
     assert "NCT05489822" in found("brief_title: renamed") and "NCT05489822" not in found("brief_title: PMCF")
     assert found('conditions: "cartilage wear"') == {"NCT05489822"}
+
+
+def test_a_database_with_two_names_or_that_is_not_a_file_is_refused(tmp_path):
+    path = tmp_path / "main.db"
+    with store.open_for_writing(path):
+        pass
+    alias = tmp_path / "alias.db"
+    os.link(path, alias)
+    for name in (path, alias):
+        for opener in (lambda: store.open_for_reading(name), lambda: store.open_for_writing(name).__enter__()):
+            with pytest.raises(StoreError, match="2 names"):
+                opener()
+    fifo = tmp_path / "pipe.db"
+    os.mkfifo(fifo)
+    with pytest.raises(StoreError, match="not a regular file"):
+        store.open_for_writing(fifo).__enter__()
+    with pytest.raises(StoreError, match="not a regular file"):
+        store.open_for_writing(Path("/dev/null")).__enter__()
+    assert not Path("/dev/null.lock").exists()
+
+
+def test_a_database_in_a_folder_nobody_may_write_to_is_read_as_it_stands(tmp_path, monkeypatch):
+    path = tmp_path / "ro" / "t.db"
+    with store.open_for_writing(path) as conn:
+        store.save_topic(conn, Topic("spine", {"query.cond": "spine"}))
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == path.parent and mode == os.W_OK
+                        else real_access(p, mode))
+    seen = []
+    real_connect = store_db._connect
+    monkeypatch.setattr(store_db, "_connect", lambda target, uri=False: seen.append(target) or real_connect(target, uri))
+    conn = store.open_for_reading(path)
+    assert store.topic_state(conn, "spine") is not None
+    assert seen and seen[-1].endswith("?mode=ro&immutable=1")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import sys
 from typing import Annotated
@@ -12,6 +11,7 @@ import typer
 
 from .. import __version__
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, TrialsyncError
+from ..store.db import describe_error
 from . import reports, studies, sync
 from .options import err
 from .topics import topics_app
@@ -52,17 +52,10 @@ def _is_click_error(exc: Exception) -> bool:
     return callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int)
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-def main() -> None:
-    """Run the command line; expected failures print one line on stderr and set the exit code."""
-    from ..store import describe_error
-
-    signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C: exit 130, never a half-written line or a traceback
-    command = typer.main.get_command(app)
+def run() -> None:
+    """Run the command line (``trialsync.cli.main`` calls this once signals are taken care of)."""
     try:
+        command = typer.main.get_command(app)
         code = command.main(prog_name="trialsync", standalone_mode=False)
     except TrialsyncError as exc:
         err(str(exc))
@@ -89,4 +82,6 @@ def main() -> None:
             raise
         err(f"unexpected error: {type(exc).__name__}: {exc} (set TRIALSYNC_DEBUG=1 for details)")
         sys.exit(EXIT_FAILED)
+    if code == EXIT_INTERRUPTED:  # typer turns a KeyboardInterrupt in a command into this code, silently
+        err("interrupted")
     sys.exit(code if isinstance(code, int) else 0)

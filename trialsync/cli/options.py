@@ -145,7 +145,8 @@ def stop_on_signal():
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        err("stopping (Ctrl-C again to stop at once)")
+        if sys.stderr.isatty():  # a person at a terminal; cron gets the one line that says how it ended
+            err("stopping after the page being written (Ctrl-C again to stop at once)")
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -157,7 +158,10 @@ def stop_on_signal():
 
 def api_client(api_url: str | None, rate: float, retries: int = 5, timeout: float = 120, stop=None):
     """The API client the commands that reach the API use."""
-    from ..api import ApiClient
+    from . import signals_held
+
+    with signals_held():  # requests loads compiled modules
+        from ..api import ApiClient
 
     return ApiClient(base_url=api_url, rate=rate, attempts=retries, deadline=timeout, stop=stop)
 

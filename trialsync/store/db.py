@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,15 +32,26 @@ def default_db_path() -> Path:
 class FileState:
     """What is at a database path, read from the file's first 100 bytes without SQLite."""
 
-    kind: str  # missing | empty | ours | foreign | not-sqlite | directory
-    user_version: int = 0
+    kind: str  # missing | empty | ours | foreign | not-sqlite | directory | not-a-file | linked
+    user_version: int = 0  # for "linked": the number of names
     wal: bool = False
 
 
 def inspect_file(path: Path) -> FileState:
     """Tell whether ``path`` is missing, empty, a trialsync database, or something that is not ours."""
-    if path.is_dir():
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return FileState("missing")
+    except OSError as exc:
+        raise StoreError(f"cannot read database {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
         return FileState("directory")
+    if not stat.S_ISREG(info.st_mode):
+        return FileState("not-a-file")
+    if info.st_nlink > 1:
+        # The lock and SQLite's own journal are kept beside a path: two names of one file would let two writers in.
+        return FileState("linked", info.st_nlink)
     try:
         with open(path, "rb") as handle:
             header = handle.read(100)
@@ -86,6 +98,11 @@ def _refuse(path: Path, state: FileState) -> None:
     """Raise the error that says why ``path`` is not used, if it is not usable."""
     if state.kind == "directory":
         raise StoreError(f"cannot use database {path}: it is a directory")
+    if state.kind == "not-a-file":
+        raise StoreError(f"cannot use database {path}: it is not a regular file (a device, a pipe or a socket)")
+    if state.kind == "linked":
+        raise StoreError(f"cannot use database {path}: the file has {state.user_version} names (hard links); trialsync "
+                         "locks a database by its name, so give it one name only (remove the other links)")
     if state.kind == "not-sqlite":
         raise StoreError(f"cannot use database {path}: it is not a SQLite database; trialsync leaves it untouched")
     if state.kind == "foreign":
@@ -117,8 +134,11 @@ def open_for_reading(path: str | os.PathLike) -> sqlite3.Connection:
     if state.user_version < SCHEMA_VERSION:
         with write_lock(path), open_for_writing_locked(path):
             pass
+    # In a folder nobody may write to, SQLite cannot make the shared-memory file a WAL database needs to be
+    # read; nobody can be writing to it either (a writer needs that folder too), so it is read as it stands.
+    immutable = "&immutable=1" if not os.access(path.resolve().parent, os.W_OK) else ""
     try:
-        conn = _connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn = _connect(f"{path.resolve().as_uri()}?mode=ro{immutable}", uri=True)
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.Error as exc:
         raise describe_error(exc, path) from None
