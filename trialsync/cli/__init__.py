@@ -1,4 +1,4 @@
-"""The command line: the only layer that knows typer, consoles and exit codes. ``app`` (the root, and where
+"""The command line: the only layer that knows typer, consoles and exit codes. ``root`` (the app, and where
 failures become exit codes), ``options`` (declared once), and one module per command group.
 
 This module stays light: ``main`` takes over Ctrl-C and SIGTERM before the rest is imported, so that a
@@ -36,7 +36,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C: exit 130, never a half-written line or a traceback
     try:
         with signals_held():
-            from .app import run
+            from .root import run
         run()
     except KeyboardInterrupt:  # before run() could catch it, or after
         sys.stderr.write("trialsync: interrupted\n")
@@ -45,9 +45,9 @@ def main() -> None:
 
 def __getattr__(name: str):
     if name in ("app", "topics_app"):
-        from . import app as app_module
+        import importlib
 
-        return getattr(app_module, name)
+        return getattr(importlib.import_module(f"{__name__}.root"), name)
     raise AttributeError(name)
 
 
