@@ -95,9 +95,16 @@ def one_line(text: str) -> str:
 
 def check_base_url(url: str) -> str:
     """``url`` without a trailing slash if it is an http(s) URL with a host; else UsageError."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"invalid API URL {url!r}: it must start with http:// or https:// and name a host")
+    problem = f"invalid API URL {url!r}: it must start with http:// or https:// and name a host"
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        raise UsageError(f"invalid API URL {url!r}: it holds spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise UsageError(f"{problem} ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(problem)
     return url.rstrip("/")
 
 

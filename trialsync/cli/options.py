@@ -96,7 +96,7 @@ def topic_name(conn, topic: str | None) -> str:
     """The topic a command means: the one named (stored or built in), else the default one."""
     from .. import store
 
-    return store.get_topic(conn, topic).name if topic else store.default_topic_name(conn)
+    return store.get_topic(conn, topic).name if topic is not None else store.default_topic_name(conn)
 
 
 def is_terminal() -> bool:

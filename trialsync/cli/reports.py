@@ -91,7 +91,7 @@ def changes(
     if since is not None and iso_day(since) is None:
         raise UsageError(f"--since takes a date as YYYY-MM-DD, not {since!r}")
     conn = read_db(db)
-    name = store.get_topic(conn, topic).name if topic else None
+    name = store.get_topic(conn, topic).name if topic is not None else None
     emit(render_changes(reports.list_changes(conn, name, since=since, pulls=pulls), resolve_format(fmt)))
 
 

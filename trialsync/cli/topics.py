@@ -63,6 +63,8 @@ def topics_add(
                          f"(nothing stored)\nwebsite: {website_search_url(topic)}\n")
         return
     with write_db(db, wait) as conn:
+        if replace and store.get_stored_topic(conn, topic.name) is None:
+            raise NotFound(f"unknown topic {topic.name!r}: --replace changes a stored topic; leave it out to add one")
         added = store.save_topic(conn, topic, replace=replace)
     what = "added topic" if added else "changed topic; its next pull fetches everything under the new search:"
     sys.stdout.write(f"{what} {topic.name}; pull it with: trialsync pull {topic.name}\n")
@@ -120,6 +122,7 @@ def topics_remove(
     """Remove a topic and its membership list; the study records and their history are kept."""
     from .. import store
 
+    read_db(db).close()  # a missing database is an error here, never created
     with write_db(db, wait) as conn:
         if store.get_stored_topic(conn, name) is None:
             raise NotFound(f"unknown topic {name!r}: it is not stored")

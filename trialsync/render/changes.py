@@ -74,7 +74,8 @@ def pull_summary(result) -> str:
 def import_summary(result, source: str) -> str:
     """One line about a finished import."""
     counts = result.counts
-    older = f", {counts.older} older than stored (skipped)" if counts.older else ""
+    older = (f"; {counts.older} {'was' if counts.older == 1 else 'were'} older than the stored record, "
+             "which was kept") if counts.older else ""
     return (f"{result.topic}: imported {counts.received} studies from {source} "
             f"({counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged{older})")
 

@@ -74,6 +74,7 @@ def list_pulls(conn: sqlite3.Connection, topic: str | None = None, limit: int = 
                              [topic, topic]).fetchone()
         if known is None:
             raise NotFound(f"unknown topic {topic!r}: no pull or import of it is recorded")
-        sql += " WHERE topic = ?"
-        params.append(topic)
+        # a topic removed and added again starts afresh: its pulls are those after it was added
+        sql += " WHERE topic = ? AND id > (SELECT coalesce(max(epoch), 0) FROM topics WHERE name = ?)"
+        params += [topic, topic]
     return dicts(conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]))

@@ -21,8 +21,9 @@ INSERT_VERSION = ("INSERT INTO versions (nct_id, pull_id, replaced_at, last_upda
                   "VALUES (?, ?, ?, ?, ?)")
 
 # A study change belongs to a topic while the study is a member, from the pull that made it one to the
-# pull that saw it leave.
-TOPIC_CHANGES = """(c.topic = :topic OR (c.topic IS NULL AND EXISTS (
+# pull that saw it leave; nothing before the topic was (last) added belongs to it.
+TOPIC_CHANGES = """c.pull_id > (SELECT coalesce(max(epoch), 0) FROM topics WHERE name = :topic)
+    AND (c.topic = :topic OR (c.topic IS NULL AND EXISTS (
     SELECT 1 FROM topic_studies m WHERE m.topic = :topic AND m.nct_id = c.nct_id
     AND c.pull_id >= coalesce(m.first_pull, 0) AND (m.present = 1 OR c.pull_id <= m.left_pull))))"""
 

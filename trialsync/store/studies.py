@@ -144,7 +144,7 @@ class SaveCounts:
     updated: int = 0
     unchanged: int = 0
     rejoined: int = 0
-    older: int = 0  # a file's record older than the stored one: skipped
+    older: int = 0  # of those received, a file's record older than the stored one: skipped (counted besides)
 
     def add(self, other: "SaveCounts") -> None:
         """Add ``other``'s counts to these."""
@@ -255,6 +255,7 @@ def save_studies(conn: sqlite3.Connection, incoming: Sequence[StudyRows], contex
         if nct_id not in context.counted:
             counts.received += 1
             setattr(counts, outcome, getattr(counts, outcome) + 1)
+            counts.older += nct_id in diffs and diffs[nct_id].verdict == OLDER
     context.counted.update(outcomes)
     with transaction(conn):
         _write(conn, writes)
@@ -318,7 +319,7 @@ def _plan_membership(nct_id: str, member: tuple[int, int] | None, verdict: str, 
         return "rejoined"
     if api_seen and not seen:
         writes.seen_by_api.append((context.topic, nct_id))
-    return {CHANGED: "updated", OLDER: "older"}.get(verdict, "unchanged")
+    return "updated" if verdict == CHANGED else "unchanged"
 
 
 _FTS_COLUMNS = ", ".join(FTS_COLUMNS)

@@ -33,6 +33,10 @@ def read_records(path: str | Path) -> list[tuple[dict, bytes]]:
     exported from trialsync imports back byte for byte); ImportFileError names the first thing that is not
     a study record."""
     path = Path(path)
+    if path.is_dir():
+        raise ImportFileError(f"cannot import {path}: it is a directory")
+    if path.exists() and not path.is_file():
+        raise ImportFileError(f"cannot import {path}: it is not a regular file")
     if not path.is_file():
         raise ImportFileError(f"cannot import {path}: no such file")
     try:
@@ -65,6 +69,7 @@ def _zip_records(path: Path) -> Iterator[tuple[dict, bytes]]:
 
 
 def _json_records(path: Path, data: bytes) -> list[tuple[dict, bytes]]:
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark some editors write first
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
