@@ -535,3 +535,68 @@ def test_a_listing_taken_while_the_registry_refreshed_is_taken_again_before_anyt
         # straddled the refresh, and after the listing taken again
         assert server.kinds.count("version") == 5
         assert store.topic_state(db, SPINE).data_timestamp == "2026-11-25T09:00:00"  # the next pull is not skipped
+
+
+def test_verify_says_on_stderr_when_the_store_differs(ts, server):
+    assert ts("pull").code == 0
+    server.corpus.remove("NCT04056520")
+    result = ts("verify")
+    assert result.code == 1
+    assert result.err == (f"trialsync: {SPINE}: the store differs from the API (1 difference); "
+                          f"`trialsync pull {SPINE}` brings it up to date\n")
+
+
+def test_a_digest_fits_a_mail_of_80_columns(ts, server, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    assert ts("pull").code == 0
+    next_refresh(server, 25)
+    server.corpus.put(with_status(fixture_record("NCT06589271"), "COMPLETED", updated="2026-11-25"))
+    out = ts("pull", "--quiet").out
+    assert "  NCT06589271 status: Recruiting -> Completed\n    SCLife®-LDD hUC-MSCs Injection Therapy" in out
+    assert all(len(line) <= 80 for line in out.splitlines()[1:])  # the summary line aside
+
+
+def test_an_error_line_keeps_a_long_url_short(ts, server, monkeypatch):
+    monkeypatch.setenv("TRIALSYNC_RETRIES", "1")
+    assert ts("topics", "add", "long", "--cond", "x" * 400).code == 0
+    server.inject("page", "503", times=5)
+    result = ts("pull", "long")
+    assert result.code == 1 and "HTTP 503" in result.err and len(result.err) < 260, result.err
+
+
+def test_a_first_pull_killed_midway_is_shown_as_partial(ts, server):
+    from trialsync.sync import pull as pull_module
+
+    class Killed(BaseException):
+        pass
+
+    real, pages = pull_module.save_studies, []
+
+    def killed_on_the_second_page(*args, **kwargs):
+        pages.append(1)
+        if len(pages) == 2:
+            raise Killed
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(Killed):
+        patch.setattr(pull_module, "save_studies", killed_on_the_second_page)
+        ts("pull", "--page-size", "5")
+    report = ts("status-report")
+    assert report.code == 0 and report.out.startswith(f"{SPINE}: 5 studies:")
+    assert "No pull or import of this topic has completed yet" in report.out
+
+
+def test_a_damaged_database_stops_a_bare_pull_after_the_first_topic(ts, server, tmp_path, monkeypatch):
+    assert ts("topics", "add", "a", "--cond", "x").code == 0 and ts("topics", "add", "b", "--cond", "y").code == 0
+    from trialsync.errors import StoreError
+    from trialsync.sync import run as run_module
+
+    calls = []
+
+    def broken(conn, client, name, options, progress):
+        calls.append(name)
+        raise StoreError("the database is damaged (test)")
+
+    monkeypatch.setattr(run_module, "pull_topic", broken)
+    result = ts("pull")
+    assert result.code == 1 and calls == ["a"] and result.err.count("\n") == 1

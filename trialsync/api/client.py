@@ -93,6 +93,14 @@ def one_line(text: str) -> str:
     return text if len(text) <= ERROR_TEXT_LIMIT else text[:ERROR_TEXT_LIMIT] + "..."
 
 
+def short_url(url: str, limit: int = 120) -> str:
+    """``url`` for a one-line message: a long query is cut, the rest kept."""
+    if len(url) <= limit or "?" not in url:
+        return url
+    head, _, query = url.partition("?")
+    return f"{head}?{query[:max(limit - len(head) - 2, 30)]}…"
+
+
 def check_base_url(url: str) -> str:
     """``url`` without a trailing slash if it is an http(s) URL with a host; else UsageError."""
     problem = f"invalid API URL {url!r}: it must start with http:// or https:// and name a host"
@@ -155,7 +163,8 @@ class ApiClient:
         def read(answer: Answer) -> dict:
             record = self.json_object(answer)
             if not isinstance(record.get("protocolSection"), dict):
-                raise TransientApiError(f"GET {answer.url}: HTTP 200: answer is not a study record", "not a study")
+                raise TransientApiError(f"GET {short_url(answer.url)}: HTTP 200: answer is not a study record",
+                                        "not a study")
             return record
 
         return self.send(f"/studies/{nct_id}", {}, read)
@@ -220,10 +229,10 @@ class ApiClient:
         except orjson.JSONDecodeError:
             start = one_line(answer.body[:60].decode("utf-8", "replace"))
             raise TransientApiError(
-                f"GET {answer.url}: HTTP {answer.status}: answer is not valid JSON "
+                f"GET {short_url(answer.url)}: HTTP {answer.status}: answer is not valid JSON "
                 f"({len(answer.body)} bytes starting {start!r})", "answer not valid JSON") from None
         if not isinstance(data, dict):
-            raise TransientApiError(f"GET {answer.url}: HTTP {answer.status}: answer is not a JSON object",
+            raise TransientApiError(f"GET {short_url(answer.url)}: HTTP {answer.status}: answer is not a JSON object",
                                     "answer not a JSON object")
         return data
 
@@ -245,7 +254,7 @@ class ApiClient:
             started = pending.started
             if started is not None and time.monotonic() - started > self.deadline:
                 # The request's thread is left to end on its own (idle timeout); its answer is never read.
-                raise TransientApiError(f"GET {pending.url}: no complete answer within {self.deadline:g} s",
+                raise TransientApiError(f"GET {short_url(pending.url)}: no complete answer within {self.deadline:g} s",
                                         "no answer in time")
 
     def _fetch(self, pending: Pending, path: str, params: Mapping[str, str]) -> Answer:
@@ -261,14 +270,15 @@ class ApiClient:
                 requests.exceptions.MissingSchema) as exc:
             raise ApiError(f"invalid API URL {url}: {one_line(str(exc))}") from None
         except requests.RequestException as exc:
-            raise TransientApiError(f"GET {pending.url}: {_describe_network_error(exc)}",
+            raise TransientApiError(f"GET {short_url(pending.url)}: {_describe_network_error(exc)}",
                                     _short_network_reason(exc)) from None
         try:
             # One read of the whole body: requests' own loop of 10 kB chunks costs several times the CPU.
             body = response.raw.read(decode_content=True)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             response.close()
-            raise TransientApiError(f"GET {response.url}: HTTP {response.status_code}: {_describe_read_error(exc)}",
+            raise TransientApiError(f"GET {short_url(response.url)}: HTTP {response.status_code}: "
+                                    f"{_describe_read_error(exc)}",
                                     "connection dropped", status=response.status_code) from None
         response.raw.release_conn()
         return Answer(response.url, response.status_code, response.reason or "",
@@ -281,7 +291,7 @@ class ApiClient:
         if status < 400:
             return answer
         text = one_line(answer.body.decode("utf-8", "replace")) or answer.reason
-        message = f"GET {answer.url}: HTTP {status}: {text}"
+        message = f"GET {short_url(answer.url)}: HTTP {status}: {text}"
         if status in (408, 429) or status >= 500:
             raise TransientApiError(message, f"HTTP {status}", _retry_after_seconds(answer.retry_after), status)
         raise ApiError(message, status)

@@ -10,7 +10,7 @@ import orjson
 
 from ..errors import IncompleteListing
 from ..ids import nct_id_of
-from .client import Answer, ApiClient, TransientApiError
+from .client import Answer, ApiClient, TransientApiError, short_url
 
 DEFAULT_PAGE_SIZE = 1000  # the API's maximum; larger values are quietly cut to it
 MAX_EMPTY_PAGES = 3  # empty pages in a row, each with a new token: the API is looping, not paging
@@ -103,14 +103,14 @@ def read_page(answer: Answer) -> Page:
         envelope = ApiClient.json_object(answer)
         studies = envelope.get("studies")
         if not isinstance(studies, list):
-            raise TransientApiError(f"GET {answer.url}: HTTP {answer.status}: answer has no 'studies' list",
+            raise TransientApiError(f"GET {short_url(answer.url)}: HTTP {answer.status}: answer has no 'studies' list",
                                     "answer has no studies list")
         raw_studies = [orjson.dumps(study) for study in studies]
     token = envelope.get("nextPageToken")
     total = envelope.get("totalCount")
     if token is not None and not isinstance(token, str) or total is not None and (
             not isinstance(total, int) or isinstance(total, bool) or total < 0):
-        raise TransientApiError(f"GET {answer.url}: HTTP {answer.status}: the page's nextPageToken or totalCount "
+        raise TransientApiError(f"GET {short_url(answer.url)}: HTTP {answer.status}: the page's nextPageToken or totalCount "
                                 "is not of the API's type", "malformed page")
     return Page(raw_studies, token or None, total, len(answer.body))
 
@@ -136,10 +136,10 @@ def iter_pages(client: ApiClient, params: Mapping[str, str], page_size: int = DE
         if token:
             if token in seen_tokens:
                 raise IncompleteListing(
-                    f"GET {client.url_for('/studies', request_params)}: the API sent the same nextPageToken "
+                    f"GET {short_url(client.url_for('/studies', request_params))}: the API sent the same nextPageToken "
                     f"twice ({token[:40]}); stopping instead of looping")
             if empty_in_a_row >= MAX_EMPTY_PAGES:
-                raise IncompleteListing(f"GET {client.url_for('/studies', request_params)}: {empty_in_a_row} "
+                raise IncompleteListing(f"GET {short_url(client.url_for('/studies', request_params))}: {empty_in_a_row} "
                                         "empty pages in a row, each with a new nextPageToken")
             seen_tokens.add(token)
             request_params = {**base, "pageToken": token}

@@ -129,4 +129,7 @@ def verify(
         check = verify_topic(conn, api_client(api_url, rate, retries, timeout, stop), name)
     emit(render_verification(check, resolve_format(fmt)))
     if not check.agrees:
+        differences = len(check.only_in_api) + len(check.only_in_store) + len(check.status_differs)
+        err(f"{name}: the store differs from the API ({differences} "
+            f"{'difference' if differences == 1 else 'differences'}); `trialsync pull {name}` brings it up to date")
         raise typer.Exit(EXIT_FAILED)

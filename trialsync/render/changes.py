@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .tables import Column, rows_as, shorten
+from .tables import Column, rows_as, shorten, terminal_width
 from .words import STATUS_FIELDS, describe_change, plural
 
 DIGEST_LINES = 50  # per group in a digest, so that a cron mail stays readable
@@ -93,18 +93,18 @@ def render_digest(topic: str, changes: Sequence[dict]) -> str:
         return ""
     groups: dict[str, list[str]] = {name: [] for name in _GROUPS}
     search_joined = search_left = 0
+    width = terminal_width()
     for change in changes:
-        title = f" ({shorten(change['brief_title'], 70)})" if change.get("brief_title") else ""
         field = change["field"]
         if field == "membership" and change.get("reason") == "search":
             search_joined += change["new"] in ("added", "present")
             search_left += change["new"] == "left"
             continue
-        line = "  " + describe_change(change) + title
+        line = "  " + describe_change(change)
         if field == "membership":
             key = {"added": "New studies", "left": "Left the topic"}.get(change["new"], "Back in the topic")
             if change["new"] == "added":
-                line = f"  {change['nct_id']}{title}"
+                line = f"  {change['nct_id']}"
         elif field == "warning":
             key = "Warnings"
         elif field in STATUS_FIELDS - {"site_status"} or field == "why_stopped":
@@ -117,6 +117,10 @@ def render_digest(topic: str, changes: Sequence[dict]) -> str:
             key = "Publications"
         else:
             key = "Other changes"
+        if change.get("brief_title"):  # beside the change when it fits the width, else on a line of its own
+            title = change["brief_title"]
+            beside = f"{line} ({title})"
+            line = beside if len(beside) <= width else f"{line}\n    {shorten(title, max(width - 4, 20))}"
         groups[key].append(line)
     count = len(changes)
     lines = [f"trialsync: {plural(count, 'change')} in {topic}"]

@@ -86,6 +86,9 @@ def render_status_report(report: dict, summary: str, fmt: str) -> list:
 
 def _as_of_line(report: dict) -> str:
     if not report["as_of"]:
+        if report["total"]:
+            return ("No pull or import of this topic has completed yet: these are the studies its unfinished "
+                    "first pull stored so far. Run `trialsync pull` to finish it.")
         return "Not pulled yet: run `trialsync pull` (or `trialsync import FILE`)."
     api = f"; API data of {report['data_timestamp']}" if report["data_timestamp"] else ""
     return f"Data as of {report['as_of']} (last successful pull or import{api})."

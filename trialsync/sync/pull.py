@@ -139,7 +139,8 @@ def pull_topic(conn: sqlite3.Connection, client: ApiClient, name: str, options: 
     try:
         return run.execute()
     except Interrupted:
-        message = (f"interrupted after {run.result.counts.received} studies; "
+        row = conn.execute("SELECT received FROM pulls WHERE id = ?", [pull_id]).fetchone()
+        message = (f"interrupted after {row[0] if row else run.result.counts.received} studies; "
                    f"run `trialsync pull {name}` to finish (nothing was marked as left)")
         pulls.record_failure(conn, pull_id, "interrupted", message, requests=client.requests_made - requests_before)
         raise Interrupted(message) from None
