@@ -20,12 +20,18 @@ INSERT_CHANGE = ("INSERT INTO changes (pull_id, topic, nct_id, field, old, new, 
 INSERT_VERSION = ("INSERT INTO versions (nct_id, pull_id, replaced_at, last_update_posted, raw_zlib) "
                   "VALUES (?, ?, ?, ?, ?)")
 
-# A study change belongs to a topic while the study is a member, from the pull that made it one to the
-# pull that saw it leave; nothing before the topic was (last) added belongs to it.
+# A study change belongs to a topic if the study was a member when it was observed: it had joined (at its
+# first pull, or later) and its last membership event before that pull was not leaving. Whether a change
+# belongs is thus settled when it is written (later events are of later pulls), so the topic's history and
+# its digests always agree. Nothing before the topic was (last) added belongs to it.
 TOPIC_CHANGES = """c.pull_id > (SELECT coalesce(max(epoch), 0) FROM topics WHERE name = :topic)
     AND (c.topic = :topic OR (c.topic IS NULL AND EXISTS (
-    SELECT 1 FROM topic_studies m WHERE m.topic = :topic AND m.nct_id = c.nct_id
-    AND c.pull_id >= coalesce(m.first_pull, 0) AND (m.present = 1 OR c.pull_id <= m.left_pull))))"""
+        SELECT 1 FROM topic_studies m WHERE m.topic = :topic AND m.nct_id = c.nct_id
+        AND c.pull_id >= coalesce(m.first_pull, 0))
+    AND coalesce((
+        SELECT e.new FROM changes e INDEXED BY changes_membership
+        WHERE e.topic = :topic AND e.nct_id = c.nct_id AND e.pull_id < c.pull_id
+        ORDER BY e.pull_id DESC, e.id DESC LIMIT 1), 'added') != 'left'))"""
 
 
 def insert_changes(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:

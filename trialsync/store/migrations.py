@@ -310,6 +310,8 @@ def m003_derived_fields_and_search(db: Database) -> None:
 
     # Which site or publication a change is about (a site added, removed or changing its status).
     db.execute("ALTER TABLE changes ADD COLUMN item TEXT")
+    # A topic's membership events by study, to tell whether a study was a member when a change was seen.
+    db.execute("CREATE INDEX changes_membership ON changes (topic, nct_id, pull_id, id) WHERE topic IS NOT NULL")
 
     # Full-text search over titles, summary, conditions, interventions and keywords: an index whose text is
     # read from a view over the tables (no second copy of it), kept in step by each page's writes.

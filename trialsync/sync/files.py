@@ -104,10 +104,12 @@ def _json_lines(path: Path, data: bytes) -> list[tuple[dict, bytes]]:
     return records
 
 
-def flatten_records(records: list[tuple[dict, bytes]], source: str) -> list[StudyRows]:
-    """Each record as rows; the newest copy of a study listed twice; ImportFileError naming a bad record."""
+def flatten_records(records: list, source: str) -> list[StudyRows]:
+    """Each record (a dict, or a ``(dict, bytes it was read from)`` pair) as rows; the newest copy of a study
+    listed twice; ImportFileError naming a bad record."""
     newest: dict[str, StudyRows] = {}
-    for index, (record, raw) in enumerate(records, start=1):
+    pairs = [(item, None) if isinstance(item, dict) else item for item in records]
+    for index, (record, raw) in enumerate(pairs, start=1):
         try:
             rows = study_rows(record, raw)
         except RecordError as exc:
@@ -128,9 +130,10 @@ class ImportResult:
     counts: SaveCounts
 
 
-def import_records(conn: sqlite3.Connection, records: list[tuple[dict, bytes]], topic_name: str, source: str,
+def import_records(conn: sqlite3.Connection, records: list, topic_name: str, source: str,
                    stop: threading.Event | None = None) -> ImportResult:
-    """Save ``records`` into the store as members of ``topic_name``: all or nothing, recorded as an import.
+    """Save ``records`` (dicts, or ``(dict, bytes)`` pairs as ``read_records`` gives them) into the store as
+    members of ``topic_name``: all or nothing, recorded as an import.
 
     An unknown topic is created without search parameters (it holds imported studies only), or with the
     built-in search of that name. A stop request rolls the whole import back and raises Interrupted.

@@ -234,7 +234,7 @@ class _PullRun:
         with store_db.transaction(conn):
             topics.record_complete_pull(conn, name, state.topic.search_params(), watermark,
                                         result.data_timestamp, api_version)
-            if result.first_fill:
+            if result.first_fill and not state.filled:  # a topic an import filled first keeps its digest
                 topics.mark_filled(conn, name, history.last_change_id(conn))
             pulls.finish_pull(conn, result.pull_id, "complete", requests=result.requests, watermark=watermark,
                               membership_checked=int(result.membership_checked))
