@@ -208,7 +208,8 @@ def test_search_finds_studies_by_words_phrases_prefixes_and_operators(spine, que
     assert found == expected
 
 
-@pytest.mark.parametrize("query", ['"unterminated', "AND", "(", "title:", "NEAR("])
+@pytest.mark.parametrize("query", ['"unterminated', "AND", "(", "title:", "NEAR(", "*", "* back",
+                                   "NEAR(stem cell, x)", "-pain", "cell AND NOT pain"])
 def test_a_search_that_is_not_valid_syntax_fails_cleanly(spine, query):
     result = spine("list", "spine", "--search", query)
     assert result.code == 2 and result.err.count("\n") == 1 and "not a valid full-text query" in result.err, result

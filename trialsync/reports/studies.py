@@ -192,23 +192,36 @@ def list_studies(conn: sqlite3.Connection, topic: str, query: StudyQuery) -> lis
     """The topic's present studies that pass ``query``, in its order. Each row carries LIST_COLUMNS with
     ``phases`` as a list, ``url``, and ``distance_km`` to the nearest site when ``query.near`` is set.
     A search that is not valid full-text syntax raises UsageError."""
+    if query.search and (reason := search_syntax_error(conn, query.search)):
+        raise UsageError(f"--search: {query.search!r} is not a valid full-text query ({reason}); "
+                         "quote words that hold punctuation, e.g. '\"low back pain\"'")
     sql, params = list_sql(query, topic)
     if query.near is not None:
         add_functions(conn)
-    try:
-        rows = dicts(conn.execute(sql, params))
-    except sqlite3.OperationalError as exc:
-        if query.search and ("fts5" in str(exc) or "syntax error" in str(exc) or "unterminated" in str(exc)
-                             or "no such column" in str(exc)):
-            raise UsageError(f"--search: {query.search!r} is not a valid full-text query ({exc}); "
-                             "quote words that hold punctuation, e.g. '\"low back pain\"'") from None
-        raise
+    rows = dicts(conn.execute(sql, params))
     for row in rows:
         row["phases"] = [p.strip() for p in row["phases"].split(",")] if row["phases"] else []
         row["url"] = study_url(row["nct_id"])
         if "distance_km" in row and row["distance_km"] is not None:
             row["distance_km"] = round(row["distance_km"], 1)
     return rows
+
+
+def search_syntax_error(conn: sqlite3.Connection, text: str) -> str | None:
+    """Why ``text`` is not a query the full-text index accepts (SQLite's own words), or None when it is.
+
+    The query runs against an empty in-memory copy of ``studies_fts`` (same columns), so any error is the
+    query's own and never the store's, whatever the wording of this SQLite's messages."""
+    columns = [row[0] for row in conn.execute("SELECT name FROM pragma_table_info('studies_fts')")]
+    probe = sqlite3.connect(":memory:")
+    try:
+        probe.execute(f"CREATE VIRTUAL TABLE studies_fts USING fts5({', '.join(columns)})")
+        probe.execute("SELECT rowid FROM studies_fts WHERE studies_fts MATCH ?", [text]).fetchall()
+    except sqlite3.Error as exc:
+        return str(exc)
+    finally:
+        probe.close()
+    return None
 
 
 def _list_params(name: str, values: list, params: dict) -> str:
