@@ -210,7 +210,9 @@ def test_expected_failures_print_one_line_and_exit_1(cli, args, message):
 
 
 @pytest.mark.parametrize("args", [("pull", "--bogus"), ("status-report", "--format", "yaml"), ("show",),
-                                  ("pull", "--page-size", "0"), ("pull", "--rate", "-1")])
+                                  ("pull", "--page-size", "0"), ("pull", "--rate", "-1"),
+                                  # bytes that are not UTF-8, as Python hands them over (lone surrogates)
+                                  ("list", "--country", "Fran\udce7e"), ("status-report", "\udcff")])
 def test_usage_errors_print_one_line_and_exit_2(cli, args):
     result = cli(*args)
     assert result.code == 2 and result.err.count("\n") == 1 and result.err.startswith("trialsync: ")

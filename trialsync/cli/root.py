@@ -52,8 +52,22 @@ def _is_click_error(exc: Exception) -> bool:
     return callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int)
 
 
+def _is_utf8(argument: str) -> bool:
+    """Whether a command-line argument was valid UTF-8 (Python keeps undecodable bytes as lone surrogates)."""
+    try:
+        argument.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def run() -> None:
     """Run the command line (``trialsync.cli.main`` calls this once signals are taken care of)."""
+    for argument in sys.argv[1:]:
+        if not argument.isascii() and not _is_utf8(argument):
+            shown = argument.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            err(f"argument '{shown}' is not valid UTF-8 text")
+            sys.exit(EXIT_USAGE)
     try:
         command = typer.main.get_command(app)
         code = command.main(prog_name="trialsync", standalone_mode=False)
