@@ -350,6 +350,34 @@ def test_export_flattened_in_csv_json_and_json_lines(spine, tmp_path):
     assert spine("export", "spine", "-o", str(target), "--force").code == 0 and target.read_text().startswith("nct_id,")
 
 
+def test_export_to_a_symlink_a_pipe_or_an_impossible_path(spine, tmp_path):
+    import os
+    import threading
+
+    real = tmp_path / "real.csv"
+    real.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    assert spine("export", "spine", "-o", str(link), "--force").code == 0
+    assert link.is_symlink() and real.read_text().startswith("nct_id,") and len(real.read_text().splitlines()) == 14
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    written = spine("export", "spine", "-f", "nl", "-o", str(fifo))  # no --force: a pipe is written, not replaced
+    reader.join(10)
+    assert written.code == 0 and len(received[0].splitlines()) == 13 and fifo.exists()
+
+    (tmp_path / "a-file").write_text("mine")
+    for impossible in (tmp_path / "a-file" / "out.csv", tmp_path / "no-such-dir" / "out.csv", tmp_path):
+        result = spine("export", "spine", "-o", str(impossible))
+        assert result.code == 2 and result.err.count("\n") == 1 and str(impossible) in result.err, result
+    assert (tmp_path / "a-file").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
 # -- looking back -------------------------------------------------------------------------------------------
 
 

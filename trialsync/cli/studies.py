@@ -192,25 +192,16 @@ def export(
 ) -> None:
     """Write a topic's studies as CSV, JSON or JSON lines, or their raw records. Example: trialsync export -o spine.csv"""
     from ..reports.studies import export_raw, export_rows
-    from ..render.export import write_export
+    from ..render.export import check_export_target, write_export, write_export_file
 
-    if output is not None and output.exists() and not force:
-        raise UsageError(f"{output} exists; choose another file or add --force to replace it")
+    if output is not None:
+        check_export_target(output, force)
     conn = read_db(db)
     name = topic_name(conn, topic)
     items, kind = (export_raw(conn, name), "raw") if raw else (export_rows(conn, name), fmt.value)
     if output is None:
         write_export(items, kind, sys.stdout)
         return
-    partial = output.with_name(f".{output.name}.partial")
-    try:
-        with open(partial, "w", encoding="utf-8", newline="") as out:
-            count = write_export(items, kind, out)
-        partial.replace(output)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    count = write_export_file(output, items, kind)
     sys.stderr.write(f"trialsync: wrote {count} {'study' if count == 1 else 'studies'} of {name} to {output}\n")
+

@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import csv
+import stat
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TextIO
 
 import orjson
+
+from ..errors import UsageError
 
 
 def write_export(items: Iterable, kind: str, out: TextIO) -> int:
@@ -35,3 +39,51 @@ def write_export(items: Iterable, kind: str, out: TextIO) -> int:
         count += 1
     out.write("\n]\n" if count else "]\n")
     return count
+
+
+def check_export_target(output: Path, force: bool) -> None:
+    """UsageError unless ``output`` can take an export: a new file, an existing one with ``force``, or a
+    device or pipe (``/dev/stdout``, a FIFO), which is written where it is and never replaced."""
+    if _is_stream(output):
+        return
+    if output.is_dir():
+        raise UsageError(f"{output} is a directory; name a file to write")
+    if output.exists() and not force:
+        raise UsageError(f"{output} exists; choose another file or add --force to replace it")
+
+
+def write_export_file(output: Path, items: Iterable, kind: str) -> int:
+    """Write an export (as ``write_export``) to ``output``, whole or not at all: into a hidden partial file
+    beside the real target (a symlink is followed, not replaced), renamed over it at the end; a device or
+    pipe is written in place. Returns how many were written; UsageError naming the file when it cannot be."""
+    try:
+        if _is_stream(output):
+            with open(output, "w", encoding="utf-8", newline="") as out:
+                return write_export(items, kind, out)
+        target = output.resolve() if output.is_symlink() else output
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            with open(partial, "w", encoding="utf-8", newline="") as out:
+                count = write_export(items, kind, out)
+            partial.replace(target)
+        except BaseException:
+            _remove_quietly(partial)
+            raise
+        return count
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+def _is_stream(path: Path) -> bool:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:  # its folder may not exist or not be a folder: then there is nothing to remove
+        pass
