@@ -177,10 +177,13 @@ class _PullRun:
         self.ceiling = ""
 
     def close(self) -> None:
+        """Close the second connection that reads stored records while pages are written, if one was opened."""
         if self.reader is not None:
             self.reader.close()
 
     def execute(self) -> PullResult:
+        """Plan the pull from the API's data timestamp and the topic's state, fetch and store, then settle
+        membership only on a provably complete listing. Returns the result; raises on a failure."""
         conn, state, result, name = self.conn, self.state, self.result, self.state.topic.name
         result.data_timestamp, api_version = fetch_data_timestamp(self.client)
         self.ceiling = ceiling_day(result.data_timestamp)
