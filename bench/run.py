@@ -230,7 +230,12 @@ def bench_size(size: int, workdir: Path) -> tuple[list[list[str]], list[str], li
             ("list --status recruiting", ("list", "--status", "recruiting")),
             ("list --search cervical", ("list", "--search", "cervical")),
             ("list --near 41.85,-87.65 --within 50", ("list", "--near", "41.85,-87.65", "--within", "50")),
-            ("status-report --by country", ("status-report", "--by", "country")))}
+            ("status-report --by country", ("status-report", "--by", "country")),
+            # What a person reads on a screen: the query's cost without printing thousands of lines.
+            ("list --status recruiting -n 50", ("list", "--status", "recruiting", "-n", "50")),
+            ("list --search cervical -n 50", ("list", "--search", "cervical", "-n", "50")),
+            ("list --near 41.85,-87.65 --within 50 -n 50",
+             ("list", "--near", "41.85,-87.65", "--within", "50", "-n", "50")))}
         export_csv = run(trialsync("export", "--format", "csv", "-o", str(workdir / f"export-{size}.csv"),
                                    "--db", str(db_path)), env)
         rebuild = fts_rebuild_seconds(db_path)
@@ -281,7 +286,8 @@ def bench_size(size: int, workdir: Path) -> tuple[list[list[str]], list[str], li
                  f"busiest 10 s: {busiest(starts, 10.0)} (limit {paced_rate // 6})" if intervals else ""),
         row("trialsync --version", version, None, note="median of 7"),
     ]
-    rows += [row(f"trialsync {name}", r, None, note=f"{r.wall / version.wall:.2f}x --version, median of 7")
+    rows += [row(f"trialsync {name}", r, None, note=f"{r.wall / version.wall:.2f}x --version, median of 7; "
+                 f"{len(r.out.splitlines()):,} lines printed")
              for name, r in queries.items()]
     rows.append(row("trialsync export --format csv", export_csv, size, note="every study of the topic, flattened"))
     checks = [
