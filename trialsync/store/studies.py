@@ -125,14 +125,14 @@ def diff_references(old: Sequence[tuple], new: Sequence[tuple]) -> list[tuple[st
     return [(REFERENCE_ADDED, pmid, None, kind) for pmid, kind in added.items()]
 
 
-def date_warning(last_update_posted, ceiling: str) -> str | None:
-    """Why a study's last update posted date cannot move a watermark, or None if it can (or is absent)."""
+def date_warning(last_update_posted, ceiling: str, latest: str | None = None) -> str | None:
+    """Why a study's last update posted date cannot move a watermark, or None if it can (or is absent).
+    ``latest`` says in words the day the date is later than (default: ``ceiling``)."""
     if last_update_posted is None or watermark_date(last_update_posted, ceiling):
         return None
     if iso_day(last_update_posted) is None:
         return f"last update posted {last_update_posted!r} is not a YYYY-MM-DD date; it does not move the watermark"
-    return (f"last update posted {last_update_posted} is after the API's data date {ceiling}; "
-            "it does not move the watermark")
+    return f"last update posted {last_update_posted} is after {latest or ceiling}; it does not move the watermark"
 
 
 @dataclass
@@ -163,6 +163,8 @@ class SaveContext:
     log_membership: bool
     ceiling: str
     reason: str | None = None
+    # The day a later date is after, in words, for warnings ("the API's data date 2026-11-25").
+    latest: str | None = None
     # Studies this pull has counted already: a listing asked for again sends them again, and each study
     # counts once in what a pull received.
     counted: set[str] = field(default_factory=set, compare=False)
@@ -296,7 +298,7 @@ def _plan_study(study: StudyRows, stored: StoredStudy | None, diff: StudyDiff, o
             writes.changes += [(context.pull_id, None, nct_id, name, old, new, now, None, item)
                                for name, item, old, new in item_changes]
         updated = study.value("last_update_posted")
-        warning = date_warning(updated, context.ceiling)
+        warning = date_warning(updated, context.ceiling, context.latest)
         if warning and (stored is None or stored.last_update_posted != updated):
             writes.changes.append((context.pull_id, None, nct_id, WARNING, None, warning, now, None, None))
 

@@ -144,7 +144,7 @@ def import_records(conn: sqlite3.Connection, records: list, topic_name: str, sou
         topics.save_topic(conn, BUILTIN_TOPICS.get(topic_name) or Topic(topic_name, {}))
         state = topics.topic_state(conn, topic_name)
     pull_id = pulls.start_pull(conn, topic_name, kind="import", mode="file", source=source)
-    context = SaveContext(topic_name, pull_id, FILE, state.filled, utc_today())
+    context = SaveContext(topic_name, pull_id, FILE, state.filled, utc_today(), latest=f"today ({utc_today()})")
     counts = SaveCounts()
     try:
         with store_db.transaction(conn):

@@ -203,7 +203,8 @@ class _PullRun:
         # A date a day past the data's is no error if the registry refreshes while this pull runs; a watermark
         # still never moves past the data's own day.
         context = SaveContext(name, result.pull_id, API, plan.log_membership, day_after(self.ceiling),
-                              history.SEARCH_CHANGED if plan.search_changed else None)
+                              history.SEARCH_CHANGED if plan.search_changed else None,
+                              latest=f"the API's data date {self.ceiling}")
         self.reader = store_db.open_reader(conn)
         if plan.mode == "incremental":
             self.newest_update = watermark_date(state.watermark, self.ceiling)
@@ -309,7 +310,7 @@ class _PullRun:
 
     def _fetch_by_id(self, nct_ids: list[str], context: SaveContext) -> None:
         result = self.result
-        result.refetched = len(nct_ids)
+        result.refetched += len(nct_ids)
         done = 0
         for start in range(0, len(nct_ids), IDS_PER_REQUEST):
             batch = nct_ids[start:start + IDS_PER_REQUEST]
