@@ -159,6 +159,22 @@ def test_sorting_and_limits(corpus):
     assert "The first 2 studies of all." in corpus("list", "all", "-n", "2").out
 
 
+def test_a_status_listing_walks_the_status_index_newest_first_and_looks_up_membership_per_study(db):
+    from trialsync.reports.studies import StudyQuery, list_sql
+    from trialsync.sync.files import import_records
+
+    records = load_fixture_records()
+    import_records(db, records, "all", source="all.json")
+    sql, params = list_sql(StudyQuery(statuses=["RECRUITING"], limit=5), "all")
+    plan = " ; ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params))
+    # No list of the topic's members is gathered, and the rows are not all sorted: the index gives the order.
+    assert "USING INDEX studies_by_status (overall_status=?)" in plan and "LIST SUBQUERY" not in plan, plan
+    assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
+    recruiting = sorted((r for r in records if status_of(r) == "RECRUITING"), reverse=True, key=lambda r: (
+        r["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"], [-ord(c) for c in nct_of(r)]))
+    assert [row[0] for row in db.execute(sql, params)] == [nct_of(r) for r in recruiting[:5]]
+
+
 def test_near_a_city_lists_studies_by_distance_to_their_nearest_site(corpus):
     rows = json.loads(corpus("list", "all", "--near", "Chicago", "--within", "50", "-f", "json").out)
     chicago = {nct_of(r) for r in load_fixture_records() if any(

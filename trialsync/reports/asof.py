@@ -80,7 +80,8 @@ def topic_as_of(conn: sqlite3.Connection, topic: str, moment: str) -> Iterator[d
                      "(CAST(longitude AS INTEGER) - (longitude < CAST(longitude AS INTEGER)) + 180) AS cell, nct_id "
                      "FROM temp.locations WHERE latitude IS NOT NULL AND longitude IS NOT NULL")
         # The same names as the stored indexes: queries that ask for one by name (INDEXED BY) work on the shadow.
-        conn.execute("CREATE INDEX temp.studies_by_status ON studies (overall_status, last_known_status, nct_id)")
+        conn.execute("CREATE INDEX temp.studies_by_status ON studies (overall_status, last_update_posted, "
+                     "last_known_status, nct_id)")
         conn.execute("CREATE INDEX temp.studies_facts ON studies (nct_id, overall_status, study_type, "
                      "lead_sponsor_class, phases, start_date_sort, lead_sponsor)")
         for table in CHILD_COLUMNS:

@@ -125,7 +125,9 @@ LIST_COLUMNS = ("nct_id", "brief_title", "overall_status", "last_known_status", 
 
 def list_sql(query: StudyQuery, topic: str = "stem-cell-spine") -> tuple[str, dict]:
     """The SQL and parameters of ``list_studies`` (every value a parameter, never part of the text)."""
-    where = ["s.nct_id IN (SELECT nct_id FROM topic_studies WHERE topic = :topic AND present = 1)"]
+    # Membership is looked up per study (not gathered into a list first): with a selective filter only the
+    # studies that pass it are looked up, and with a limit the walk stops early.
+    where = ["EXISTS (SELECT 1 FROM topic_studies m WHERE m.topic = :topic AND m.nct_id = s.nct_id AND m.present = 1)"]
     params: dict = {"topic": topic}
     joins = []
     if query.statuses:
