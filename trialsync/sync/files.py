@@ -23,6 +23,7 @@ from ..store import history, pulls, topics
 from ..store.studies import FILE, SaveContext, SaveCounts, is_earlier_state, save_studies
 from ..topics import BUILTIN_TOPICS, Topic
 from ..transform import StudyRows, check_study_record, serialize, study_rows
+from .collector import fewer_collections
 
 BATCH = 1000
 KINDS = "a ctg-studies.json array, a ctg-studies.json.zip, a saved /studies page, JSON lines or one study record"
@@ -40,10 +41,11 @@ def read_records(path: str | Path) -> list[tuple[dict, bytes]]:
     if not path.is_file():
         raise ImportFileError(f"cannot import {path}: no such file")
     try:
-        if zipfile.is_zipfile(path):
-            records = list(_zip_records(path))
-        else:
-            records = _json_records(path, path.read_bytes())
+        with fewer_collections():
+            if zipfile.is_zipfile(path):
+                records = list(_zip_records(path))
+            else:
+                records = _json_records(path, path.read_bytes())
     except OSError as exc:
         raise ImportFileError(f"cannot read {path}: {exc.strerror or exc}") from None
     except zipfile.BadZipFile as exc:
@@ -138,7 +140,8 @@ def import_records(conn: sqlite3.Connection, records: list, topic_name: str, sou
     An unknown topic is created without search parameters (it holds imported studies only), or with the
     built-in search of that name. A stop request rolls the whole import back and raises Interrupted.
     """
-    flattened = flatten_records(records, source)
+    with fewer_collections():
+        flattened = flatten_records(records, source)
     state = topics.topic_state(conn, topic_name)
     if state is None:
         topics.save_topic(conn, BUILTIN_TOPICS.get(topic_name) or Topic(topic_name, {}))
@@ -147,7 +150,7 @@ def import_records(conn: sqlite3.Connection, records: list, topic_name: str, sou
     context = SaveContext(topic_name, pull_id, FILE, state.filled, utc_today(), latest=f"today ({utc_today()})")
     counts = SaveCounts()
     try:
-        with store_db.transaction(conn):
+        with store_db.transaction(conn), fewer_collections():
             for start in range(0, len(flattened), BATCH):
                 if stop is not None and stop.is_set():
                     raise Interrupted(f"import of {source} interrupted; nothing was imported")

@@ -20,6 +20,7 @@ from ..store import history, membership, pulls, topics
 from ..store.studies import API, SaveContext, SaveCounts, save_studies, stored_raw_and_date
 from ..store.topics import TopicState
 from ..transform import StudyRows, study_rows
+from .collector import fewer_collections
 from .listing import LISTING_ATTEMPTS, Progress, complete_listing, list_statuses
 
 IDS_PER_REQUEST = 200  # studies fetched by filter.ids in one request; keeps the URL short
@@ -137,7 +138,8 @@ def pull_topic(conn: sqlite3.Connection, client: ApiClient, name: str, options: 
     pull_id = pulls.start_pull(conn, name)
     run = _PullRun(conn, client, state, options, progress, PullResult(name, pull_id, "complete", "full"))
     try:
-        return run.execute()
+        with fewer_collections():
+            return run.execute()
     except Interrupted:
         row = conn.execute("SELECT received FROM pulls WHERE id = ?", [pull_id]).fetchone()
         message = (f"interrupted after {row[0] if row else run.result.counts.received} studies; "
