@@ -334,6 +334,20 @@ def test_a_full_pull_reports_its_progress_page_by_page_against_the_announced_tot
                                                          ("studies", total, total)]
 
 
+def test_the_pull_row_counts_the_requests_sent_so_far_after_each_page(db, server):
+    # A pull killed midway keeps its row as the last page left it: the requests asked so far are there.
+    seen = []
+
+    def progress(stage, done, total):
+        if stage == "studies":
+            seen.append(db.execute("SELECT requests FROM pulls ORDER BY id DESC LIMIT 1").fetchone()[0])
+
+    result = pull(db, server, progress=progress, page_size=5)
+    # /version and the first page at least (the next pages may be asked for ahead of the writing)
+    assert result.requests == len(server.requests)
+    assert len(seen) == 3 and 2 <= seen[0] <= seen[1] <= seen[2] <= result.requests
+
+
 def test_the_pull_row_records_the_apis_data_timestamp_version_and_announced_total(db, server):
     result = pull(db, server, page_size=5)
     row = db.execute("SELECT data_timestamp, api_version, total_count, mode, outcome FROM pulls WHERE id = ?",

@@ -277,6 +277,8 @@ class _PullRun:
 
         def page_written(counts: SaveCounts) -> None:
             result.counts.add(counts)
+            # Kept current page by page, so that a pull killed midway still shows what it asked for.
+            pulls.update_pull(self.conn, result.pull_id, requests=self.client.requests_made - self.requests_before)
             self.progress("studies", result.counts.received, result.total_count)
             if self.client.stop.is_set():
                 raise Interrupted("stopped")
