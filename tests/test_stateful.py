@@ -590,6 +590,14 @@ class SyncMachine(RuleBasedStateMachine):
         conn = self.conn
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert not conn.in_transaction
+        # what is derived from the rows and keyed by a study's rowid follows the rows, through replacements
+        assert conn.execute("SELECT cell, study, seq FROM site_points ORDER BY 1, 2, 3").fetchall() == conn.execute(
+            "SELECT (CAST(l.latitude AS INTEGER) - (l.latitude < CAST(l.latitude AS INTEGER)) + 90) * 360 + "
+            "CAST(l.longitude AS INTEGER) - (l.longitude < CAST(l.longitude AS INTEGER)) + 180, "
+            "s.rowid, min(l.seq) FROM locations l JOIN studies s ON s.nct_id = l.nct_id WHERE l.latitude IS NOT NULL "
+            "AND l.longitude IS NOT NULL GROUP BY l.nct_id, l.latitude, l.longitude ORDER BY 1, 2, 3").fetchall()
+        conn.execute("INSERT INTO studies_fts (studies_fts, rank) VALUES ('integrity-check', 1)")
+        conn.commit()
         assert conn.execute("SELECT count(*) FROM pulls WHERE outcome = 'running'").fetchone()[0] == 0
         stored = {t.name: t.params for t in store.list_topics(conn)}
         assert stored == self.topics

@@ -394,8 +394,9 @@ def test_migration_3_derives_the_new_fields_from_raw_exactly_as_a_fresh_pull_wou
                 got = conn.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE nct_id = ? ORDER BY seq",
                                    [rows.nct_id]).fetchall()
                 assert got == rows.children[table], (rows.nct_id, table)
-            cells = conn.execute("SELECT cell FROM study_cells WHERE nct_id = ? ORDER BY cell", [rows.nct_id]).fetchall()
-            assert [c for (c,) in cells] == rows.cells
+            points = conn.execute("SELECT cell, seq FROM site_points WHERE study = (SELECT rowid FROM studies "
+                                  "WHERE nct_id = ?) ORDER BY cell, seq", [rows.nct_id]).fetchall()
+            assert points == rows.site_points
             virtual = conn.execute(f"SELECT {', '.join(VIRTUAL_COLUMNS)} FROM studies WHERE nct_id = ?",
                                    [rows.nct_id]).fetchone()
             assert virtual == tuple(rows.value(column) for column in VIRTUAL_COLUMNS)

@@ -53,7 +53,7 @@ def test_a_full_record_flattens_to_exact_columns_and_child_rows():
         ("Change of Neck Disability Index (NDI) preoperative (pre-op) compared to 3 month (± 1 month) and 12 months "
          "follow-up (± 1 month)",)]
     assert rows.children["study_countries"] == [("United States",)]
-    assert rows.cells == [(41 + 90) * 360 + (-88 + 180)]
+    assert rows.site_points == [((41 + 90) * 360 + (-88 + 180), 0)]
     assert rows.children["central_contacts"] == [("Ankit I. Mehta, MD", "CONTACT", "(847) 826-6280", "ankitm@uic.edu"),
                                                  ("Ralf Klabunde", "CONTACT", "+49 711 7825 0", "rklabunde@silony-medical.com")]
     assert rows.children["location_contacts"] == [(0, "Ankit I Mehta, MD", "CONTACT", None, "ankitm@uic.edu"),

@@ -56,7 +56,7 @@ def topic_as_of(conn: sqlite3.Connection, topic: str, moment: str) -> Iterator[d
     earlier = records_replaced_after(conn, members, pull["id"])
     current = [nct_id for nct_id in members if nct_id not in earlier]
     columns = [c for c in STUDY_COLUMNS if c != "raw"]
-    shadowed = ["studies", "topic_studies", "study_cells", *CHILD_COLUMNS]
+    shadowed = ["studies", "topic_studies", "site_points", *CHILD_COLUMNS]
     try:
         conn.execute("CREATE TEMP TABLE ids (nct_id TEXT PRIMARY KEY)")
         conn.executemany("INSERT INTO temp.ids VALUES (?)", [(i,) for i in current])
@@ -75,10 +75,11 @@ def topic_as_of(conn: sqlite3.Connection, topic: str, moment: str) -> Iterator[d
                                  [(nct_id, seq, *child) for seq, child in enumerate(rows.children[table])])
         conn.execute("CREATE TEMP TABLE topic_studies AS SELECT ? AS topic, nct_id, 1 AS present, NULL AS first_pull, "
                      "NULL AS left_at, NULL AS left_pull, 1 AS api_seen FROM temp.studies", [topic])
-        conn.execute("CREATE TEMP TABLE study_cells AS SELECT DISTINCT "
-                     "(CAST(latitude AS INTEGER) - (latitude < CAST(latitude AS INTEGER)) + 90) * 360 + "
-                     "(CAST(longitude AS INTEGER) - (longitude < CAST(longitude AS INTEGER)) + 180) AS cell, nct_id "
-                     "FROM temp.locations WHERE latitude IS NOT NULL AND longitude IS NOT NULL")
+        conn.execute("CREATE TEMP TABLE site_points AS SELECT "
+                     "(CAST(l.latitude AS INTEGER) - (l.latitude < CAST(l.latitude AS INTEGER)) + 90) * 360 + "
+                     "(CAST(l.longitude AS INTEGER) - (l.longitude < CAST(l.longitude AS INTEGER)) + 180) AS cell, "
+                     "s.rowid AS study, min(l.seq) AS seq FROM temp.locations l JOIN temp.studies s ON s.nct_id = l.nct_id "
+                     "WHERE l.latitude IS NOT NULL AND l.longitude IS NOT NULL GROUP BY l.nct_id, l.latitude, l.longitude")
         # The same names as the stored indexes: queries that ask for one by name (INDEXED BY) work on the shadow.
         conn.execute("CREATE INDEX temp.studies_by_status ON studies (overall_status, last_update_posted, "
                      "last_known_status, nct_id)")

@@ -235,33 +235,37 @@ def _list_params(name: str, values: list, params: dict) -> str:
 
 
 def _near_join(place: Place, within_km: float | None, params: dict) -> str:
-    """The join giving each study its nearest site's distance. Within a distance, only the studies with a
-    site in the 1-degree cells around the place are read (``study_cells``), then their sites' exact
-    distances are measured."""
+    """The join giving each study its nearest site's distance. Within a distance, only the sites at points in
+    the 1-degree cells around the place are read (``site_points``), then measured exactly; without one,
+    every site is measured."""
     params.update({"near_lat": place.latitude, "near_lon": place.longitude})
-    where = ""
-    if within_km is not None:
-        params["within_km"] = within_km
-        dlat = within_km / 111.0 + 0.01
-        lat_low, lat_high = max(place.latitude - dlat, -90.0), min(place.latitude + dlat, 90.0)
-        where = " AND latitude BETWEEN :lat_low AND :lat_high"
-        params.update({"lat_low": lat_low, "lat_high": lat_high})
-        cos_lat = math.cos(math.radians(min(max(abs(lat_low), abs(lat_high)), 89.9)))
-        dlon = within_km / (111.0 * cos_lat) + 0.01
-        lon_low, lon_high = place.longitude - dlon, place.longitude + dlon
-        if lon_low > -180 and lon_high < 180:
-            where += " AND longitude BETWEEN :lon_low AND :lon_high"
-            params.update({"lon_low": lon_low, "lon_high": lon_high})
-            lats = range(math.floor(lat_low), math.floor(lat_high) + 1)
-            lons = range(math.floor(lon_low), math.floor(lon_high) + 1)
-            if len(lats) * len(lons) <= MAX_CELLS:
-                cells = [cell_of(lat, lon) for lat in lats for lon in lons]
-                params.update({f"cell{i}": cell for i, cell in enumerate(cells)})
-                marks = ", ".join(f":cell{i}" for i in range(len(cells)))
-                where += f" AND nct_id IN (SELECT nct_id FROM study_cells WHERE cell IN ({marks}))"
-    having = " HAVING km <= :within_km" if within_km is not None else ""
-    return (f"JOIN (SELECT nct_id, min(distance_km(:near_lat, :near_lon, latitude, longitude)) AS km FROM locations "
-            f"WHERE latitude IS NOT NULL{where} GROUP BY nct_id{having}) near ON near.nct_id = s.nct_id")
+    distance = "min(distance_km(:near_lat, :near_lon, l.latitude, l.longitude)) AS km"
+    if within_km is None:
+        return (f"JOIN (SELECT l.nct_id, {distance} FROM locations l WHERE l.latitude IS NOT NULL GROUP BY l.nct_id) "
+                "near ON near.nct_id = s.nct_id")
+    params["within_km"] = within_km
+    dlat = within_km / 111.0 + 0.01
+    lat_low, lat_high = max(place.latitude - dlat, -90.0), min(place.latitude + dlat, 90.0)
+    where = "l.latitude BETWEEN :lat_low AND :lat_high"
+    params.update({"lat_low": lat_low, "lat_high": lat_high})
+    cos_lat = math.cos(math.radians(min(max(abs(lat_low), abs(lat_high)), 89.9)))
+    dlon = within_km / (111.0 * cos_lat) + 0.01
+    lon_low, lon_high = place.longitude - dlon, place.longitude + dlon
+    if lon_low > -180 and lon_high < 180:
+        where += " AND l.longitude BETWEEN :lon_low AND :lon_high"
+        params.update({"lon_low": lon_low, "lon_high": lon_high})
+        lats = range(math.floor(lat_low), math.floor(lat_high) + 1)
+        lons = range(math.floor(lon_low), math.floor(lon_high) + 1)
+        if len(lats) * len(lons) <= MAX_CELLS:
+            cells = [cell_of(lat, lon) for lat in lats for lon in lons]
+            params.update({f"cell{i}": cell for i, cell in enumerate(cells)})
+            marks = ", ".join(f":cell{i}" for i in range(len(cells)))
+            return (f"JOIN (SELECT st.nct_id, {distance} FROM site_points p "
+                    "JOIN studies st ON st.rowid = p.study JOIN locations l ON l.nct_id = st.nct_id AND l.seq = p.seq "
+                    f"WHERE p.cell IN ({marks}) AND {where} GROUP BY st.nct_id HAVING km <= :within_km) "
+                    "near ON near.nct_id = s.nct_id")
+    return (f"JOIN (SELECT l.nct_id, {distance} FROM locations l WHERE l.latitude IS NOT NULL AND {where} "
+            "GROUP BY l.nct_id HAVING km <= :within_km) near ON near.nct_id = s.nct_id")
 
 
 def study_facts(conn: sqlite3.Connection, nct_id: str) -> dict:

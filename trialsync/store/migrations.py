@@ -269,17 +269,21 @@ def m003_derived_fields_and_search(db: Database) -> None:
         INSERT INTO study_countries
         SELECT nct_id, row_number() OVER (PARTITION BY nct_id ORDER BY first) - 1, country FROM (
             SELECT nct_id, country, min(seq) AS first FROM locations WHERE country IS NOT NULL GROUP BY nct_id, country)""")
+    # Where a study's sites are, for searches by distance: the first site at each distinct point, by its 1-degree
+    # cell and the study's rowid (an integer, where the NCT id would cost twice the space).
     db.execute("""
-        CREATE TABLE study_cells (
-            cell INTEGER NOT NULL, nct_id TEXT NOT NULL REFERENCES studies(nct_id),
-            PRIMARY KEY (cell, nct_id)
+        CREATE TABLE site_points (
+            cell INTEGER NOT NULL, study INTEGER NOT NULL, seq INTEGER NOT NULL,  -- studies.rowid, locations.seq
+            PRIMARY KEY (cell, study, seq)
         ) WITHOUT ROWID""")
-    floor_lat = "(CAST(latitude AS INTEGER) - (latitude < CAST(latitude AS INTEGER)))"
-    floor_lon = "(CAST(longitude AS INTEGER) - (longitude < CAST(longitude AS INTEGER)))"
+    floor_lat = "(CAST(l.latitude AS INTEGER) - (l.latitude < CAST(l.latitude AS INTEGER)))"
+    floor_lon = "(CAST(l.longitude AS INTEGER) - (l.longitude < CAST(l.longitude AS INTEGER)))"
     db.execute(f"""
-        INSERT OR IGNORE INTO study_cells
-        SELECT ({floor_lat} + 90) * 360 + ({floor_lon} + 180), nct_id FROM locations
-        WHERE latitude IS NOT NULL AND longitude IS NOT NULL""")
+        INSERT INTO site_points
+        SELECT ({floor_lat} + 90) * 360 + ({floor_lon} + 180), s.rowid, min(l.seq)
+        FROM locations l JOIN studies s ON s.nct_id = l.nct_id
+        WHERE l.latitude IS NOT NULL AND l.longitude IS NOT NULL
+        GROUP BY l.nct_id, l.latitude, l.longitude""")
 
     new_tables = {
         "primary_outcomes": ("measure TEXT", f"{_P}.outcomesModule.primaryOutcomes", "json_extract(j.value, '$.measure')"),

@@ -14,7 +14,7 @@ import orjson
 
 from .. import dates
 from ..dates import iso_day, watermark_date
-from ..transform import CHILD_COLUMNS, FTS_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows, cell_of, fts_values
+from ..transform import CHILD_COLUMNS, FTS_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows, fts_values, site_points
 from .db import transaction
 from .history import (
     INSERT_CHANGE, INSERT_VERSION, MEMBERSHIP, REFERENCE_ADDED, SITE_ADDED, SITE_REMOVED, SITE_STATUS, WARNING,
@@ -33,6 +33,7 @@ class StoredStudy:
     last_update_posted: str | None
     version_holder: str | None
     tracked: tuple  # the values of TRACKED_FIELDS
+    rowid: int | None = None  # its row's key in ``studies`` (the full-text index and ``site_points`` use it)
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class SaveContext:
 class _Writes:
     studies: list[tuple] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)  # studies whose child rows go first
-    old_cells: list[tuple] = field(default_factory=list)  # (cell, nct_id) of the replaced studies' sites
+    old_points: list[tuple] = field(default_factory=list)  # (cell, study rowid) of the replaced studies' sites
     children: list[StudyRows] = field(default_factory=list)
     refreshed: list[tuple] = field(default_factory=list)
     versions: list[tuple] = field(default_factory=list)
@@ -192,7 +193,7 @@ _INSERT_CHILD = {
     for table, cols in CHILD_COLUMNS.items()
 }
 _DELETE_CHILD = {table: f"DELETE FROM {table} WHERE nct_id = ?" for table in CHILD_COLUMNS}
-_STORED_SELECT = ("SELECT nct_id, CAST(raw AS BLOB), last_update_posted, version_holder, "
+_STORED_SELECT = ("SELECT nct_id, rowid, CAST(raw AS BLOB), last_update_posted, version_holder, "
                   f"{', '.join(TRACKED_FIELDS)} FROM studies WHERE nct_id IN ({{marks}})")
 
 
@@ -212,7 +213,8 @@ def select_in(conn: sqlite3.Connection, sql: str, ids: Sequence[str], *before) -
 
 def stored_studies(conn: sqlite3.Connection, nct_ids: Sequence[str]) -> dict[str, StoredStudy]:
     """The stored state of those of ``nct_ids`` the store holds."""
-    return {row[0]: StoredStudy(row[1], row[2], row[3], tuple(row[4:])) for row in select_in(conn, _STORED_SELECT, nct_ids)}
+    return {row[0]: StoredStudy(row[2], row[3], row[4], tuple(row[5:]), row[1])
+            for row in select_in(conn, _STORED_SELECT, nct_ids)}
 
 
 def stored_raw_and_date(conn: sqlite3.Connection, nct_ids: Sequence[str]) -> dict[str, tuple[bytes, str | None]]:
@@ -287,8 +289,8 @@ def _plan_study(study: StudyRows, stored: StoredStudy | None, diff: StudyDiff, o
         writes.children.append(study)
         if diff.verdict == CHANGED:
             writes.replaced.append(nct_id)
-            writes.old_cells += [(cell_of(row[6], row[7]), nct_id) for row in old_children["locations"].get(nct_id, [])
-                                 if row[6] is not None and row[7] is not None]
+            old_sites = old_children["locations"].get(nct_id, [])
+            writes.old_points += sorted({(cell, stored.rowid) for cell, _ in site_points(old_sites)})
             writes.versions.append((nct_id, context.pull_id, now, stored.last_update_posted, zlib.compress(stored.raw, 1)))
             item_changes = diff_sites(old_children["locations"].get(nct_id, []), study.children["locations"])
             item_changes += diff_references(old_children["study_references"].get(nct_id, []),
@@ -334,20 +336,21 @@ def _write(conn: sqlite3.Connection, writes: _Writes) -> None:
         conn.execute(f"INSERT INTO studies_fts (studies_fts, rowid, {_FTS_COLUMNS}) "
                      f"SELECT 'delete', rowid, {_FTS_COLUMNS} FROM studies_search "
                      f"WHERE nct_id IN (SELECT value FROM json_each(?))", [orjson.dumps(writes.replaced).decode()])
-    if writes.old_cells:
-        conn.executemany("DELETE FROM study_cells WHERE cell = ? AND nct_id = ?", writes.old_cells)
+    if writes.old_points:
+        conn.executemany("DELETE FROM site_points WHERE cell = ? AND study = ?", writes.old_points)
     if writes.studies:
         conn.executemany(_INSERT_STUDY, writes.studies)
-        conn.executemany("INSERT OR IGNORE INTO study_cells (cell, nct_id) VALUES (?, ?)",
-                         [(cell, study.nct_id) for study in writes.children for cell in study.cells])
+        # A replaced study's row has a new rowid: the full-text index and site_points are keyed by the new one.
+        rowids = dict(conn.execute("SELECT nct_id, rowid FROM studies WHERE nct_id IN (SELECT value FROM json_each(?))",
+                                   [orjson.dumps([study.nct_id for study in writes.children]).decode()]))
+        conn.executemany("INSERT INTO site_points (cell, study, seq) VALUES (?, ?, ?)",
+                         [(cell, rowids[study.nct_id], seq) for study in writes.children for cell, seq in study.site_points])
         for table in CHILD_COLUMNS:
             if writes.replaced:
                 conn.executemany(_DELETE_CHILD[table], [(nct_id,) for nct_id in writes.replaced])
             conn.executemany(_INSERT_CHILD[table], [
                 (study.nct_id, seq, *child) for study in writes.children for seq, child in enumerate(study.children[table])])
         # The new text comes from the rows in hand: reading it back through the view would parse each raw record.
-        rowids = dict(conn.execute("SELECT nct_id, rowid FROM studies WHERE nct_id IN (SELECT value FROM json_each(?))",
-                                   [orjson.dumps([study.nct_id for study in writes.children]).decode()]))
         conn.executemany(_FTS_INSERT, [(rowids[study.nct_id], *fts_values(study)) for study in writes.children])
     if writes.refreshed:
         conn.executemany("UPDATE studies SET raw = CAST(? AS TEXT), version_holder = ? WHERE nct_id = ?", writes.refreshed)

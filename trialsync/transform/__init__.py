@@ -2,8 +2,8 @@
 
 from .rows import (
     CHILD_COLUMNS, FTS_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, VIRTUAL_COLUMNS, NotAStudyRecord, StudyRows, cell_of,
-    check_study_record, fts_values, serialize, study_rows,
+    check_study_record, fts_values, serialize, site_points, study_rows,
 )
 
 __all__ = ["CHILD_COLUMNS", "FTS_COLUMNS", "STUDY_COLUMNS", "TRACKED_FIELDS", "VIRTUAL_COLUMNS", "NotAStudyRecord",
-           "StudyRows", "cell_of", "check_study_record", "fts_values", "serialize", "study_rows"]
+           "StudyRows", "cell_of", "check_study_record", "fts_values", "serialize", "site_points", "study_rows"]

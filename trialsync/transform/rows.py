@@ -62,7 +62,7 @@ FTS_COLUMNS = ("brief_title", "official_title", "acronym", "brief_summary", "con
 
 
 def cell_of(latitude: float, longitude: float) -> int:
-    """The 1-degree cell of a point, numbered from the south-west (the ``study_cells`` table's key)."""
+    """The 1-degree cell of a point, numbered from the south-west (the ``site_points`` table's key)."""
     return (math.floor(latitude) + 90) * 360 + (math.floor(longitude) + 180)
 
 # Fields whose change a reader wants to hear about, as column names of ``studies``.
@@ -95,7 +95,7 @@ class StudyRows:
     nct_id: str
     study: tuple
     children: dict[str, list[tuple]]
-    cells: list[int] = field(default_factory=list)  # the 1-degree cells its sites are in
+    site_points: list[tuple[int, int]] = field(default_factory=list)  # (cell, seq) of each site at a new point
     texts: dict[str, str | None] = field(default_factory=dict)  # the values of VIRTUAL_COLUMNS
 
     def value(self, column: str):
@@ -346,8 +346,18 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
     }
     site_rows = children["locations"]
     children["study_countries"] = [(country,) for country in dict.fromkeys(row[3] for row in site_rows if row[3])]
-    cells = sorted({cell_of(row[6], row[7]) for row in site_rows if row[6] is not None and row[7] is not None})
-    return StudyRows(nct_id, study, children, cells, texts)
+    return StudyRows(nct_id, study, children, site_points(site_rows), texts)
+
+
+def site_points(site_rows: list[tuple]) -> list[tuple[int, int]]:
+    """``(cell, seq)`` of the first site at each distinct point of a study's sites (``locations`` rows, in
+    order), by cell: what ``site_points`` holds for it, so that a search by distance reads only the sites
+    in the cells around a place (many sites share a point: the API gives a city's centre)."""
+    first: dict[tuple, int] = {}
+    for seq, row in enumerate(site_rows):
+        if row[6] is not None and row[7] is not None:
+            first.setdefault((row[6], row[7]), seq)
+    return sorted((cell_of(lat, lon), seq) for (lat, lon), seq in first.items())
 
 
 def _contact(t: _Typed, contact: dict, where: str) -> tuple:
