@@ -179,20 +179,29 @@ def test_a_batch_by_id_that_sends_a_study_twice_fails_naming_the_studies_fetched
     assert stored_status(db, silent) == fixture_record(silent)["protocolSection"]["statusModule"]["overallStatus"]
 
 
+def refresh_during_the_first_listing(server: FakeApi, monkeypatch, joiner: dict | None = None) -> list[list[str]]:
+    """Make the registry refresh right after the pull's first status listing (its new release holding
+    ``joiner`` too, if given). Returns the ids of each listing taken, in order."""
+    real = pull_module.list_statuses
+    listings: list[list[str]] = []
+
+    def listing(client, search, progress):
+        statuses = real(client, search, progress)
+        if not listings:
+            server.data_timestamp = "2026-11-25T10:30:00"
+            if joiner is not None:
+                server.corpus.put(joiner)
+        listings.append(sorted(statuses))
+        return statuses
+
+    monkeypatch.setattr(pull_module, "list_statuses", listing)
+    return listings
+
+
 def test_a_refresh_during_the_listing_is_announced_while_the_topic_is_listed_again(db, server, monkeypatch):
     pull(db, server)
     server.data_timestamp = "2026-11-25T09:00:00"
-    real = pull_module.list_statuses
-    calls = []
-
-    def refresh_during_the_first_listing(client, search, progress):
-        statuses = real(client, search, progress)
-        if not calls:
-            server.data_timestamp = "2026-11-25T10:30:00"
-        calls.append(len(statuses))
-        return statuses
-
-    monkeypatch.setattr(pull_module, "list_statuses", refresh_during_the_first_listing)
+    calls = refresh_during_the_first_listing(server, monkeypatch)
     waits = []
     result = pull(db, server, client=client_for(server, on_wait=waits.append))
 
@@ -205,18 +214,7 @@ def test_a_study_that_joins_in_the_refresh_met_while_listing_is_fetched_by_id(db
     server.data_timestamp = "2026-11-25T09:00:00"
     joiner = fixture_record("NCT00042536")  # a real study outside the spine set, last updated long ago
     joiner_id = joiner["protocolSection"]["identificationModule"]["nctId"]
-    real = pull_module.list_statuses
-    calls = []
-
-    def refresh_during_the_first_listing(client, search, progress):
-        statuses = real(client, search, progress)
-        if not calls:  # the refresh lands after this listing: the new release holds one more study
-            server.data_timestamp = "2026-11-25T10:30:00"
-            server.corpus.put(joiner)
-        calls.append(sorted(statuses))
-        return statuses
-
-    monkeypatch.setattr(pull_module, "list_statuses", refresh_during_the_first_listing)
+    calls = refresh_during_the_first_listing(server, monkeypatch, joiner)  # the new release holds one more study
     server.reset_log()
     result = pull(db, server)
 
@@ -594,18 +592,7 @@ def test_every_study_fetched_by_id_in_a_pull_is_counted(db, server, monkeypatch)
     server.corpus.put(with_status(fixture_record(OLD_DATED[0]), "TERMINATED"))  # fetched by id after the listing
     server.data_timestamp = "2026-11-25T09:00:00"
     joiner = fixture_record("NCT00042536")  # fetched by id after the listing taken again
-    real = pull_module.list_statuses
-    calls = []
-
-    def refresh_during_the_first_listing(client, search, progress):
-        statuses = real(client, search, progress)
-        if not calls:
-            server.data_timestamp = "2026-11-25T10:30:00"
-            server.corpus.put(joiner)
-        calls.append(1)
-        return statuses
-
-    monkeypatch.setattr(pull_module, "list_statuses", refresh_during_the_first_listing)
+    refresh_during_the_first_listing(server, monkeypatch, joiner)
     server.reset_log()
     result = pull(db, server)
 
