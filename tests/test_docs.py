@@ -40,3 +40,10 @@ def test_ci_runs_exactly_the_readme_test_command():
 def test_exit_codes_are_documented():
     for code in ("0", "1", "2", "75", "130"):
         assert re.search(rf"^\| `{code}` \|", README, re.M), code
+
+
+def test_every_document_the_readme_links_exists():
+    links = re.findall(r"\]\((docs/[^)]+)\)", README)
+    assert {"docs/how-a-pull-works.md", "docs/tables.md", "docs/benchmark.md", "docs/developing.md"} <= set(links)
+    for link in links:
+        assert (ROOT / link).is_file(), link
