@@ -224,11 +224,47 @@ def test_search_finds_studies_by_words_phrases_prefixes_and_operators(spine, que
     assert found == expected
 
 
-@pytest.mark.parametrize("query", ['"unterminated', "AND", "(", "title:", "NEAR(", "*", "* back",
-                                   "NEAR(stem cell, x)", "-pain", "cell AND NOT pain"])
-def test_a_search_that_is_not_valid_syntax_fails_cleanly(spine, query):
+def searchable_tokens(db_path) -> dict[str, list[list[str]]]:
+    """Each study's indexed text (the columns of the view ``studies_search``) as lists of lower-case tokens."""
+    conn = sqlite3.connect(db_path)
+    rows = conn.execute("SELECT nct_id, brief_title, official_title, acronym, brief_summary, conditions, "
+                        "interventions, keywords FROM studies_search").fetchall()
+    conn.close()
+    return {row[0]: [re.findall(r"[^\W_]+", text.lower()) for text in row[1:] if text] for row in rows}
+
+
+def holds_phrase(columns: list[list[str]], phrase: list[str]) -> bool:
+    return any(tokens[i:i + len(phrase)] == phrase for tokens in columns for i in range(len(tokens)))
+
+
+@pytest.mark.parametrize("typed, phrases", [
+    ("covid-19", [["covid", "19"]]),
+    ("Parkinson's", [["parkinson", "s"]]),
+    ("SCLife®-LDD", [["sclife", "ldd"]]),
+    ("hUC-MSCs Injection", [["huc", "mscs"], ["injection"]]),
+])
+def test_text_that_is_not_search_syntax_is_searched_as_plain_words(corpus, tmp_path, typed, phrases):
+    tokens = searchable_tokens(tmp_path / "cli.db")
+    expected = {nct for nct, columns in tokens.items() if all(holds_phrase(columns, p) for p in phrases)}
+    assert expected, "the fixture corpus must hold the words searched for"
+    assert set(listed(corpus, "all", "--search", typed)) == expected
+
+
+def test_a_word_with_a_minus_sign_is_a_plain_word_too(corpus):
+    found = listed(corpus, "all", "--search", "spinal cord -injury")
+    assert found and found == listed(corpus, "all", "--search", "spinal cord injury")
+
+
+@pytest.mark.parametrize("query", ['"unterminated', "NEAR(", "title:", "cell AND NOT pain", "-pain", "* back"])
+def test_broken_syntax_with_words_answers_as_plain_words(spine, query):
+    result = spine("list", "spine", "--search", query, "-f", "json")
+    assert result.code == 0 and result.err == "", result
+
+
+@pytest.mark.parametrize("query", ["(", "*", "-", "®", '""'])
+def test_a_search_with_no_word_fails_cleanly(spine, query):
     result = spine("list", "spine", "--search", query)
-    assert result.code == 2 and result.err.count("\n") == 1 and "not a valid full-text query" in result.err, result
+    assert result.code == 2 and result.err.count("\n") == 1 and "holds no words to look for" in result.err, result
 
 
 def test_quotes_and_semicolons_in_every_text_option_are_data_not_sql(spine, tmp_path):

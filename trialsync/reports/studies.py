@@ -6,7 +6,7 @@ import math
 import re
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import NotFound, UsageError
 from ..ids import study_url
@@ -194,9 +194,8 @@ def list_studies(conn: sqlite3.Connection, topic: str, query: StudyQuery) -> lis
     """The topic's present studies that pass ``query``, in its order. Each row carries LIST_COLUMNS with
     ``phases`` as a list, ``url``, and ``distance_km`` to the nearest site when ``query.near`` is set.
     A search that is not valid full-text syntax raises UsageError."""
-    if query.search and (reason := search_syntax_error(conn, query.search)):
-        raise UsageError(f"--search: {query.search!r} is not a valid full-text query ({reason}); "
-                         "quote words that hold punctuation, e.g. '\"low back pain\"'")
+    if query.search:
+        query = replace(query, search=full_text_query(conn, query.search))
     sql, params = list_sql(query, topic)
     if query.near is not None:
         add_functions(conn)
@@ -207,6 +206,18 @@ def list_studies(conn: sqlite3.Connection, topic: str, query: StudyQuery) -> lis
         if "distance_km" in row and row["distance_km"] is not None:
             row["distance_km"] = round(row["distance_km"], 1)
     return rows
+
+
+def full_text_query(conn: sqlite3.Connection, text: str) -> str:
+    """The FTS5 query for what a person typed: ``text`` itself when it is valid full-text syntax, else its
+    words as plain quoted strings, all of which must appear (``covid-19`` -> ``"covid-19"``, ``Crohn's`` ->
+    ``"Crohn's"``). UsageError when it holds no word at all."""
+    words = [word for word in text.split() if any(ch.isalnum() for ch in word)]
+    if not words:
+        raise UsageError(f"--search: {text!r} holds no words to look for")
+    if search_syntax_error(conn, text) is None:
+        return text
+    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
 
 
 def search_syntax_error(conn: sqlite3.Connection, text: str) -> str | None:
