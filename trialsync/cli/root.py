@@ -14,6 +14,7 @@ from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, TrialsyncError
 from ..store.db import describe_error
 from . import reports, studies, sync
 from .options import err
+from .streams import GuardedOutput, OutputError, discard_unwritten_output
 from .topics import topics_app
 
 app = typer.Typer(
@@ -68,9 +69,16 @@ def run() -> None:
             shown = argument.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
             err(f"argument '{shown}' is not valid UTF-8 text")
             sys.exit(EXIT_USAGE)
+    if not isinstance(sys.stdout, GuardedOutput):
+        sys.stdout = GuardedOutput(sys.stdout)
     try:
         command = typer.main.get_command(app)
         code = command.main(prog_name="trialsync", standalone_mode=False)
+        sys.stdout.flush()
+    except OutputError as exc:
+        discard_unwritten_output()
+        err(str(exc))
+        sys.exit(exc.exit_code)
     except TrialsyncError as exc:
         err(str(exc))
         sys.exit(exc.exit_code)

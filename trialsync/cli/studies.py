@@ -193,9 +193,10 @@ def export(
     """Write a topic's studies as CSV, JSON or JSON lines, or their raw records. Example: trialsync export -o spine.csv"""
     from ..reports.studies import export_raw, export_rows
     from ..render.export import check_export_target, write_export, write_export_file
+    from ..store.db import database_files
 
     if output is not None:
-        check_export_target(output, force)
+        check_export_target(output, force, database_files(db_path(db)))
     conn = read_db(db)
     name = topic_name(conn, topic)
     items, kind = (export_raw(conn, name), "raw") if raw else (export_rows(conn, name), fmt.value)

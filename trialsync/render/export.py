@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import stat
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
@@ -41,11 +42,19 @@ def write_export(items: Iterable, kind: str, out: TextIO) -> int:
     return count
 
 
-def check_export_target(output: Path, force: bool) -> None:
+def check_export_target(output: Path, force: bool, protected: Iterable[Path] = ()) -> None:
     """UsageError unless ``output`` can take an export: a new file, an existing one with ``force``, or a
-    device or pipe (``/dev/stdout``, a FIFO), which is written where it is and never replaced."""
+    device or pipe (``/dev/stdout``, a FIFO), which is written where it is and never replaced. A file of
+    ``protected`` (the database and its side files), under any name, is refused even with ``force``."""
     if _is_stream(output):
         return
+    try:
+        real = output.resolve()
+    except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError for a symlink loop
+        raise UsageError(f"{output} is a symlink loop; name a file to write") from None
+    for kept in protected:
+        if real == kept or _same_file(output, kept):
+            raise UsageError(f"{output} is part of the database ({kept.name}); an export never replaces it")
     if output.is_dir():
         raise UsageError(f"{output} is a directory; name a file to write")
     if output.exists() and not force:
@@ -53,25 +62,36 @@ def check_export_target(output: Path, force: bool) -> None:
 
 
 def write_export_file(output: Path, items: Iterable, kind: str) -> int:
-    """Write an export (as ``write_export``) to ``output``, whole or not at all: into a hidden partial file
-    beside the real target (a symlink is followed, not replaced), renamed over it at the end; a device or
-    pipe is written in place. Returns how many were written; UsageError naming the file when it cannot be."""
+    """Write an export (as ``write_export``) to ``output``, whole or not at all: into a new hidden partial
+    file of a unique name beside the real target (a symlink is followed, not replaced), renamed over it at
+    the end; a device or pipe is written in place. Returns how many were written; UsageError naming the file
+    when it cannot be."""
     try:
         if _is_stream(output):
             with open(output, "w", encoding="utf-8", newline="") as out:
                 return write_export(items, kind, out)
         target = output.resolve() if output.is_symlink() else output
-        partial = target.with_name(f".{target.name}.partial")
+        handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+        partial = Path(name)
         try:
-            with open(partial, "w", encoding="utf-8", newline="") as out:
+            with open(handle, "w", encoding="utf-8", newline="") as out:
                 count = write_export(items, kind, out)
             partial.replace(target)
         except BaseException:
             _remove_quietly(partial)
             raise
         return count
+    except RuntimeError:
+        raise UsageError(f"{output} is a symlink loop; name a file to write") from None
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def _is_stream(path: Path) -> bool:

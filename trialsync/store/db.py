@@ -248,6 +248,13 @@ def open_reader(conn: sqlite3.Connection) -> sqlite3.Connection | None:
     return sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True, check_same_thread=False)
 
 
+def database_files(db_path: str | os.PathLike) -> list[Path]:
+    """Every file that makes up the database at ``db_path`` (by its real path): the file itself, SQLite's
+    ``-wal`` and ``-shm`` files and trialsync's lock file, whether they exist yet or not."""
+    path = Path(db_path).expanduser().resolve()
+    return [path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}.lock")]
+
+
 @contextmanager
 def write_lock(db_path: str | os.PathLike, wait: float = 0.0) -> Iterator[None]:
     """Hold the database's write lock, waiting up to ``wait`` seconds; else raise LockBusy.

@@ -1,0 +1,60 @@
+"""Standard output that fails in one line: a full disk (``> /dev/full``) or a closed descriptor (``>&-``)
+becomes an ``OutputError``, for every command alike, instead of an unexpected error or Python's
+"Exception ignored" at exit."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..errors import TrialsyncError
+
+
+class OutputError(TrialsyncError):
+    """Standard output cannot be written."""
+
+
+class GuardedOutput:
+    """Wraps ``stream`` (None when the descriptor was closed): writes and flushes that fail raise
+    OutputError; a reader that went away (BrokenPipeError) is left to the caller, as before."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._guard(lambda stream: stream.write(text))
+
+    def flush(self) -> None:
+        if self._stream is not None:
+            self._guard(lambda stream: stream.flush())
+
+    def isatty(self) -> bool:
+        return self._stream is not None and self._stream.isatty()
+
+    def __getattr__(self, name: str):
+        if self._stream is None:
+            raise OutputError("cannot write to standard output: it is closed")
+        return getattr(self._stream, name)
+
+    def _guard(self, action):
+        if self._stream is None:
+            raise OutputError("cannot write to standard output: it is closed")
+        try:
+            return action(self._stream)
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise OutputError(f"cannot write to standard output: {reason}") from None
+
+
+def discard_unwritten_output() -> None:
+    """After an OutputError: point descriptor 1 at /dev/null, so Python's own flush at exit cannot fail a
+    second time with a message of its own."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+    except OSError:
+        pass
+    sys.stdout = open(os.devnull, "w")
