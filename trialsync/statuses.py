@@ -48,3 +48,19 @@ def status_phrase(status: str | None) -> str:
     if status in _PHRASES:
         return _PHRASES[status]
     return status_label(status).lower() if status in STATUS_LABELS or status in (None, NO_STATUS) else status
+
+
+# The statuses under which a study (or one of its sites) takes participants now or soon; every other status
+# of a site (withdrawn, completed, terminated, suspended, active but not recruiting...) is closed.
+OPEN_STATUSES: tuple[str, ...] = ("RECRUITING", "NOT_YET_RECRUITING", "ENROLLING_BY_INVITATION", "AVAILABLE")
+
+
+def sites_that_count(statuses: list[str], site_statuses: list[str] | None = None) -> list[str] | None:
+    """Which site statuses count when measuring how near a study is: ``site_statuses`` when chosen; the
+    open ones when every status asked for (``statuses``) is open, so that "recruiting near me" means a site
+    that recruits; None (every site) otherwise. A site whose record gives no status counts with the open ones."""
+    if site_statuses:
+        return list(site_statuses)
+    if statuses and all(status in OPEN_STATUSES for status in statuses):
+        return list(OPEN_STATUSES)
+    return None

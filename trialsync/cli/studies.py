@@ -16,6 +16,13 @@ from .options import (
 )
 
 
+class Units(str, Enum):
+    """Units of distance."""
+
+    km = "km"
+    mi = "mi"
+
+
 class Sort(str, Enum):
     """Orders of ``list``."""
 
@@ -50,11 +57,15 @@ def list_command(
     sponsor_class: Annotated[Optional[str], typer.Option("--sponsor-class", help="industry, nih, fed, other, ...",
                                                          show_default=False)] = None,
     country: Annotated[Optional[str], typer.Option("--country", help="A site in this country.", show_default=False)] = None,
-    near: Annotated[Optional[str], typer.Option("--near", help="A city of the stored sites, or LAT,LON.",
-                                                show_default=False)] = None,
-    within: Annotated[Optional[float], typer.Option("--within", min=0, max=40100, callback=finite("--within"),
-                                                    help="With --near: a site within this many km.",
-                                                    show_default=False)] = None,
+    near: Annotated[Optional[str], typer.Option(
+        "--near", help="A place: 'Chicago, IL', 'Paris, France', a US ZIP code, or LAT,LON.", show_default=False)] = None,
+    within: Annotated[Optional[str], typer.Option("--within", help="With --near: a site within this distance "
+                                                  "(50km, 30mi; a bare number is km).", show_default=False)] = None,
+    units: Annotated[Optional[Units], typer.Option("--units", help="Distances in km or mi (default: as --within "
+                                                   "is written, else km).", show_default=False)] = None,
+    site_status: Annotated[Optional[list[str]], typer.Option(
+        "--site-status", help="With --near: the site statuses that count (default: open sites when every "
+        "--status is open, else every site).", show_default=False)] = None,
     age: Annotated[Optional[float], typer.Option("--age", min=0, max=150, callback=finite("--age"),
                                                  help="Takes participants of this age (years).", show_default=False)] = None,
     sex: Annotated[Optional[str], typer.Option("--sex", help="Takes participants of this sex (female, male).",
@@ -83,12 +94,17 @@ def list_command(
     from .. import vocab
     from ..reports.asof import topic_as_of
     from ..reports.common import read_day, read_moment
+    from ..places import parse_distance
     from ..reports.studies import StudyQuery, list_studies, resolve_place
     from ..render.studies import render_study_list
-    from ..statuses import status_label
+    from ..statuses import sites_that_count, status_label
 
     if within is not None and near is None:
         raise UsageError("--within needs --near")
+    if site_status and near is None:
+        raise UsageError("--site-status needs --near")
+    within_km, written_in = parse_distance(within) if within is not None else (None, "km")
+    unit = units.value if units else written_in
     if search is not None and as_of is not None:
         raise UsageError("--search reads the text stored now; it cannot be combined with --as-of")
     if search is not None and not search.strip():
@@ -98,13 +114,14 @@ def list_command(
         statuses=_many(status, vocab.read_status), phases=_many(phase, vocab.read_phase),
         study_type=vocab.read_study_type(study_type) if study_type else None,
         sponsor=sponsor, sponsor_class=vocab.read_sponsor_class(sponsor_class) if sponsor_class else None,
-        country=country, within_km=within, age=age, sex=vocab.read_sex(sex) if sex else None,
+        country=country, within_km=within_km, age=age, sex=vocab.read_sex(sex) if sex else None,
         healthy_volunteers=healthy_volunteers,
         started_after=read_day(started_after, "--started-after") if started_after else None,
         started_before=read_day(started_before, "--started-before") if started_before else None,
         has_results=has_results,
         changed_since=read_day(changed_since, "--changed-since") if changed_since else None,
         search=search, sort=sort.value if sort else None, limit=limit)
+    query.site_statuses = sites_that_count(query.statuses, _many(site_status, vocab.read_status))
     conn = read_db(db)
     name = topic_name(conn, topic)
     if near is not None:
@@ -114,19 +131,35 @@ def list_command(
     else:
         with topic_as_of(conn, name, moment):
             rows = list_studies(conn, name, query)
-    where = f" within {within:g} km of {query.near.name}" if query.near and within is not None else (
-        f", nearest site to {query.near.name}" if query.near else "")
+    where = _near_heading(query, unit)
     statuses = f" ({', '.join(status_label(s).lower() for s in query.statuses)})" if query.statuses else ""
     count = f"The first {len(rows)}" if limit is not None and len(rows) == limit else str(len(rows))
     title = f"{count} {'study' if len(rows) == 1 else 'studies'} of {name}{statuses}{where}" + (
         f", as of {moment}" if moment else "") + "."
-    emit(render_study_list(rows, resolve_format(fmt), title=title))
+    emit(render_study_list(rows, resolve_format(fmt), title=title, units=unit))
+
+
+def _near_heading(query, unit: str) -> str:
+    """How a list's heading says where distances were measured from, and to which sites."""
+    from ..places import in_units
+    from ..statuses import OPEN_STATUSES
+
+    if query.near is None:
+        return ""
+    sites = ("open sites" if query.site_statuses == list(OPEN_STATUSES) else
+             "sites " + "/".join(s.lower().replace("_", " ") for s in query.site_statuses)
+             if query.site_statuses else "sites")
+    if query.within_km is None:
+        return f", by distance of the nearest of its {sites} to {query.near.name}"
+    return f", with one of its {sites} within {round(in_units(query.within_km, unit), 1):g} {unit} of {query.near.name}"
 
 
 def show(
     nct_id: Annotated[str, typer.Argument(help="The study's NCT id, e.g. NCT04042844.", show_default=False)],
-    near: Annotated[Optional[str], typer.Option("--near", help="List sites nearest to this city or LAT,LON first.",
+    near: Annotated[Optional[str], typer.Option("--near", help="List the open sites nearest to this place (as "
+                                                "list --near takes it) first, then the others.",
                                                 show_default=False)] = None,
+    sites: Annotated[str, typer.Option("--sites", help="How many sites to print: a number, or all.")] = "10",
     fetch: Annotated[bool, typer.Option("--fetch", help="Fetch the study from the API when it is not stored "
                                         "(it is shown, not stored).")] = False,
     api_url: ApiUrlOption = None,
@@ -137,10 +170,11 @@ def show(
     """Show one study for a person: status, eligibility, sites, contacts, links, changes. Example: trialsync show NCT04042844"""
     from ..errors import NotFound
     from ..ids import is_nct_id
-    from ..reports.studies import distance_km, facts_from_rows, resolve_place, study_facts, study_raw
+    from ..reports.studies import facts_from_rows, resolve_place, sites_by_distance, study_facts, study_raw
     from ..render.studies import render_study
     from ..transform import study_rows
 
+    sites_limit = _sites_limit(sites)
     wanted = nct_id.strip().upper()
     if not is_nct_id(wanted):
         raise NotFound(f"{nct_id!r} is not an NCT id (NCT followed by 8 digits, e.g. NCT04042844)")
@@ -166,10 +200,17 @@ def show(
         sys.stdout.write(raw + "\n")
         return
     if near is not None:
-        place = resolve_place(conn, near)
-        for site in facts["locations"]:
-            site["distance_km"] = distance_km(place.latitude, place.longitude, site.get("latitude"), site.get("longitude"))
-    emit(render_study(facts, resolve_format(fmt)))
+        facts["locations"] = sites_by_distance(facts["locations"], resolve_place(conn, near))
+    emit(render_study(facts, resolve_format(fmt), sites_limit=sites_limit))
+
+
+def _sites_limit(text: str) -> int | None:
+    """``--sites``: a number of sites (at least 0), or ``all`` (None: no limit)."""
+    if text.strip().lower() == "all":
+        return None
+    if not text.strip().isdigit():
+        raise UsageError(f"--sites takes a number or 'all', not {text!r}")
+    return int(text)
 
 
 class ExportFormat(str, Enum):

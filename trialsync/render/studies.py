@@ -6,6 +6,7 @@ import textwrap
 from collections.abc import Sequence
 
 from ..ids import study_url
+from ..places import in_units
 from ..statuses import status_label
 from ..vocab import DATE_TYPE_LABELS, PHASE_LABELS, SEX_LABELS, SPONSOR_CLASS_LABELS, STUDY_TYPE_LABELS, label, phases_label
 from .tables import Column, rows_as, terminal_width
@@ -22,26 +23,77 @@ def _short_phase(phases: Sequence[str]) -> str:
     return "/".join(_PHASE_WORDS.get(p, p) for p in phases) if phases else ""
 
 
-def render_study_list(rows: Sequence[dict], fmt: str, title: str | None = None) -> list:
-    """Studies one a line: NCT id, status, phase, start, distance (when measured), title, lead sponsor.
-    JSON and JSON lines carry the API's own values and each study's URL."""
-    near = bool(rows) and "distance_km" in rows[0]
-    if fmt in ("json", "nl", "csv"):
-        keys = LIST_JSON_KEYS + (("distance_km",) if near else ())
+def _site_place(site: dict | None) -> str:
+    """"Paducah, KY": a site's city with its state (a US state as its code), or its country when it has none."""
+    if not site:
+        return ""
+    from ..places import us_state_code
+
+    region = site.get("state")
+    if region and site.get("country") == "United States":
+        region = us_state_code(region) or region
+    return ", ".join(p for p in (site.get("city"), region or site.get("country")) if p)
+
+
+def _nearest_site_cell(site: dict | None) -> str:
+    """"Recruiting · Paducah, KY": the nearest counting site's status first, so that shortening keeps it."""
+    if not site:
+        return ""
+    status = status_label(site["status"]) if site.get("status") else "Status not given"
+    return f"{status} · {_site_place(site) or site.get('facility') or 'unnamed site'}"
+
+
+_SITE_CSV_KEYS = ("facility", "city", "state", "country", "status")
+
+
+def render_study_list(rows: Sequence[dict], fmt: str, title: str | None = None, units: str = "km") -> list:
+    """Studies one a line: NCT id, status, phase, start, title, lead sponsor; with ``--near`` also the distance
+    (in ``units``) to each study's nearest counting site and where that site is and its status. JSON and JSON
+    lines carry the API's own values, each study's URL, ``distance_km`` and ``nearest_site`` (with its
+    contact); CSV flattens the site into ``nearest_site_*`` columns."""
+    near = bool(rows) and "nearest_site" in rows[0]
+    if fmt in ("json", "nl"):
+        keys = LIST_JSON_KEYS + (("distance_km", "nearest_site") if near else ())
         data = [{k: row.get(k) for k in keys} for row in rows]
+        if near and units != "km":
+            for item in data:
+                item[f"distance_{units}"] = _rounded(in_units(item["distance_km"], units))
+        return rows_as(data, [Column(k, k) for k in keys], fmt, data=data)
+    if fmt == "csv":
+        keys = LIST_JSON_KEYS + ((f"distance_{units}",) + tuple(f"nearest_site_{k}" for k in _SITE_CSV_KEYS)
+                                 if near else ())
+        data = []
+        for row in rows:
+            item = {k: row.get(k) for k in LIST_JSON_KEYS}
+            if near:
+                site = row.get("nearest_site") or {}
+                item[f"distance_{units}"] = _rounded(in_units(row.get("distance_km"), units))
+                item.update({f"nearest_site_{k}": site.get(k) for k in _SITE_CSV_KEYS})
+            data.append(item)
         return rows_as(data, [Column(k, k) for k in keys], fmt, data=data)
     columns = [Column("nct_id", "NCT ID"),
                Column("overall_status", "Status", show=status_label, drop=3),
                Column("phases", "Phase", show=_short_phase, drop=4),
                Column("start_date", "Start", show=lambda d: (d or "")[:7], drop=5)]
+    title_column = Column("brief_title", "Title", flex=True, min_width=20)
     if near:
-        columns.append(Column("distance_km", "Km", numeric=True, show=lambda km: "" if km is None else f"{km:.0f}",
-                              drop=2))
-    columns += [Column("brief_title", "Title", flex=True, min_width=20),
-                Column("lead_sponsor", "Lead sponsor", flex=True, min_width=16, drop=9)]
+        # The site comes after the title, so that the title is shortened first and the site keeps its words.
+        columns += [Column("distance", units.capitalize(), numeric=True,
+                           show=lambda km: "" if km is None else f"{in_units(km, units):.0f}"),
+                    title_column,
+                    Column("nearest_site", "Nearest site", show=_nearest_site_cell, flex=True, min_width=16),
+                    Column("lead_sponsor", "Lead sponsor", flex=True, min_width=16, drop=9)]
+    else:
+        columns += [title_column, Column("lead_sponsor", "Lead sponsor", flex=True, min_width=16, drop=9)]
     if not rows:
-        return [title or "No studies match."] if fmt != "markdown" else [title or "No studies match."]
+        return [title or "No studies match."]
+    if near:
+        rows = [{**row, "distance": row.get("distance_km")} for row in rows]
     return rows_as(rows, columns, fmt, title=title)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def _age_range(facts: dict) -> str:
@@ -74,9 +126,9 @@ def _contact_line(contact: dict) -> str:
     return " · ".join(p for p in (contact.get("name"), contact.get("phone"), contact.get("email")) if p)
 
 
-def render_study(facts: dict, fmt: str, sites_limit: int = 10) -> list:
+def render_study(facts: dict, fmt: str, sites_limit: int | None = 10) -> list:
     """One study for a person: labels instead of codes, eligibility, summary, sites (nearest first when
-    distances are known), contacts, links, and its change history."""
+    distances are known), contacts, links, and its change history. ``sites_limit`` None prints every site."""
     nct_id = facts["nct_id"]
     status = status_label(facts["overall_status"]) + (
         f" (last known: {status_label(facts['last_known_status'])})" if facts.get("last_known_status") else "")
@@ -90,9 +142,7 @@ def render_study(facts: dict, fmt: str, sites_limit: int = 10) -> list:
     if facts.get("enrollment_count") is not None:
         kind = label(DATE_TYPE_LABELS, facts.get("enrollment_type")).lower()
         enrollment = f"{facts['enrollment_count']} participants" + (f" ({kind})" if kind else "")
-    sites = list(facts.get("locations") or [])
-    if any(site.get("distance_km") is not None for site in sites):
-        sites.sort(key=lambda site: (site.get("distance_km") is None, site.get("distance_km") or 0))
+    sites = list(facts.get("locations") or [])  # in the order given (show --near: open sites nearest first)
     links = [study_url(nct_id)] + ([f"{study_url(nct_id)}?tab=results"] if facts.get("has_results") else [])
     pairs = [
         ("NCT ID", nct_id), ("Title", facts.get("brief_title")), ("Official title", facts.get("official_title")),
@@ -132,7 +182,7 @@ def render_study(facts: dict, fmt: str, sites_limit: int = 10) -> list:
     if facts.get("brief_summary"):
         blocks.append("Summary:\n" + _paragraphs(facts["brief_summary"], width))
     if sites:
-        shown = sites[:sites_limit]
+        shown = sites if sites_limit is None else sites[:sites_limit]
         more = f"\n  ... and {len(sites) - len(shown)} more" if len(sites) > len(shown) else ""
         contacts: dict[int, list[dict]] = {}
         for contact in facts.get("location_contacts", []):

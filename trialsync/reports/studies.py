@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from ..errors import NotFound, UsageError
 from ..ids import study_url
-from ..statuses import STATUS_LABELS
+from ..places import AmbiguousPlace, Place, UnknownPlace, find_city, find_zip_code, parse_coordinates
+from ..statuses import OPEN_STATUSES, STATUS_LABELS
 from ..transform import CHILD_COLUMNS, STUDY_COLUMNS, VIRTUAL_COLUMNS, StudyRows, cell_of
 from .common import dicts
 
@@ -36,34 +36,26 @@ def add_functions(conn: sqlite3.Connection) -> None:
     conn.create_function("distance_km", 4, distance_km, deterministic=True)
 
 
-@dataclass(frozen=True)
-class Place:
-    """A point to measure distances from, and how to name it."""
-
-    latitude: float
-    longitude: float
-    name: str
-
-
-_COORDINATES = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*")
-
-
 def resolve_place(conn: sqlite3.Connection | None, text: str) -> Place:
-    """``LAT,LON``, or a city ("Chicago", "Chicago, United States", "Springfield, Illinois") resolved offline
-    to the centre of the stored sites in it (``conn`` None: coordinates only). UsageError when it is neither,
-    or is in several countries."""
-    match = _COORDINATES.fullmatch(text or "")
-    if match:
-        lat, lon = float(match.group(1)), float(match.group(2))
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise UsageError(f"--near: {text!r} is not a latitude between -90 and 90 and a longitude between -180 and 180")
-        return Place(lat, lon, f"{lat:g},{lon:g}")
+    """What a person typed for ``--near``, found offline: ``LAT,LON``; a US ZIP code; a city, with its state,
+    region or country if given ("Chicago, IL", "Springfield, Massachusetts"), among the world's cities; else
+    a city of the stored sites (``conn`` None: not looked up there). The Place's name says the state or
+    region used. UsageError when it is none of these; AmbiguousPlace (a UsageError) naming the candidates
+    when several places fit."""
+    place = parse_coordinates(text) or find_zip_code(text) or find_city(text)
+    if place is not None:
+        return place
     parts = [part.strip() for part in (text or "").split(",") if part.strip()]
-    if conn is None and parts:
-        raise UsageError(f"--near: {text!r} would be looked up among stored sites, and there is no database; "
-                         "give LAT,LON instead")
     if not parts:
-        raise UsageError("--near takes a city (e.g. 'Chicago' or 'Chicago, United States') or LAT,LON")
+        raise UsageError("--near takes a city (e.g. 'Chicago, IL' or 'Paris, France'), a US ZIP code or LAT,LON")
+    if conn is None:
+        raise UnknownPlace(f"--near: no city called {text!r} is known; give LAT,LON instead")
+    return _stored_city(conn, text, parts)
+
+
+def _stored_city(conn: sqlite3.Connection, text: str, parts: list[str]) -> Place:
+    """A city only the stored sites know: the centre of its sites; AmbiguousPlace when it lies in several
+    states or countries."""
     city, rest = parts[0], parts[1:]
     rows = conn.execute(
         "SELECT city, state, country, avg(latitude), avg(longitude), count(*) FROM locations "
@@ -73,15 +65,15 @@ def resolve_place(conn: sqlite3.Connection | None, text: str) -> Place:
         wanted = [r.lower() for r in rest]
         rows = [r for r in rows if all(w in ((r[1] or "").lower(), (r[2] or "").lower()) for w in wanted)]
     if not rows:
-        raise UsageError(f"--near: no stored site is in a city called {text!r}; give LAT,LON instead")
-    countries = {row[2] for row in rows}
-    if len(countries) > 1:
-        options = "; ".join(f"'{row[0]}, {row[2]}'" for row in rows[:4])
-        raise UsageError(f"--near: there is a {city} in several countries; say which: {options}")
+        raise UnknownPlace(f"--near: no city called {text!r} is known, nor is any stored site in one; "
+                           "give LAT,LON instead")
+    regions = {(row[1] or "", row[2] or "") for row in rows}
+    if len(regions) > 1:
+        raise AmbiguousPlace(text, [", ".join(p for p in row[:3] if p) for row in rows])
     weight = sum(row[5] for row in rows)
     lat = sum(row[3] * row[5] for row in rows) / weight
     lon = sum(row[4] * row[5] for row in rows) / weight
-    return Place(lat, lon, ", ".join(p for p in (rows[0][0], rows[0][2]) if p))
+    return Place(lat, lon, ", ".join(p for p in rows[0][:3] if p))
 
 
 @dataclass
@@ -96,6 +88,7 @@ class StudyQuery:
     country: str | None = None
     near: Place | None = None
     within_km: float | None = None
+    site_statuses: list[str] | None = None  # with near: the site statuses that count (None: every site)
     age: float | None = None
     sex: str | None = None
     healthy_volunteers: bool = False
@@ -171,7 +164,7 @@ def list_sql(query: StudyQuery, topic: str = "stem-cell-spine") -> tuple[str, di
         where.append("s.last_update_posted >= :changed_since AND s.last_update_posted GLOB '[0-9][0-9][0-9][0-9]-*'")
         params["changed_since"] = query.changed_since
     if query.near is not None:
-        joins.append(_near_join(query.near, query.within_km, params))
+        joins.append(_near_join(query.near, query.within_km, query.site_statuses, params))
     if query.search:
         joins.append("JOIN (SELECT rowid AS fts_rowid, bm25(studies_fts) AS score FROM studies_fts "
                      "WHERE studies_fts MATCH :search) fts ON fts.fts_rowid = s.rowid")
@@ -181,7 +174,7 @@ def list_sql(query: StudyQuery, topic: str = "stem-cell-spine") -> tuple[str, di
         raise UsageError("--sort distance needs --near")
     if sort == "relevance" and not query.search:
         raise UsageError("--sort relevance needs --search")
-    distance = ", near.km AS distance_km" if query.near is not None else ""
+    distance = ", near.km AS distance_km, near.site_seq AS site_seq" if query.near is not None else ""
     sql = (f"SELECT {', '.join('s.' + c for c in LIST_COLUMNS)}{distance} FROM studies s {' '.join(joins)} "
            f"WHERE {' AND '.join(where)} ORDER BY {_SORT_SQL[sort]}")
     if query.limit is not None:
@@ -203,8 +196,10 @@ def list_studies(conn: sqlite3.Connection, topic: str, query: StudyQuery) -> lis
     for row in rows:
         row["phases"] = [p.strip() for p in row["phases"].split(",")] if row["phases"] else []
         row["url"] = study_url(row["nct_id"])
-        if "distance_km" in row and row["distance_km"] is not None:
-            row["distance_km"] = round(row["distance_km"], 1)
+        if query.near is not None:
+            row["nearest_site"] = nearest_site(conn, row["nct_id"], row.pop("site_seq"), row["distance_km"])
+            if row["distance_km"] is not None:
+                row["distance_km"] = round(row["distance_km"], 1)
     return rows
 
 
@@ -245,15 +240,22 @@ def _list_params(name: str, values: list, params: dict) -> str:
     return ", ".join(marks)
 
 
-def _near_join(place: Place, within_km: float | None, params: dict) -> str:
-    """The join giving each study its nearest site's distance. Within a distance, only the sites at points in
-    the 1-degree cells around the place are read (``site_points``), then measured exactly; without one,
-    every site is measured."""
+def _near_join(place: Place, within_km: float | None, site_statuses: list[str] | None, params: dict) -> str:
+    """The join giving each study its nearest counting site (``site_seq``) and that site's distance (``km``).
+    A site counts when ``site_statuses`` is None, or its status is one of them, or it has none (and open
+    statuses are asked for). Within a distance, only the sites at points in the 1-degree cells around the
+    place are read (``site_points``), then measured exactly; without one, every site is measured."""
     params.update({"near_lat": place.latitude, "near_lon": place.longitude})
-    distance = "min(distance_km(:near_lat, :near_lon, l.latitude, l.longitude)) AS km"
+    # SQLite gives the bare column l.seq from the row holding the min() of the group: the nearest site.
+    distance = "l.seq AS site_seq, min(distance_km(:near_lat, :near_lon, l.latitude, l.longitude)) AS km"
+    counting = ""
+    if site_statuses is not None:
+        marks = _list_params("site_status", site_statuses, params)
+        unstated = " OR l.status IS NULL" if set(site_statuses) & set(OPEN_STATUSES) else ""
+        counting = f" AND (l.status IN ({marks}){unstated})"
     if within_km is None:
-        return (f"JOIN (SELECT l.nct_id, {distance} FROM locations l WHERE l.latitude IS NOT NULL GROUP BY l.nct_id) "
-                "near ON near.nct_id = s.nct_id")
+        return (f"JOIN (SELECT l.nct_id, {distance} FROM locations l WHERE l.latitude IS NOT NULL{counting} "
+                "GROUP BY l.nct_id) near ON near.nct_id = s.nct_id")
     params["within_km"] = within_km
     dlat = within_km / 111.0 + 0.01
     lat_low, lat_high = max(place.latitude - dlat, -90.0), min(place.latitude + dlat, 90.0)
@@ -271,12 +273,46 @@ def _near_join(place: Place, within_km: float | None, params: dict) -> str:
             cells = [cell_of(lat, lon) for lat in lats for lon in lons]
             params.update({f"cell{i}": cell for i, cell in enumerate(cells)})
             marks = ", ".join(f":cell{i}" for i in range(len(cells)))
-            return (f"JOIN (SELECT st.nct_id, {distance} FROM site_points p "
-                    "JOIN studies st ON st.rowid = p.study JOIN locations l ON l.nct_id = st.nct_id AND l.seq = p.seq "
-                    f"WHERE p.cell IN ({marks}) AND {where} GROUP BY st.nct_id HAVING km <= :within_km) "
-                    "near ON near.nct_id = s.nct_id")
-    return (f"JOIN (SELECT l.nct_id, {distance} FROM locations l WHERE l.latitude IS NOT NULL AND {where} "
+            # site_points keeps the first site at each point; with statuses to tell apart, every site at
+            # that point is read.
+            sites = ("JOIN locations l ON l.nct_id = st.nct_id AND l.seq = p.seq" if site_statuses is None else
+                     "JOIN locations first ON first.nct_id = st.nct_id AND first.seq = p.seq "
+                     "JOIN locations l ON l.nct_id = st.nct_id AND l.latitude = first.latitude "
+                     "AND l.longitude = first.longitude")
+            return (f"JOIN (SELECT st.nct_id, {distance} FROM site_points p JOIN studies st ON st.rowid = p.study "
+                    f"{sites} WHERE p.cell IN ({marks}) AND {where}{counting} GROUP BY st.nct_id "
+                    "HAVING km <= :within_km) near ON near.nct_id = s.nct_id")
+    return (f"JOIN (SELECT l.nct_id, {distance} FROM locations l WHERE l.latitude IS NOT NULL AND {where}{counting} "
             "GROUP BY l.nct_id HAVING km <= :within_km) near ON near.nct_id = s.nct_id")
+
+
+def sites_by_distance(sites: list[dict], place: Place, site_statuses: list[str] | None = None) -> list[dict]:
+    """A study's sites, each given ``distance_km`` from ``place``: those that count first (by the rule of
+    ``list --near``: an open status or none given, unless ``site_statuses`` says otherwise), nearest first, then
+    the others, nearest first; sites without a point last in each group."""
+    counting = set(site_statuses if site_statuses is not None else OPEN_STATUSES)
+    measured = [{**site, "distance_km": distance_km(place.latitude, place.longitude, site.get("latitude"),
+                                                    site.get("longitude"))} for site in sites]
+    return sorted(measured, key=lambda site: (
+        not (site.get("status") in counting or (site.get("status") is None and counting & set(OPEN_STATUSES))),
+        site["distance_km"] is None, site["distance_km"] or 0.0))
+
+
+def nearest_site(conn: sqlite3.Connection, nct_id: str, seq: int | None, km: float | None) -> dict | None:
+    """The site ``seq`` of a study as ``list --near`` names it: facility, city, state, country, status,
+    ``distance_km``, and its first contact when the record gives one."""
+    if seq is None:
+        return None
+    found = dicts(conn.execute("SELECT facility, city, state, country, status FROM locations "
+                               "WHERE nct_id = ? AND seq = ?", [nct_id, seq]))
+    if not found:
+        return None
+    site = found[0]
+    site["distance_km"] = None if km is None else round(km, 1)
+    contacts = dicts(conn.execute("SELECT name, role, phone, email FROM location_contacts WHERE nct_id = ? "
+                                  "AND location_seq = ? ORDER BY seq LIMIT 1", [nct_id, seq]))
+    site["contact"] = contacts[0] if contacts else None
+    return site
 
 
 def study_facts(conn: sqlite3.Connection, nct_id: str) -> dict:
