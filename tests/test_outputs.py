@@ -4,6 +4,7 @@ standard output or a full device each fail in one line, for every command that p
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -53,7 +54,8 @@ def test_an_export_leaves_a_users_partial_file_alone(spine, tmp_path):
     result = spine("export", "-o", str(tmp_path / "spine.csv"))
     assert result.code == 0, result
     assert mine.read_text() == "my own notes\n"
-    assert (tmp_path / "spine.csv").read_text().count("\n") == 5  # a header and four studies
+    with open(tmp_path / "spine.csv", newline="") as written:
+        assert len(list(csv.reader(written))) == 5  # a header and four studies
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")) == [".spine.csv.partial"]
 
 

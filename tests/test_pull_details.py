@@ -175,7 +175,7 @@ def test_a_batch_by_id_that_sends_a_study_twice_fails_naming_the_studies_fetched
     with pytest.raises(IncompleteListing) as caught:
         pull(db, server)
 
-    assert "the API's answer for studies fetched by id is not complete: 1 studies came twice" in str(caught.value)
+    assert "the API's answer for studies fetched by id is not complete: 1 study came twice" in str(caught.value)
     assert stored_status(db, silent) == fixture_record(silent)["protocolSection"]["statusModule"]["overallStatus"]
 
 
@@ -481,7 +481,7 @@ def test_pulling_an_import_only_topic_says_how_to_give_it_a_search(db, server):
     with pytest.raises(TrialsyncError) as caught:
         pull_topic(db, client_for(server), "imported")
     assert str(caught.value) == ("topic 'imported' holds imported studies only: it has no search to pull "
-                                 "(give it one with `trialsync topics add NAME --replace --cond ...`)")
+                                 "(give it one with `trialsync topics add NAME --replace --condition ...`)")
 
 
 def test_a_stop_while_a_page_is_awaited_counts_the_page_already_written(db, server, monkeypatch):

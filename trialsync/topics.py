@@ -109,7 +109,7 @@ def make_topic(name: str, options: dict[str, str | None]) -> Topic:
         raise UsageError(f"unknown search option(s): {', '.join(sorted(unknown))}")
     params = {SEARCH_PARAMETERS[opt]: value.strip() for opt, value in options.items() if value and value.strip()}
     if not params:
-        raise UsageError("a topic needs at least one search option, e.g. --cond 'spinal cord injury', or --ids")
+        raise UsageError("a topic needs at least one search option, e.g. --condition 'spinal cord injury', or --ids")
     if "filter.overallStatus" in params:
         params["filter.overallStatus"] = ",".join(read_many(params["filter.overallStatus"], read_status))
     if "filter.geo" in params:

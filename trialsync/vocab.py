@@ -106,3 +106,8 @@ def read_many(text: str, read) -> list[str]:
             parts = parts[length:]
             break
     return list(dict.fromkeys(found))
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """'1 study', '2 studies': a count with its noun, singular for exactly one."""
+    return f"{count} {word if count == 1 else (words or word + 's')}"

@@ -10,6 +10,7 @@ import orjson
 
 from ..errors import IncompleteListing
 from ..ids import nct_id_of
+from ..vocab import plural
 from .client import Answer, ApiClient, TransientApiError, short_url
 
 DEFAULT_PAGE_SIZE = 1000  # the API's maximum; larger values are quietly cut to it
@@ -178,9 +179,10 @@ class ListingTally:
         if self.total is None:
             problem = "its first page carried no totalCount"
         elif self.duplicates:
-            problem = f"{len(self.duplicates)} studies came twice ({', '.join(sorted(set(self.duplicates))[:3])})"
+            problem = f"{plural(len(self.duplicates), 'study', 'studies')} came twice ({', '.join(sorted(set(self.duplicates))[:3])})"
         elif self.received != self.total:
-            problem = f"it ended after {self.received} of the {self.total} studies its first page announced"
+            problem = (f"it ended after {self.received} of the {plural(self.total, 'study', 'studies')} its first page "
+                       "announced")
         else:
             return
         raise IncompleteListing(f"the API's answer for {self.what} is not complete: {problem}; "

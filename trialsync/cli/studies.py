@@ -177,7 +177,7 @@ def show(
     sites_limit = _sites_limit(sites)
     wanted = nct_id.strip().upper()
     if not is_nct_id(wanted):
-        raise NotFound(f"{nct_id!r} is not an NCT id (NCT followed by 8 digits, e.g. NCT04042844)")
+        raise UsageError(f"{nct_id!r} is not an NCT id (NCT followed by 8 digits, e.g. NCT04042844)")
     conn = None
     if not fetch or db_path(db).exists():
         try:

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import NotFound, TrialsyncError, UsageError
+from ..vocab import plural
 from .options import (
     ApiUrlOption, DbOption, FormatOption, RateOption, WaitOption, api_client, db_path, emit, read_db,
     resolve_format, write_db,
@@ -22,21 +23,35 @@ def _search_option(name: str, help_text: str):
     return Annotated[Optional[str], typer.Option(f"--{name}", help=help_text, show_default=False)]
 
 
+def _hidden_option(name: str):
+    return Annotated[Optional[str], typer.Option(f"--{name}", hidden=True)]
+
+
+def _one_of(new: str | None, old: str | None, names: str) -> str | None:
+    """The value of an option given by its name or by its old short name; UsageError if both are given."""
+    if new is not None and old is not None:
+        raise UsageError(f"{names} are one option; give it once")
+    return new if new is not None else old
+
+
 @topics_app.command("add")
 def topics_add(
     name: Annotated[str, typer.Argument(help="Topic name: lowercase letters, digits, '-', '_' or '.'.", show_default=False)],
-    cond: _search_option("cond", "query.cond: conditions or diseases.") = None,
-    intr: _search_option("intr", "query.intr: interventions or treatments.") = None,
+    condition: _search_option("condition", "query.cond: conditions or diseases.") = None,
+    intervention: _search_option("intervention", "query.intr: interventions or treatments.") = None,
     term: _search_option("term", "query.term: other terms.") = None,
-    titles: _search_option("titles", "query.titles: title or acronym.") = None,
-    spons: _search_option("spons", "query.spons: sponsor or collaborator.") = None,
-    locn: _search_option("locn", "query.locn: location terms.") = None,
+    title: _search_option("title", "query.titles: title or acronym.") = None,
+    sponsor: _search_option("sponsor", "query.spons: sponsor or collaborator.") = None,
+    location: _search_option("location", "query.locn: location terms.") = None,
     status: _search_option("status", "filter.overallStatus: statuses, comma-separated, e.g. recruiting,completed.") = None,
     advanced: _search_option("advanced", "filter.advanced: an Essie expression.") = None,
     geo: _search_option("geo", "filter.geo: e.g. distance(39.0035707,-77.1013313,50mi).") = None,
     ids: _search_option("ids", "A watchlist: these NCT ids (comma- or space-separated), pulled with filter.ids.") = None,
     ids_file: Annotated[Optional[Path], typer.Option("--ids-file", help="A watchlist: the NCT ids in this file.",
                                                      dir_okay=False, show_default=False)] = None,
+    # the API's own short names, which earlier releases took: kept for scripts, hidden from the help
+    cond: _hidden_option("cond") = None, intr: _hidden_option("intr") = None, titles: _hidden_option("titles") = None,
+    spons: _hidden_option("spons") = None, locn: _hidden_option("locn") = None,
     replace: Annotated[bool, typer.Option("--replace", help="Change an existing topic's search.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Ask the API how many studies match (one request) "
                                           "and show the website's search; store nothing.")] = False,
@@ -45,18 +60,21 @@ def topics_add(
     db: DbOption = None,
     wait: WaitOption = 0,
 ) -> None:
-    """Add a topic: a name plus API search parameters, or NCT ids. Example: trialsync topics add sci --cond "spinal cord injury" """
+    """Add a topic: a name plus API search parameters, or NCT ids. Example: trialsync topics add sci --condition "spinal cord injury" """
     from .. import store
     from ..sync.checks import count_matches
     from ..topics import make_topic, website_search_url
 
     if ids_file is not None:
         try:
-            ids = " ".join(filter(None, [ids, ids_file.read_text(encoding="utf-8")]))
+            ids = " ".join(filter(None, [ids, ids_file.read_text(encoding="utf-8-sig")]))
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"--ids-file: cannot read {ids_file}: {getattr(exc, 'strerror', None) or exc}") from None
-    topic = make_topic(name, {"cond": cond, "intr": intr, "term": term, "titles": titles, "spons": spons,
-                              "locn": locn, "status": status, "advanced": advanced, "geo": geo, "ids": ids})
+    topic = make_topic(name, {"cond": _one_of(condition, cond, "--condition and --cond"),
+                              "intr": _one_of(intervention, intr, "--intervention and --intr"), "term": term,
+                              "titles": _one_of(title, titles, "--title and --titles"),
+                              "spons": _one_of(sponsor, spons, "--sponsor and --spons"),
+                              "locn": _one_of(location, locn, "--location and --locn"), "status": status, "advanced": advanced, "geo": geo, "ids": ids})
     if dry_run:
         count = count_matches(api_client(api_url, rate), topic)
         sys.stdout.write(f"{topic.name}: {count} {'study matches' if count == 1 else 'studies match'} this search "
@@ -128,7 +146,8 @@ def topics_remove(
             raise NotFound(f"unknown topic {name!r}: it is not stored")
         members = len(store.present_ids(conn, name))
         if not yes and not typer.confirm(
-                f"Remove topic {name} and its list of {members} studies? (study records and history are kept)"):
+                f"Remove topic {name} and its list of {plural(members, 'study', 'studies')}? (study records and history "
+                "are kept)"):
             raise TrialsyncError("not removed")
         store.remove_topic(conn, name)
     sys.stdout.write(f"removed topic {name}; study records and their history are kept\n")

@@ -66,9 +66,9 @@ def pull_summary(result) -> str:
     missing = getattr(result, "missing_ids", [])
     not_found = f"; {plural(len(missing), 'id')} not found on ClinicalTrials.gov: {', '.join(missing[:5])}" \
         if missing else ""
-    return (f"{result.topic}: {mode}, {counts.received} studies received "
+    return (f"{result.topic}: {mode}, {plural(counts.received, 'study', 'studies')} received "
             f"({counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged{rejoined}{refetched}), "
-            f"{result.left} left the topic; {result.requests} requests{not_found}.")
+            f"{result.left} left the topic; {plural(result.requests, 'request')}{not_found}.")
 
 
 def import_summary(result, source: str) -> str:
@@ -76,7 +76,7 @@ def import_summary(result, source: str) -> str:
     counts = result.counts
     older = (f"; {counts.older} {'was' if counts.older == 1 else 'were'} older than the stored record, "
              "which was kept") if counts.older else ""
-    return (f"{result.topic}: imported {counts.received} studies from {source} "
+    return (f"{result.topic}: imported {plural(counts.received, 'study', 'studies')} from {source} "
             f"({counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged{older})")
 
 

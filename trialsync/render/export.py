@@ -13,6 +13,7 @@ from typing import TextIO
 import orjson
 
 from ..errors import UsageError
+from .tables import csv_value
 
 
 def write_export(items: Iterable, kind: str, out: TextIO) -> int:
@@ -25,7 +26,7 @@ def write_export(items: Iterable, kind: str, out: TextIO) -> int:
             if writer is None:
                 writer = csv.DictWriter(out, fieldnames=list(row), lineterminator="\n")
                 writer.writeheader()
-            writer.writerow(row)
+            writer.writerow({key: csv_value(value) for key, value in row.items()})
             count += 1
         return count
     if kind == "nl":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Sequence
 
@@ -197,7 +198,8 @@ def render_study(facts: dict, fmt: str, sites_limit: int | None = 10) -> list:
         blocks.append("Eligibility criteria:\n" + _paragraphs(facts["eligibility_criteria"], width))
     if facts.get("changes"):
         blocks.append("Changes seen by trialsync:\n" + "\n".join(
-            _wrapped(f"  {c['observed_at'][:10]}  " + describe_change({**c, "nct_id": ""}).strip(), width, "    ")
+            _wrapped(f"  {c['observed_at'][:10]}  " + describe_change({**c, "nct_id": ""}, name_topic=True).strip(),
+                     width, "    ")
             for c in facts["changes"]))
     return blocks
 
@@ -207,16 +209,28 @@ def _wrapped(text: str, width: int, indent: str) -> str:
                                    break_on_hyphens=False)) or text
 
 
+_MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def unescape_markdown(text: str) -> str:
+    """The registry's markdown text as a person reads it: ``\\<`` is ``<``, ``\\&`` is ``&`` (a backslash before
+    any ASCII punctuation is an escape, as in markdown)."""
+    return _MARKDOWN_ESCAPE.sub(r"\1", text)
+
+
 def _paragraphs(text: str, width: int) -> str:
+    """Markdown text wrapped to ``width``, two spaces in; a nested list keeps its depth, and a bullet's lines
+    hang under its words."""
     out = []
-    for paragraph in text.splitlines():
+    for paragraph in unescape_markdown(text).splitlines():
         if not paragraph.strip():
             if out and out[-1] != "":
                 out.append("")
             continue
         stripped = paragraph.lstrip()
-        bullet = stripped.startswith(("* ", "- ", "• "))
-        indent = "  " + ("  " if bullet else "")
-        out.append(textwrap.fill(stripped, width, initial_indent="  ", subsequent_indent=indent,
+        depth = "  " + " " * (len(paragraph) - len(stripped))
+        bullet = re.match(r"([*\-•+]|\d+[.)])\s+", stripped)
+        hanging = depth + " " * (bullet.end() if bullet else 0)
+        out.append(textwrap.fill(stripped, width, initial_indent=depth, subsequent_indent=hanging,
                                  break_long_words=False, break_on_hyphens=False))
     return "\n".join(out).rstrip()

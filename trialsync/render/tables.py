@@ -102,7 +102,7 @@ def rows_as(rows: Sequence[dict], columns: Sequence[Column], fmt: str, title: st
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow([c.key for c in columns])
-        writer.writerows([[_csv_value(row.get(c.key)) for c in columns] for row in rows])
+        writer.writerows([[csv_value(row.get(c.key)) for c in columns] for row in rows])
         return [buffer.getvalue().rstrip("\n")]
     cells = [list(line) for line in zip(*(c.cells(rows) for c in columns))] if rows else []
     if fmt == "markdown":
@@ -142,7 +142,10 @@ def plain_table(headers: Sequence[str], cells: Sequence[Sequence[str]], numeric:
     return "\n".join([fmt_line(headers)] + [fmt_line(line) for line in cells])
 
 
-def _csv_value(value):
+def csv_value(value):
+    """A value as a CSV cell: a list joined with "; ", a flag as true/false, anything else as it is."""
     if isinstance(value, (list, tuple)):
         return "; ".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return value

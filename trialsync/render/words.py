@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..statuses import status_label
-from ..vocab import DATE_TYPE_LABELS, PHASE_LABELS, label
+from ..vocab import DATE_TYPE_LABELS, PHASE_LABELS, label, plural  # noqa: F401 (plural: used by render)
 
 FIELD_NAMES = {
     "overall_status": "status",
@@ -28,11 +28,6 @@ FIELD_NAMES = {
 STATUS_FIELDS = {"overall_status", "last_known_status", "site_status"}
 DATE_TYPE_FIELDS = {"start_date_type", "primary_completion_date_type", "completion_date_type"}
 _MEMBERSHIP_WORDS = {"added": "new in {where}", "left": "left {where}", "present": "back in {where}"}
-
-
-def plural(count: int, word: str, words: str | None = None) -> str:
-    """'1 study', '2 studies'."""
-    return f"{count} {word if count == 1 else (words or word + 's')}"
 
 
 def show_value(field: str, value) -> str:

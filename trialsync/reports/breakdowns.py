@@ -26,9 +26,13 @@ DIMENSIONS: dict[str, tuple[bool, str]] = {
     "sponsor": (False, "SELECT lead_sponsor, status FROM st"),
     "start-year": (False, "SELECT start_year, status FROM st"),
     "country": (True, "SELECT c.country, st.status FROM st LEFT JOIN study_countries c ON c.nct_id = st.nct_id"),
+    # one condition in several spellings ("Low Back Pain", "Low back pain") is one value: its lower case
     "condition": (True, """
-        SELECT DISTINCT st.nct_id, c.condition, st.status FROM st LEFT JOIN conditions c ON c.nct_id = st.nct_id"""),
+        SELECT DISTINCT st.nct_id, lower(c.condition), st.status FROM st LEFT JOIN conditions c ON c.nct_id = st.nct_id"""),
 }
+# Each spelling of a condition among the topic's studies, and in how many studies it is written so.
+_SPELLINGS = f"""WITH {_STUDIES} SELECT lower(c.condition), c.condition, count(DISTINCT st.nct_id) FROM st
+    JOIN conditions c ON c.nct_id = st.nct_id GROUP BY c.condition"""
 _PHASE_ORDER = list(PHASE_LABELS)
 
 
@@ -57,9 +61,24 @@ def breakdown(conn: sqlite3.Connection, topic: str, by: str) -> dict:
         row["total"] += count
     for row in rows.values():
         row["statuses"] = {s: row["statuses"][s] for s in sorted(row["statuses"], key=status_sort_key)}
+    if by == "condition":
+        spelling = _most_frequent_spellings(conn, topic)
+        for row in rows.values():
+            row["value"] = spelling.get(row["value"], row["value"])
     total = conn.execute("SELECT count(*) FROM topic_studies WHERE topic = :topic AND present = 1 "
                          "AND nct_id IN (SELECT nct_id FROM studies)", {"topic": topic}).fetchone()[0]
     return {"topic": topic, "by": by, "multi": multi, "total": total, "rows": sorted(rows.values(), key=_order(by))}
+
+
+def _most_frequent_spellings(conn: sqlite3.Connection, topic: str) -> dict[str, str]:
+    """Each condition's lower case -> the spelling most of the topic's studies use (ties: the first in
+    ties: one not in capitals throughout, then the first in alphabetical order)."""
+    best: dict[str, tuple] = {}
+    for key, spelling, count in conn.execute(_SPELLINGS, {"topic": topic}):
+        rank = (-count, spelling.isupper(), spelling)
+        if key not in best or rank < best[key]:
+            best[key] = rank
+    return {key: rank[2] for key, rank in best.items()}
 
 
 def _order(by: str):

@@ -11,7 +11,7 @@ from ..errors import NotFound, UsageError
 from ..ids import study_url
 from ..places import AmbiguousPlace, Place, UnknownPlace, find_city, find_zip_code, parse_coordinates
 from ..statuses import OPEN_STATUSES, STATUS_LABELS
-from ..transform import CHILD_COLUMNS, STUDY_COLUMNS, VIRTUAL_COLUMNS, StudyRows, cell_of
+from ..transform import CHILD_COLUMNS, as_values, STUDY_COLUMNS, VIRTUAL_COLUMNS, StudyRows, cell_of, virtual_value
 from .common import dicts
 
 EARTH_RADIUS_KM = 6371.0088
@@ -194,7 +194,7 @@ def list_studies(conn: sqlite3.Connection, topic: str, query: StudyQuery) -> lis
         add_functions(conn)
     rows = dicts(conn.execute(sql, params))
     for row in rows:
-        row["phases"] = [p.strip() for p in row["phases"].split(",")] if row["phases"] else []
+        as_values(row)
         row["url"] = study_url(row["nct_id"])
         if query.near is not None:
             row["nearest_site"] = nearest_site(conn, row["nct_id"], row.pop("site_seq"), row["distance_km"])
@@ -336,7 +336,7 @@ def study_facts(conn: sqlite3.Connection, nct_id: str) -> dict:
 def facts_from_rows(rows: StudyRows, record: dict) -> dict:
     """The facts of a study that is not stored (``show --fetch``), from its flattened rows and record."""
     facts = {column: rows.value(column) for column in _FACT_COLUMNS if column not in VIRTUAL_COLUMNS}
-    facts["eligibility_criteria"] = (record["protocolSection"].get("eligibilityModule") or {}).get("eligibilityCriteria")
+    facts.update({column: virtual_value(record, column) for column in VIRTUAL_COLUMNS})
     for table, columns in CHILD_COLUMNS.items():
         facts[table] = [{"seq": seq, **dict(zip(columns, child))} for seq, child in enumerate(rows.children[table])]
     facts["topics"], facts["changes"] = [], []
@@ -356,17 +356,36 @@ def _not_stored(nct_id: str) -> NotFound:
                     "or `trialsync show --fetch` it)")
 
 
-EXPORT_COLUMNS = tuple(c for c in STUDY_COLUMNS if c != "raw")
+EXPORT_COLUMNS = tuple(c for c in STUDY_COLUMNS if c != "raw") + tuple(VIRTUAL_COLUMNS)
+# The lists an export gives each study, in the record's order: name -> the query of one study's values.
+EXPORT_LISTS = {
+    "conditions": "SELECT condition AS value FROM conditions WHERE nct_id = s.nct_id ORDER BY seq",
+    "interventions": "SELECT name AS value FROM interventions WHERE nct_id = s.nct_id ORDER BY seq",
+    "collaborators": "SELECT name AS value FROM sponsors WHERE nct_id = s.nct_id AND role = 'collaborator' ORDER BY seq",
+    "countries": "SELECT country AS value FROM study_countries WHERE nct_id = s.nct_id ORDER BY seq",
+    "keywords": "SELECT keyword AS value FROM keywords WHERE nct_id = s.nct_id ORDER BY seq",
+}
 
 
 def export_rows(conn: sqlite3.Connection, topic: str) -> Iterator[dict]:
-    """The topic's present studies as flattened rows (every ``studies`` column but ``raw``), by NCT id."""
+    """The topic's present studies, by NCT id: every ``studies`` column but ``raw`` (the official title,
+    summary and eligibility criteria included), the lists of ``EXPORT_LISTS`` (conditions, interventions,
+    collaborators, countries, keywords) as lists, and the study's ``url``; flags as True/False, phases as a
+    list."""
+    import orjson
+
+    lists = ", ".join(f"(SELECT json_group_array(value) FROM ({query})) AS {name}"
+                      for name, query in EXPORT_LISTS.items())
     cursor = conn.execute(
-        f"SELECT {', '.join(EXPORT_COLUMNS)} FROM studies WHERE nct_id IN "
-        "(SELECT nct_id FROM topic_studies WHERE topic = ? AND present = 1) ORDER BY nct_id", [topic])
+        f"SELECT {', '.join('s.' + c for c in EXPORT_COLUMNS)}, {lists} FROM studies s WHERE s.nct_id IN "
+        "(SELECT nct_id FROM topic_studies WHERE topic = ? AND present = 1) ORDER BY s.nct_id", [topic])
     columns = [d[0] for d in cursor.description]
-    for row in cursor:
-        yield dict(zip(columns, row))
+    for values in cursor:
+        row = as_values(dict(zip(columns, values)))
+        for name in EXPORT_LISTS:
+            row[name] = orjson.loads(row[name])
+        row["url"] = study_url(row["nct_id"])
+        yield row
 
 
 def export_raw(conn: sqlite3.Connection, topic: str) -> Iterator[str]:

@@ -20,6 +20,7 @@ from ..store import history, membership, pulls, topics
 from ..store.studies import API, SaveContext, SaveCounts, save_studies, stored_raw_and_date
 from ..store.topics import TopicState
 from ..transform import StudyRows, study_rows
+from ..vocab import plural
 from .collector import fewer_collections
 from .listing import LISTING_ATTEMPTS, Progress, complete_listing, list_statuses
 
@@ -133,7 +134,7 @@ def pull_topic(conn: sqlite3.Connection, client: ApiClient, name: str, options: 
         raise TrialsyncError(f"topic {name!r} is not stored")
     if not state.topic.search_params():
         raise TrialsyncError(f"topic {name!r} holds imported studies only: it has no search to pull "
-                             "(give it one with `trialsync topics add NAME --replace --cond ...`)")
+                             "(give it one with `trialsync topics add NAME --replace --condition ...`)")
     requests_before = client.requests_made
     pull_id = pulls.start_pull(conn, name)
     run = _PullRun(conn, client, state, options, progress, PullResult(name, pull_id, "complete", "full"))
@@ -142,7 +143,8 @@ def pull_topic(conn: sqlite3.Connection, client: ApiClient, name: str, options: 
             return run.execute()
     except Interrupted:
         row = conn.execute("SELECT received FROM pulls WHERE id = ?", [pull_id]).fetchone()
-        message = (f"interrupted after {row[0] if row else run.result.counts.received} studies; "
+        received = row[0] if row else run.result.counts.received
+        message = (f"interrupted after {plural(received, 'study', 'studies')}; "
                    f"run `trialsync pull {name}` to finish (nothing was marked as left)")
         pulls.record_failure(conn, pull_id, "interrupted", message, requests=client.requests_made - requests_before)
         raise Interrupted(message) from None

@@ -33,6 +33,21 @@ STUDY_COLUMNS: tuple[str, ...] = (
     "raw",
 )
 _COLUMN_INDEX = {name: index for index, name in enumerate(STUDY_COLUMNS)}
+# Columns SQLite holds as 0/1 that mean yes/no, and the one holding a comma-separated list.
+BOOLEAN_COLUMNS = ("has_results", "healthy_volunteers")
+LIST_COLUMNS = ("phases",)
+
+
+def as_values(row: dict) -> dict:
+    """``row`` (columns of ``studies``) with its flags as True/False and its phases as a list, as every JSON
+    output gives them; other values as they are. Changes ``row`` in place and returns it."""
+    for column in BOOLEAN_COLUMNS:
+        if column in row and row[column] is not None:
+            row[column] = bool(row[column])
+    for column in LIST_COLUMNS:
+        if column in row and not isinstance(row[column], list):
+            row[column] = [part.strip() for part in row[column].split(",")] if row[column] else []
+    return row
 
 # Child tables: name -> columns after (nct_id, seq). ``seq`` keeps the API's order.
 CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -56,6 +71,17 @@ VIRTUAL_COLUMNS = {
     "brief_summary": "$.protocolSection.descriptionModule.briefSummary",
     "eligibility_criteria": "$.protocolSection.eligibilityModule.eligibilityCriteria",
 }
+
+
+def virtual_value(record: dict, column: str):
+    """A generated column's value (``VIRTUAL_COLUMNS``) read from a record as SQLite reads it from ``raw``:
+    the text at its path, None where the path is missing (or a value on the way is not an object)."""
+    value = record
+    for key in VIRTUAL_COLUMNS[column].split(".")[1:]:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
 # What the full-text index holds for a study, in order: ``fts_values`` gives them, the view ``studies_search``
 # (migration 3) reads the same from the tables.
 FTS_COLUMNS = ("brief_title", "official_title", "acronym", "brief_summary", "conditions", "interventions", "keywords")
