@@ -17,8 +17,10 @@ _STUDIES = """st AS (
 # dimension -> (whether a study can have several values, SQL giving each (value, status) of the topic's studies
 # once per study, with a NULL value for a study that has none)
 DIMENSIONS: dict[str, tuple[bool, str]] = {
+    # phases are stored joined by ', '; as JSON text (json_quote) the joins split it into a valid JSON list
+    # whatever the phases hold (a '"' or '\\' would end or escape a string put in quotes as it is)
     "phase": (True, """
-        SELECT trim(j.value), st.status FROM st, json_each('["' || replace(st.phases, ', ', '","') || '"]') j
+        SELECT trim(j.value), st.status FROM st, json_each('[' || replace(json_quote(st.phases), ', ', '","') || ']') j
         WHERE st.phases IS NOT NULL
         UNION ALL SELECT NULL, status FROM st WHERE phases IS NULL"""),
     "study-type": (False, "SELECT study_type, status FROM st"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 from ..errors import LockBusy, NotFound, StoreError
 
 APPLICATION_ID = 0x54535943  # "TSYC" in the SQLite header: this file is a trialsync database
-SCHEMA_VERSION = 3  # PRAGMA user_version once every migration has run (migrations.py checks it)
+SCHEMA_VERSION = 4  # PRAGMA user_version once every migration has run (migrations.py checks it)
 BUSY_TIMEOUT_SECONDS = 30.0
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _LEGACY_TABLES = {"topics", "studies", "pulls", "topic_studies", "changes", "_sqlite_migrations"}
@@ -180,7 +181,9 @@ def open_for_writing_locked(path: Path) -> Iterator[sqlite3.Connection]:
         if version < SCHEMA_VERSION:
             from .migrations import migrate
 
-            migrate(conn)
+            for nct_id, field in migrate(conn):
+                sys.stderr.write(f"trialsync: {nct_id}: {field} is not of the shape the API's spec gives it; "
+                                 "what trialsync derives from it is left empty (the record is kept as it is)\n")
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode=WAL")
         # With WAL, NORMAL keeps the database consistent through a crash; at worst the last commits are lost.
@@ -213,6 +216,19 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    """Whether SQLite says the file itself is damaged: its error code, or its words for it ("malformed JSON" from
+    a JSON function is about a value, not the file)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    lowered = str(exc).lower()
+    return "disk image is malformed" in lowered or "not a database" in lowered or "corrupt" in lowered
+
+
 def describe_error(exc: sqlite3.Error, path: str | os.PathLike | None = None) -> StoreError:
     """A SQLite error as one line saying what happened to the database."""
     text = str(exc)
@@ -222,7 +238,7 @@ def describe_error(exc: sqlite3.Error, path: str | os.PathLike | None = None) ->
         what = f"the disk holding {where} is full"
     elif "readonly" in lowered or "read-only" in lowered:
         what = f"{where} is read-only (check the file's and its folder's permissions)"
-    elif "malformed" in lowered or "not a database" in lowered or "corrupt" in lowered:
+    elif _is_damage(exc):
         what = f"{where} is damaged (`sqlite3 FILE 'PRAGMA integrity_check'` says where)"
     elif "locked" in lowered or "busy" in lowered:
         what = f"{where} is locked by another program"

@@ -181,13 +181,41 @@ def _age_years(column: str) -> str:
 _P = "$.protocolSection"
 
 
-@migrations()
-def m003_derived_fields_and_search(db: Database) -> None:
-    # More of each record, derived from raw: existing databases are backfilled here, without a download. The
-    # longest texts (official title, summary, eligibility criteria) become columns the database reads from
-    # raw when asked, so that they are not stored twice: the table is rebuilt.
-    db.execute(f"""
-        CREATE TABLE studies_v3 (
+_SEARCH_VIEW = """
+        CREATE VIEW studies_search AS
+        SELECT s.rowid AS rowid, s.nct_id, s.brief_title, s.official_title, s.acronym, s.brief_summary,
+               (SELECT group_concat(condition, ' ; ') FROM
+                   (SELECT condition FROM conditions c WHERE c.nct_id = s.nct_id AND condition IS NOT NULL ORDER BY seq))
+                   AS conditions,
+               (SELECT group_concat(name, ' ; ') FROM
+                   (SELECT name FROM interventions i WHERE i.nct_id = s.nct_id AND name IS NOT NULL ORDER BY seq))
+                   AS interventions,
+               (SELECT group_concat(keyword, ' ; ') FROM
+                   (SELECT keyword FROM keywords k WHERE k.nct_id = s.nct_id AND keyword IS NOT NULL ORDER BY seq))
+                   AS keywords
+        FROM studies s"""
+_SEARCH_INDEX = """
+        CREATE VIRTUAL TABLE studies_fts USING fts5(
+            brief_title, official_title, acronym, brief_summary, conditions, interventions, keywords,
+            content = 'studies_search', content_rowid = 'rowid', tokenize = 'porter unicode61 remove_diacritics 2')"""
+
+
+def _objects(json: str, path: str) -> str:
+    """SQL: the value at ``path`` of ``json`` is a list of objects. What an earlier release stored may hold
+    another shape there (a string, an object, a list of strings): nothing is derived from it then."""
+    return (f"json_type({json}, '{path}') = 'array' AND NOT EXISTS "
+            f"(SELECT 1 FROM json_each({json}, '{path}') x WHERE x.type <> 'object')")
+
+
+def _object_or_empty(alias: str) -> str:
+    """SQL: the value of json_each row ``alias`` if it is an object, else an empty one (always valid JSON)."""
+    return f"CASE WHEN {alias}.type = 'object' THEN {alias}.value ELSE '{{}}' END"
+
+
+def _studies_table(name: str) -> str:
+    """The ``studies`` table of schema 3 (as migration 3 creates it), under ``name``."""
+    return f"""
+        CREATE TABLE {name} (
             nct_id TEXT PRIMARY KEY,
             brief_title TEXT, acronym TEXT,
             overall_status TEXT, last_known_status TEXT, why_stopped TEXT,
@@ -206,7 +234,15 @@ def m003_derived_fields_and_search(db: Database) -> None:
             brief_summary TEXT GENERATED ALWAYS AS (json_extract(raw, '{_P}.descriptionModule.briefSummary')) VIRTUAL,
             eligibility_criteria TEXT GENERATED ALWAYS AS
                 (json_extract(raw, '{_P}.eligibilityModule.eligibilityCriteria')) VIRTUAL
-        )""")
+        )"""
+
+
+@migrations()
+def m003_derived_fields_and_search(db: Database) -> None:
+    # More of each record, derived from raw: existing databases are backfilled here, without a download. The
+    # longest texts (official title, summary, eligibility criteria) become columns the database reads from
+    # raw when asked, so that they are not stored twice: the table is rebuilt.
+    db.execute(_studies_table("studies_v3"))
     kept = ("nct_id, brief_title, acronym, overall_status, last_known_status, why_stopped, study_type, phases, "
             "enrollment_count, enrollment_type, start_date, start_date_sort, primary_completion_date, "
             "primary_completion_date_sort, completion_date, completion_date_sort, first_posted, last_update_posted, "
@@ -255,7 +291,8 @@ def m003_derived_fields_and_search(db: Database) -> None:
                json_extract(l.value, '$.state'), json_extract(l.value, '$.country'), json_extract(l.value, '$.status'),
                json_extract(l.value, '$.zip'), json_extract(l.value, '$.geoPoint.lat'),
                json_extract(l.value, '$.geoPoint.lon')
-        FROM studies s, json_each(s.raw, '{_P}.contactsLocationsModule.locations') l""")
+        FROM studies s, json_each(s.raw, '{_P}.contactsLocationsModule.locations') l
+        WHERE {_objects("s.raw", f"{_P}.contactsLocationsModule.locations")}""")
     db.execute("DROP TABLE locations")
     db.execute("ALTER TABLE locations_v3 RENAME TO locations")
     # Each study's countries, once each, and the 1-degree cells its sites are in: small tables that answer
@@ -301,7 +338,7 @@ def m003_derived_fields_and_search(db: Database) -> None:
                 PRIMARY KEY (nct_id, seq)
             ) WITHOUT ROWID""")
         db.execute(f"INSERT INTO {table} SELECT s.nct_id, CAST(j.key AS INTEGER), {values} "
-                   f"FROM studies s, json_each(s.raw, '{path}') j")
+                   f"FROM studies s, json_each(s.raw, '{path}') j WHERE {_objects('s.raw', path)}")
     db.execute("""
         CREATE TABLE location_contacts (
             nct_id TEXT NOT NULL REFERENCES studies(nct_id), seq INTEGER NOT NULL,
@@ -313,7 +350,10 @@ def m003_derived_fields_and_search(db: Database) -> None:
         SELECT s.nct_id, row_number() OVER (PARTITION BY s.nct_id ORDER BY CAST(l.key AS INTEGER), CAST(c.key AS INTEGER)) - 1,
                CAST(l.key AS INTEGER), json_extract(c.value, '$.name'), json_extract(c.value, '$.role'),
                json_extract(c.value, '$.phone'), json_extract(c.value, '$.email')
-        FROM studies s, json_each(s.raw, '{_P}.contactsLocationsModule.locations') l, json_each(l.value, '$.contacts') c""")
+        FROM studies s, json_each(s.raw, '{_P}.contactsLocationsModule.locations') l,
+             json_each({_object_or_empty("l")}, '$.contacts') c
+        WHERE {_objects("s.raw", f"{_P}.contactsLocationsModule.locations")}
+          AND {_objects(_object_or_empty("l"), "$.contacts")}""")
 
     # Which site or publication a change is about (a site added, removed or changing its status).
     db.execute("ALTER TABLE changes ADD COLUMN item TEXT")
@@ -322,30 +362,150 @@ def m003_derived_fields_and_search(db: Database) -> None:
 
     # Full-text search over titles, summary, conditions, interventions and keywords: an index whose text is
     # read from a view over the tables (no second copy of it), kept in step by each page's writes.
-    db.execute("""
-        CREATE VIEW studies_search AS
-        SELECT s.rowid AS rowid, s.nct_id, s.brief_title, s.official_title, s.acronym, s.brief_summary,
-               (SELECT group_concat(condition, ' ; ') FROM
-                   (SELECT condition FROM conditions c WHERE c.nct_id = s.nct_id AND condition IS NOT NULL ORDER BY seq))
-                   AS conditions,
-               (SELECT group_concat(name, ' ; ') FROM
-                   (SELECT name FROM interventions i WHERE i.nct_id = s.nct_id AND name IS NOT NULL ORDER BY seq))
-                   AS interventions,
-               (SELECT group_concat(keyword, ' ; ') FROM
-                   (SELECT keyword FROM keywords k WHERE k.nct_id = s.nct_id AND keyword IS NOT NULL ORDER BY seq))
-                   AS keywords
-        FROM studies s""")
-    db.execute("""
-        CREATE VIRTUAL TABLE studies_fts USING fts5(
-            brief_title, official_title, acronym, brief_summary, conditions, interventions, keywords,
-            content = 'studies_search', content_rowid = 'rowid', tokenize = 'porter unicode61 remove_diacritics 2')""")
+    db.execute(_SEARCH_VIEW)
+    db.execute(_SEARCH_INDEX)
     db.execute("INSERT INTO studies_fts (studies_fts) VALUES ('rebuild')")
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Apply every pending migration and stamp the schema version, all in one transaction. Harmless twice."""
+
+_STUDY_COLUMNS_3 = (  # the stored columns of schema 3's studies table, raw last
+    "nct_id, brief_title, acronym, overall_status, last_known_status, why_stopped, study_type, phases, "
+    "enrollment_count, enrollment_type, start_date, start_date_sort, primary_completion_date, "
+    "primary_completion_date_sort, completion_date, completion_date_sort, first_posted, last_update_posted, "
+    "status_verified_date, results_first_posted, lead_sponsor, lead_sponsor_class, has_results, location_count, "
+    "version_holder, min_age, min_age_years, max_age, max_age_years, sex, healthy_volunteers, start_date_type, "
+    "primary_completion_date_type, completion_date_type, org_study_id, allocation, masking, primary_purpose, raw")
+
+
+@migrations()
+def m004_one_shape_of_schema_3(db: Database) -> None:
+    # Migration 3 was changed after the release that first shipped it (8deebb8) and again before the next ones, so
+    # a database stamped 3 has one of several shapes. Each difference is found and brought to the last one; a
+    # database already of that shape is left as it is. Everything added is derived from what is stored.
+    def columns(table: str) -> list[tuple]:
+        return [(row[1], row[6]) for row in db.execute(f"PRAGMA table_xinfo({table})").fetchall()]
+
+    def exists(name: str) -> bool:
+        return db.execute("SELECT count(*) FROM sqlite_master WHERE name = ?", [name]).fetchone()[0] > 0
+
+    def index_columns(name: str) -> list[str]:
+        return [row[2] for row in db.execute(f"PRAGMA index_info({name})").fetchall()]
+
+    def same(sql_a: str | None, sql_b: str) -> bool:
+        return " ".join((sql_a or "").split()) == " ".join(sql_b.split())
+
+    view = db.execute("SELECT sql FROM sqlite_master WHERE name = 'studies_search'").fetchone()
+    index = db.execute("SELECT sql FROM sqlite_master WHERE name = 'studies_fts'").fetchone()
+    rebuild_studies = ("official_title", 2) not in columns("studies")  # 8deebb8: stored, not read from raw
+    rebuild_search = (rebuild_studies or not view or not same(view[0], _SEARCH_VIEW)
+                      or not index or not same(index[0], _SEARCH_INDEX))
+    if rebuild_search:
+        db.execute("DROP TABLE IF EXISTS studies_fts")
+        db.execute("DROP VIEW IF EXISTS studies_search")
+    if rebuild_studies:
+        db.execute(_studies_table("studies_v4"))
+        db.execute(f"INSERT INTO studies_v4 (rowid, {_STUDY_COLUMNS_3}) SELECT rowid, {_STUDY_COLUMNS_3} FROM studies")
+        db.execute("DROP TABLE studies")
+        db.execute("ALTER TABLE studies_v4 RENAME TO studies")
+    if index_columns("studies_by_status") != ["overall_status", "last_update_posted", "last_known_status", "nct_id"]:
+        db.execute("DROP INDEX IF EXISTS studies_by_status")
+        db.execute("CREATE INDEX studies_by_status ON studies (overall_status, last_update_posted, last_known_status, "
+                   "nct_id)")
+    if not exists("studies_facts"):
+        db.execute("CREATE INDEX studies_facts ON studies (nct_id, overall_status, study_type, lead_sponsor_class, "
+                   "phases, start_date_sort, lead_sponsor)")
+    db.execute("DROP INDEX IF EXISTS locations_by_city")  # 8deebb8's; nothing reads it since
+    if not exists("study_countries"):
+        db.execute("""
+            CREATE TABLE study_countries (
+                nct_id TEXT NOT NULL REFERENCES studies(nct_id), seq INTEGER NOT NULL, country TEXT,
+                PRIMARY KEY (nct_id, seq)
+            ) WITHOUT ROWID""")
+        db.execute("""
+            INSERT INTO study_countries
+            SELECT nct_id, row_number() OVER (PARTITION BY nct_id ORDER BY first) - 1, country FROM (
+                SELECT nct_id, country, min(seq) AS first FROM locations WHERE country IS NOT NULL
+                GROUP BY nct_id, country)""")
+    db.execute("DROP TABLE IF EXISTS study_cells")  # replaced by site_points
+    if not exists("site_points"):
+        db.execute("""
+            CREATE TABLE site_points (
+                cell INTEGER NOT NULL, study INTEGER NOT NULL, seq INTEGER NOT NULL,  -- studies.rowid, locations.seq
+                PRIMARY KEY (cell, study, seq)
+            ) WITHOUT ROWID""")
+        floor_lat = "(CAST(l.latitude AS INTEGER) - (l.latitude < CAST(l.latitude AS INTEGER)))"
+        floor_lon = "(CAST(l.longitude AS INTEGER) - (l.longitude < CAST(l.longitude AS INTEGER)))"
+        db.execute(f"""
+            INSERT INTO site_points
+            SELECT ({floor_lat} + 90) * 360 + ({floor_lon} + 180), s.rowid, min(l.seq)
+            FROM locations l JOIN studies s ON s.nct_id = l.nct_id
+            WHERE l.latitude IS NOT NULL AND l.longitude IS NOT NULL
+            GROUP BY l.nct_id, l.latitude, l.longitude""")
+    for table, kept in (("primary_outcomes", "measure TEXT"), ("study_references", "pmid TEXT, type TEXT")):
+        names = [name for name, _ in columns(table)]
+        wanted = ["nct_id", "seq", *(column.split()[0] for column in kept.split(", "))]
+        if names != wanted:  # 8deebb8 also kept time_frame and citation, which nothing reads
+            db.execute(f"""
+                CREATE TABLE {table}_v4 (
+                    nct_id TEXT NOT NULL REFERENCES studies(nct_id), seq INTEGER NOT NULL, {kept},
+                    PRIMARY KEY (nct_id, seq)
+                ) WITHOUT ROWID""")
+            db.execute(f"INSERT INTO {table}_v4 SELECT {', '.join(wanted)} FROM {table}")
+            db.execute(f"DROP TABLE {table}")
+            db.execute(f"ALTER TABLE {table}_v4 RENAME TO {table}")
+    if not exists("changes_membership"):
+        db.execute("CREATE INDEX changes_membership ON changes (topic, nct_id, pull_id, id) WHERE topic IS NOT NULL")
+    if rebuild_search:
+        db.execute(_SEARCH_VIEW)
+        db.execute(_SEARCH_INDEX)
+        db.execute("INSERT INTO studies_fts (studies_fts) VALUES ('rebuild')")
+
+
+# The lists a study record holds and the type of their items, as the API's spec gives them: an earlier release
+# accepted a record with another shape there, and nothing is derived from such a list (see ``odd_records``).
+_LISTS = (
+    ("protocolSection.identificationModule.secondaryIdInfos", "object"),
+    ("protocolSection.sponsorCollaboratorsModule.collaborators", "object"),
+    ("protocolSection.conditionsModule.conditions", "text"),
+    ("protocolSection.conditionsModule.keywords", "text"),
+    ("protocolSection.designModule.phases", "text"),
+    ("protocolSection.armsInterventionsModule.interventions", "object"),
+    ("protocolSection.outcomesModule.primaryOutcomes", "object"),
+    ("protocolSection.contactsLocationsModule.centralContacts", "object"),
+    ("protocolSection.contactsLocationsModule.locations", "object"),
+    ("protocolSection.referencesModule.references", "object"),
+    ("derivedSection.conditionBrowseModule.meshes", "object"),
+    ("derivedSection.interventionBrowseModule.meshes", "object"),
+)
+
+
+def odd_records(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(NCT id, field) of each stored record with a list of another shape than the API's spec gives (an object
+    where a list belongs, strings where objects belong): what is derived from that field is left empty."""
+    found = []
+    for path, item in _LISTS:
+        json_path = f"$.{path}"
+        found += [(row[0], path) for row in conn.execute(f"""
+            SELECT nct_id FROM studies
+            WHERE json_type(raw, '{json_path}') NOT IN ('null') AND (json_type(raw, '{json_path}') <> 'array'
+                OR EXISTS (SELECT 1 FROM json_each(raw, '{json_path}') x WHERE x.type <> '{item}'))""")]
+    locations = f"{_P}.contactsLocationsModule.locations"
+    found += [(row[0], "protocolSection.contactsLocationsModule.locations.contacts") for row in conn.execute(f"""
+        SELECT DISTINCT s.nct_id FROM studies s, json_each(s.raw, '{locations}') l
+        WHERE {_objects("s.raw", locations)} AND json_type(l.value, '$.contacts') NOT IN ('null')
+          AND NOT ({_objects(_object_or_empty("l"), "$.contacts")})""")]
+    return sorted(set(found))
+
+
+def migrate(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """Apply every pending migration and stamp the schema version, all in one transaction. Harmless twice.
+
+    Returns (NCT id, field) of each stored record whose field had a shape nothing could be derived from, when
+    this upgrade derived tables from the records (from a schema before 3); else nothing."""
     with transaction(conn):
+        before = conn.execute("PRAGMA user_version").fetchone()[0]
         migrations.apply(Database(conn, execute_plugins=False))
         applied = len(migrations.applied(Database(conn, execute_plugins=False)))
         assert applied == SCHEMA_VERSION, f"{applied} migrations applied, schema version is {SCHEMA_VERSION}"
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        return odd_records(conn) if before < 3 else []
