@@ -88,3 +88,151 @@ def test_the_cap_is_an_option_too_and_other_faults_are_still_retried(cli, tmp_pa
 def test_a_cap_that_is_not_a_whole_number_of_mb_is_a_usage_error(value, cli):
     result = cli("pull", "--api-url", "http://127.0.0.1:9/api/v2", "--max-response-mb", value)
     assert result.code == 2 and len(result.err.splitlines()) == 1, result
+
+
+# -- numbers out of range for their column --------------------------------------------------------------------
+
+BIG = "NCT00106392"  # enrollment 2**64, its first site's latitude 1e300
+HUGE = "NCT00159900"  # enrollment an integer of 401 digits (past a double), its second site's longitude -1e300
+HUGE_COUNT = "1" + "0" * 400
+# The sentinels the real values are set to before the record is serialised, to be replaced by the numbers
+# orjson cannot write.
+COUNT_MARK, POINT_MARK = 987654321, 12.3456789
+
+
+def with_numbers(nct_id: str, count: str, site: int, key: str, number: str, status: str | None = None,
+                 updated: str | None = None) -> bytes:
+    """The exact bytes of a real record changed in the test: enrollment ``count`` and site ``site``'s
+    geoPoint ``key`` as the JSON text given."""
+    record = fixture_record(nct_id) if status is None else with_status(fixture_record(nct_id), status, updated)
+    protocol = record["protocolSection"]
+    protocol["designModule"]["enrollmentInfo"]["count"] = COUNT_MARK
+    protocol["contactsLocationsModule"]["locations"][site]["geoPoint"][key] = POINT_MARK
+    body = orjson.dumps(record)
+    for mark, text in ((b'"count":%d' % COUNT_MARK, b'"count":' + count.encode()),
+                       (b'"%s":%r' % (key.encode(), POINT_MARK), b'"%s":%s' % (key.encode(), number.encode()))):
+        assert body.count(mark) == 1
+        body = body.replace(mark, text)
+    return body
+
+
+def served_bodies() -> dict[str, bytes]:
+    return {BIG: with_numbers(BIG, str(2**64), 0, "lat", "1e300"),
+            HUGE: with_numbers(HUGE, HUGE_COUNT, 1, "lon", "-1e300")}
+
+
+EXPECTED_WARNINGS = {
+    BIG: [f"trialsync: {BIG}: enrollmentInfo.count 18446744073709551616 is out of range; left empty",
+          f"trialsync: {BIG}: locations.geoPoint.lat 1e+300 is out of range; left empty"],
+    HUGE: [f"trialsync: {HUGE}: enrollmentInfo.count {HUGE_COUNT} is out of range; left empty",
+           f"trialsync: {HUGE}: locations.geoPoint.lon -1e+300 is out of range; left empty"],
+}
+
+
+def assert_stored_empty_and_raw_exact(tmp_path, bodies: dict[str, bytes]) -> None:
+    with cli_db(tmp_path) as conn:
+        for nct_id, body in bodies.items():
+            count, raw = conn.execute("SELECT enrollment_count, CAST(raw AS BLOB) FROM studies WHERE nct_id = ?",
+                                      [nct_id]).fetchone()
+            assert count is None and raw == body
+        assert conn.execute(f"SELECT latitude, longitude FROM locations WHERE nct_id = '{BIG}' AND seq = 0").fetchone() \
+            == (None, -83.74088)
+        lat, lon = conn.execute(f"SELECT latitude, longitude FROM locations WHERE nct_id = '{HUGE}' AND seq = 1").fetchone()
+        assert lat is not None and lon is None
+        # Every site point is a cell on the globe; the sites without a usable point have none.
+        assert conn.execute("SELECT count(*) FROM site_points WHERE cell NOT BETWEEN 0 AND 180 * 360 - 1").fetchone()[0] == 0
+        assert conn.execute(f"SELECT count(*) FROM site_points p JOIN studies s ON s.rowid = p.study "
+                            f"WHERE s.nct_id = '{BIG}' AND p.seq = 0").fetchone()[0] == 0
+        # SQLite reads the raw record as JSON as it stands.
+        assert conn.execute(f"SELECT json_extract(raw, '$.protocolSection.designModule.enrollmentInfo.count') "
+                            f"FROM studies WHERE nct_id = '{BIG}'").fetchone()[0] is not None
+    conn.close()
+
+
+def test_numbers_out_of_range_are_kept_in_raw_left_empty_and_warned_once_each_time_they_are_stored(cli, tmp_path):
+    bodies = served_bodies()
+    with FakeApi(Corpus(RECORDS)) as server:
+        server.corpus.body.update(bodies)
+        args = ("pull", "--api-url", server.url, "--page-size", "50")
+
+        first = cli(*args)
+
+        assert first.code == 0, first
+        assert "140 studies received (140 new" in first.out
+        assert sorted(first.err.splitlines()) == sorted(EXPECTED_WARNINGS[BIG] + EXPECTED_WARNINGS[HUGE])
+        assert_stored_empty_and_raw_exact(tmp_path, bodies)
+        assert cli("list", "--sort", "enrollment", "-f", "json").code == 0
+        assert cli("show", BIG).code == 0
+        assert cli("list", "--near", "42.27756,-83.74088", "--within", "50km").code == 0
+
+        # The same records again: received byte for byte as stored, so nothing is stored and nothing said.
+        again = cli(*args, "--full")
+        assert again.code == 0 and again.err == "", again
+        assert "0 updated, 140 unchanged" in again.out
+
+        # A new state of one of them, still with its numbers out of range: stored again, so warned again.
+        server.data_timestamp = NEW_TIMESTAMP
+        server.corpus.body[BIG] = with_numbers(BIG, str(2**64), 0, "lat", "1e300", "COMPLETED", NEW_TIMESTAMP[:10])
+        server.corpus.updated[BIG], server.corpus.status[BIG] = NEW_TIMESTAMP[:10], "COMPLETED"
+        changed = cli(*args)
+        assert changed.code == 0, changed
+        assert changed.err.splitlines() == EXPECTED_WARNINGS[BIG]
+        assert "1 updated" in changed.out and "Recruiting -> Completed" not in changed.err
+        with cli_db(tmp_path) as conn:
+            assert conn.execute("SELECT outcome FROM pulls ORDER BY id").fetchall() == [("complete",)] * 3
+            assert conn.execute(f"SELECT overall_status, enrollment_count FROM studies WHERE nct_id = '{BIG}'"
+                                ).fetchone() == ("COMPLETED", None)
+        conn.close()
+
+
+def test_an_import_keeps_numbers_out_of_range_in_raw_and_warns_once(cli, tmp_path):
+    bodies = served_bodies()
+    others = [orjson.dumps(record) for record in RECORDS[:20]
+              if record["protocolSection"]["identificationModule"]["nctId"] not in bodies]
+    path = tmp_path / "ctg-studies.json"
+    path.write_bytes(b"[" + b",".join([*bodies.values(), *others]) + b"]")
+
+    imported = cli("import", str(path))
+
+    assert imported.code == 0, imported
+    assert sorted(imported.err.splitlines()) == sorted(EXPECTED_WARNINGS[BIG] + EXPECTED_WARNINGS[HUGE])
+    assert f"imported {len(others) + 2} studies" in imported.out
+    assert_stored_empty_and_raw_exact(tmp_path, bodies)
+
+    again = cli("import", str(path))  # the same content: nothing stored, nothing said
+    assert again.code == 0 and again.err == "", again
+    with cli_db(tmp_path) as conn:
+        assert conn.execute("SELECT kind, outcome FROM pulls ORDER BY id").fetchall() == [("import", "complete")] * 2
+    conn.close()
+
+
+@pytest.mark.parametrize("key, number", [("lat", "90.5"), ("lat", "-91"), ("lon", "180.25"), ("lon", "-1e300")])
+def test_a_point_off_the_globe_is_out_of_range(key, number):
+    from trialsync.transform import study_rows
+
+    raw = with_numbers(BIG, "131", 0, key, number)
+    rows = study_rows(orjson.loads(raw), raw)
+    assert rows.value("enrollment_count") == 131
+    assert rows.children["locations"][0][6 if key == "lat" else 7] is None
+    assert rows.warnings == [f"{BIG}: locations.geoPoint.{key} {number if 'e' not in number else '-1e+300'} "
+                             "is out of range; left empty"]
+    assert all(0 <= cell < 180 * 360 for cell, _ in rows.site_points) and 0 not in [seq for _, seq in rows.site_points]
+
+
+@pytest.mark.parametrize("count", [str(2**63), str(-2**63 - 1), "1e19", "1e300"])
+def test_an_enrollment_past_sqlites_integers_is_out_of_range(count):
+    from trialsync.transform import study_rows
+
+    raw = with_numbers(BIG, count, 0, "lat", "42.27756")
+    rows = study_rows(orjson.loads(raw), raw)
+    assert rows.value("enrollment_count") is None and len(rows.warnings) == 1
+    assert rows.warnings[0].startswith(f"{BIG}: enrollmentInfo.count ")
+
+
+@pytest.mark.parametrize("count", [str(2**63 - 1), str(-2**63)])
+def test_an_enrollment_at_the_ends_of_sqlites_integers_is_stored(count):
+    from trialsync.transform import study_rows
+
+    raw = with_numbers(BIG, count, 0, "lat", "42.27756")
+    rows = study_rows(orjson.loads(raw), raw)
+    assert rows.value("enrollment_count") == int(count) and rows.warnings == []

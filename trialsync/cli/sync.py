@@ -47,7 +47,7 @@ def pull(
         if killed and not quiet:
             err(f"{killed} earlier pull(s) had been killed before finishing; this pull completes their work")
         with _progress(client, enabled=not quiet and sys.stderr.isatty()) as progress_for:
-            for outcome in pull_topics(conn, client, topics, options, progress_for):
+            for outcome in pull_topics(conn, client, topics, options, progress_for, err):
                 if outcome.note:
                     if not quiet:
                         err(outcome.note)
@@ -107,6 +107,8 @@ def import_command(
     records = read_records(file)
     with write_db(db, wait) as conn, stop_on_signal() as stop:
         result = import_records(conn, records, topic, source=str(file), stop=stop)
+        for line in result.counts.warnings:  # said once the import is stored
+            err(line)
         sys.stdout.write(import_summary(result, str(file)) + "\n")
         print_digest(conn, topic)
 
