@@ -236,3 +236,71 @@ def test_an_enrollment_at_the_ends_of_sqlites_integers_is_stored(count):
     raw = with_numbers(BIG, count, 0, "lat", "42.27756")
     rows = study_rows(orjson.loads(raw), raw)
     assert rows.value("enrollment_count") == int(count) and rows.warnings == []
+
+
+# -- an import that fails ---------------------------------------------------------------------------------------
+
+SAMPLE_IDS = [record["protocolSection"]["identificationModule"]["nctId"] for record in RECORDS[:6]]
+
+
+def write_sample(tmp_path, name: str = "sample.json") -> str:
+    path = tmp_path / name
+    path.write_bytes(b"[" + b",".join(orjson.dumps(record) for record in RECORDS[:6]) + b"]")
+    return str(path)
+
+
+@pytest.mark.parametrize("failure, code, outcome", [
+    (RuntimeError("a bug in saving"), 1, "failed"),
+    (sqlite3.OperationalError("disk I/O error"), 1, "failed"),
+    (KeyboardInterrupt(), 130, "interrupted"),
+], ids=["unexpected-error", "sqlite-error", "interrupted"])
+def test_an_import_that_fails_midway_leaves_its_pull_row_ended_and_the_store_unchanged(
+        failure, code, outcome, cli, tmp_path, monkeypatch):
+    from trialsync.sync import files
+
+    assert cli("import", write_sample(tmp_path, "first.json"), "--topic", "first").code == 0
+    before, pulls_before = state_without_pulls(tmp_path)
+    real_save = files.save_studies
+    calls = []
+
+    def failing_save(*args, **kwargs):  # the second batch fails, after the first was saved in the transaction
+        calls.append(1)
+        if len(calls) == 2:
+            raise failure
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(files, "BATCH", 2)
+    monkeypatch.setattr(files, "save_studies", failing_save)
+
+    result = cli("import", write_sample(tmp_path), "--topic", "second")
+
+    assert result.code == code, result
+    assert len(result.err.splitlines()) == 1 and "Traceback" not in result.err, result.err
+    assert len(calls) == 2
+    after, pulls_after = state_without_pulls(tmp_path)
+    after["topics"] = [row for row in after["topics"] if row[0] != "second"]  # the topic an import names is kept
+    assert after == before
+    assert pulls_after[:-1] == pulls_before
+    with cli_db(tmp_path) as conn:
+        row = conn.execute("SELECT kind, topic, outcome, error FROM pulls ORDER BY id DESC LIMIT 1").fetchone()
+    conn.close()
+    assert row[:3] == ("import", "second", outcome) and row[3]
+
+    monkeypatch.setattr(files, "save_studies", real_save)
+    assert cli("import", write_sample(tmp_path), "--topic", "second").code == 0  # no 'running' row to call killed
+    with cli_db(tmp_path) as conn:
+        assert conn.execute("SELECT count(*) FROM pulls WHERE outcome IN ('running', 'killed')").fetchone()[0] == 0
+    conn.close()
+
+
+def test_an_import_of_a_file_broken_midway_records_no_running_pull(cli, tmp_path):
+    assert cli("import", write_sample(tmp_path)).code == 0
+    before = state_without_pulls(tmp_path)
+    lines = [orjson.dumps(record) for record in RECORDS[6:10]]
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(b"\n".join([lines[0], lines[1], lines[2][: len(lines[2]) // 2], lines[3]]) + b"\n")
+
+    result = cli("import", str(broken))
+
+    assert result.code == 1 and "line 3" in result.err and len(result.err.splitlines()) == 1, result
+    assert state_without_pulls(tmp_path) == before

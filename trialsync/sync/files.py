@@ -165,8 +165,16 @@ def import_records(conn: sqlite3.Connection, records: list, topic_name: str, sou
         error = store_db.describe_error(exc, store_db.database_path(conn))
         pulls.record_failure(conn, pull_id, "failed", str(error))
         raise error from None
-    with store_db.transaction(conn):
-        if not state.filled:
-            topics.mark_filled(conn, topic_name, history.last_change_id(conn))
-        pulls.finish_pull(conn, pull_id, "complete")
+    except Exception as exc:  # a bug: the import still ends 'failed', never left 'running'
+        pulls.record_failure(conn, pull_id, "failed", f"unexpected error: {type(exc).__name__}: {exc}")
+        raise
+    try:
+        with store_db.transaction(conn):
+            if not state.filled:
+                topics.mark_filled(conn, topic_name, history.last_change_id(conn))
+            pulls.finish_pull(conn, pull_id, "complete")
+    except sqlite3.Error as exc:
+        error = store_db.describe_error(exc, store_db.database_path(conn))
+        pulls.record_failure(conn, pull_id, "failed", str(error))
+        raise error from None
     return ImportResult(topic_name, pull_id, counts)
