@@ -166,7 +166,7 @@ class FakeApi:
             self.faults.extend(faults)
 
     def inject(self, kind: str, fault: str, times: int = 1, after: int = 0, seconds: float = 3.0,
-               retry_after: int = 1) -> None:
+               retry_after: int = 1, size: int = 3 * 1024 * 1024) -> None:
         """Answer requests of ``kind`` (see ``request_kind``; "page" matches any page of a search, "any" every
         request) with ``fault``, ``times`` times, after letting ``after`` of them through. Faults: 429 (with
         Retry-After: 1), 429-bare (without), 500, 503, reset (connection reset, no answer), drop (closed, no
@@ -174,10 +174,12 @@ class FakeApi:
         of half the JSON), html (a maintenance page as 200), bad-gzip (gzip that does not decompress),
         empty (an empty page without a token), no-token (the page without its nextPageToken), hang (no answer
         for ``seconds``, then the right one), trickle (the right answer, one byte every ``seconds``/100).
-        ``retry_after``: the Retry-After a 429 carries."""
+        ``retry_after``: the Retry-After a 429 carries. flood (the right answer padded with whitespace to ``size``
+        bytes, with its Content-Length) and flood-stream (the same without a length, sent in 64 kB pieces until
+        the client hangs up or ``size`` is sent, then closed): a body too large to read."""
         with self.lock:
             self.rules.append({"kind": kind, "fault": fault, "times": times, "after": after, "seconds": seconds,
-                               "retry_after": retry_after})
+                               "retry_after": retry_after, "size": size})
 
     def clear_faults(self) -> None:
         """Drop every fault not yet served."""
@@ -188,7 +190,7 @@ class FakeApi:
     def take_fault(self, kind: str) -> dict | None:
         with self.lock:
             if self.faults:
-                return {"fault": self.faults.pop(0), "seconds": 3.0, "retry_after": 1}
+                return {"fault": self.faults.pop(0), "seconds": 3.0, "retry_after": 1, "size": 3 * 1024 * 1024}
             for rule in self.rules:
                 if rule["times"] <= 0 or not (rule["kind"] in (kind, "any") or
                                               rule["kind"] == "page" and kind.startswith("page:") or
@@ -400,6 +402,25 @@ def _handler_for(api: FakeApi):
                     if time.monotonic() > deadline:
                         break
                     time.sleep(rule["seconds"] / 100)
+                self.close_connection = True
+                return
+            if fault in ("flood", "flood-stream"):
+                # Valid JSON all the way: whitespace after the answer, so that only its size is wrong.
+                padding = max(rule["size"] - len(body), 0)
+                if fault == "flood":
+                    return self.send(status, content_type, body + b" " * padding, compress=False)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Connection", "close")  # no length: the body ends when the connection does
+                self.end_headers()
+                piece = b" " * 65536
+                try:
+                    self.wfile.write(body)
+                    for _ in range(padding // len(piece) + 1):
+                        self.wfile.write(piece)
+                    self.wfile.flush()
+                except OSError:
+                    pass  # the client hung up, as it should
                 self.close_connection = True
                 return
             if fault == "bad-gzip":

@@ -466,7 +466,7 @@ def test_an_answer_later_than_the_deadline_is_given_up_and_asked_again(one_study
 class _StallingBody:
     """A body whose bytes stop arriving after the headers came (what urllib3 raises past the idle timeout)."""
 
-    def read(self, decode_content: bool = True) -> bytes:
+    def read(self, amt: int | None = None, decode_content: bool = True) -> bytes:
         import urllib3
 
         raise urllib3.exceptions.ReadTimeoutError(None, "/api/v2/version", "Read timed out. (read timeout=30.0)")

@@ -593,7 +593,7 @@ def test_a_damaged_database_stops_a_bare_pull_after_the_first_topic(ts, server, 
 
     calls = []
 
-    def broken(conn, client, name, options, progress):
+    def broken(conn, client, name, options, progress, warn=None):
         calls.append(name)
         raise StoreError("the database is damaged (test)")
 

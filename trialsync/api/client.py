@@ -24,6 +24,8 @@ DEFAULT_RATE = 50  # requests a minute: the service answers 429 past about 50 fr
 DEFAULT_ATTEMPTS = 5
 DEFAULT_BACKOFF = 1.0  # seconds before the first retry; doubled each time up to max_backoff
 DEFAULT_DEADLINE = 120.0  # seconds for one whole answer; a page of 1,000 full records is tens of MB
+DEFAULT_MAX_RESPONSE_MB = 64  # the largest body read (decompressed); a page of 1,000 full records is tens of MB
+MB = 1024 * 1024
 CONNECT_TIMEOUT = 10.0
 IDLE_TIMEOUT = 30.0  # seconds without a byte before a request counts as hung
 USER_AGENT = f"trialsync/{__version__} (ClinicalTrials.gov mirror; python-requests)"
@@ -32,6 +34,10 @@ ERROR_TEXT_LIMIT = 300
 POLL_SECONDS = 0.05  # how often a wait looks for a stop request
 
 T = TypeVar("T")
+
+
+class ResponseTooLarge(ApiError):
+    """An answer whose body passed the size cap: abandoned as it streamed in, and not asked again."""
 
 
 class TransientApiError(ApiError):
@@ -136,8 +142,11 @@ class ApiClient:
         stop: threading.Event | None = None,
         sleep: Callable[[float], None] | None = None,
         on_wait: Callable[[str], None] | None = None,
+        max_response_mb: float = DEFAULT_MAX_RESPONSE_MB,
     ):
         self.base_url = check_base_url(base_url or DEFAULT_API_URL)
+        self.max_response_mb = max_response_mb
+        self.max_response_bytes = max(1, int(max_response_mb * MB))
         self.attempts = max(1, attempts)
         self.deadline = deadline
         self.idle_timeout = min(IDLE_TIMEOUT, deadline)
@@ -272,17 +281,35 @@ class ApiClient:
         except requests.RequestException as exc:
             raise TransientApiError(f"GET {short_url(pending.url)}: {_describe_network_error(exc)}",
                                     _short_network_reason(exc)) from None
+        limit = self.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if not response.headers.get("Content-Encoding") and declared.isdigit() and int(declared) > limit:
+            response.close()  # announced too large: not a byte of it is read
+            raise self._too_large(response.url, f"it announces {int(declared):,} bytes")
         try:
-            # One read of the whole body: requests' own loop of 10 kB chunks costs several times the CPU.
-            body = response.raw.read(decode_content=True)
+            # One read of the whole body, up to one byte past the cap: requests' own loop of 10 kB chunks costs
+            # several times the CPU. urllib3 returns fewer bytes than asked only at the end of the body (gzip is
+            # counted decompressed), so a flood is never held past the cap.
+            body = response.raw.read(limit + 1, decode_content=True)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             response.close()
             raise TransientApiError(f"GET {short_url(response.url)}: HTTP {response.status_code}: "
                                     f"{_describe_read_error(exc)}",
                                     "connection dropped", status=response.status_code) from None
+        if len(body) > limit:
+            response.close()  # the rest of the flood is never read
+            del body
+            raise self._too_large(response.url, "it kept coming")
         response.raw.release_conn()
         return Answer(response.url, response.status_code, response.reason or "",
                       response.headers.get("Retry-After"), body)
+
+    def _too_large(self, url: str, how: str) -> ResponseTooLarge:
+        # Not retried: an answer this large is no passing fault (the same request gets the same flood), and
+        # asking again would only download it again.
+        return ResponseTooLarge(f"GET {short_url(url)}: the answer is larger than the {self.max_response_mb:g} MB "
+                                f"cap ({how}); abandoned, not retried (raise it with --max-response-mb or "
+                                "TRIALSYNC_MAX_RESPONSE_MB)")
 
     @staticmethod
     def _checked(answer: Answer) -> Answer:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from .. import jsontext
 from ..errors import IncompleteListing
 from ..ids import nct_id_of
 from ..vocab import plural
@@ -37,7 +38,7 @@ def parse_study(raw: bytes) -> dict:
     """One study's JSON bytes, parsed. A piece that does not parse means the page was damaged on the
     way, so the listing it belongs to cannot be trusted: IncompleteListing."""
     try:
-        study = orjson.loads(raw)
+        study = jsontext.loads(raw)  # a number past orjson's range is the transform's to judge, not damage
     except orjson.JSONDecodeError:
         start = raw[:60].decode("utf-8", "replace")
         raise IncompleteListing(f"the API sent a damaged study record ({' '.join(start.split())!r}...)") from None

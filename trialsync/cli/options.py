@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sys
 import threading
@@ -58,6 +59,9 @@ RetriesOption = Annotated[int, typer.Option(
 TimeoutOption = Annotated[float, typer.Option(
     "--timeout", envvar="TRIALSYNC_TIMEOUT", min=1, max=86400, callback=finite("--timeout"),
     help="Seconds one request may take in all before it is abandoned and tried again.")]
+MaxResponseOption = Annotated[int, typer.Option(
+    "--max-response-mb", envvar="TRIALSYNC_MAX_RESPONSE_MB", min=1, max=1048576,
+    help="Abandon (without retrying) an answer whose body is larger than this many MB.")]
 FormatOption = Annotated[Optional[Format], typer.Option(
     "--format", "-f", help="Output format: table, text, json, csv, nl (JSON lines) or markdown; "
     "default: table on a terminal, text otherwise.", show_default=False)]
@@ -156,14 +160,23 @@ def stop_on_signal():
             signal.signal(sig, old)
 
 
-def api_client(api_url: str | None, rate: float, retries: int = 5, timeout: float = 120, stop=None):
-    """The API client the commands that reach the API use."""
+def api_client(api_url: str | None, rate: float, retries: int = 5, timeout: float = 120, stop=None,
+               max_response_mb: int | None = None):
+    """The API client the commands that reach the API use. ``max_response_mb``: the option's value, else (for a
+    command without the option) ``TRIALSYNC_MAX_RESPONSE_MB``, else 64."""
     from . import signals_held
+
+    if max_response_mb is None:
+        text = os.environ.get("TRIALSYNC_MAX_RESPONSE_MB", "").strip() or "64"
+        if not text.isdigit() or not 1 <= int(text) <= 1048576:
+            raise UsageError(f"TRIALSYNC_MAX_RESPONSE_MB={text!r} is not a whole number of MB from 1 to 1048576")
+        max_response_mb = int(text)
 
     with signals_held():  # requests loads compiled modules
         from ..api import ApiClient
 
-    return ApiClient(base_url=api_url, rate=rate, attempts=retries, deadline=timeout, stop=stop)
+    return ApiClient(base_url=api_url, rate=rate, attempts=retries, deadline=timeout, stop=stop,
+                     max_response_mb=max_response_mb)
 
 
 def print_digest(conn, topic: str) -> None:

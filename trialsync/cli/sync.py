@@ -11,7 +11,7 @@ import typer
 
 from ..errors import EXIT_FAILED
 from .options import (
-    ApiUrlOption, DbOption, FormatOption, RateOption, RetriesOption, TimeoutOption, TopicArgument, WaitOption,
+    ApiUrlOption, DbOption, FormatOption, MaxResponseOption, RateOption, RetriesOption, TimeoutOption, TopicArgument, WaitOption,
     api_client, emit, err, print_digest, read_db, resolve_format, stop_on_signal, topic_name, write_db,
 )
 
@@ -31,6 +31,7 @@ def pull(
     list_every: Annotated[int, typer.Option(
         "--list-every", envvar="TRIALSYNC_LIST_EVERY", min=1, max=10000,
         help="Check which studies left a topic every N incremental pulls.")] = 1,
+    max_response_mb: MaxResponseOption = 64,
 ) -> None:
     """Fetch the studies of topics from ClinicalTrials.gov into the database. Example: trialsync pull"""
     from .. import reports, store
@@ -41,12 +42,12 @@ def pull(
     options = PullOptions(full=full, page_size=page_size, list_every=list_every)
     failures = 0
     with write_db(db, wait) as conn, stop_on_signal() as stop:
-        client = api_client(api_url, rate, retries, timeout, stop)
+        client = api_client(api_url, rate, retries, timeout, stop, max_response_mb)
         killed = store.mark_abandoned_pulls(conn)
         if killed and not quiet:
             err(f"{killed} earlier pull(s) had been killed before finishing; this pull completes their work")
         with _progress(client, enabled=not quiet and sys.stderr.isatty()) as progress_for:
-            for outcome in pull_topics(conn, client, topics, options, progress_for):
+            for outcome in pull_topics(conn, client, topics, options, progress_for, err):
                 if outcome.note:
                     if not quiet:
                         err(outcome.note)
@@ -106,6 +107,8 @@ def import_command(
     records = read_records(file)
     with write_db(db, wait) as conn, stop_on_signal() as stop:
         result = import_records(conn, records, topic, source=str(file), stop=stop)
+        for line in result.counts.warnings:  # said once the import is stored
+            err(line)
         sys.stdout.write(import_summary(result, str(file)) + "\n")
         print_digest(conn, topic)
 
@@ -118,6 +121,7 @@ def verify(
     retries: RetriesOption = 5,
     timeout: TimeoutOption = 120,
     fmt: FormatOption = None,
+    max_response_mb: MaxResponseOption = 64,
 ) -> None:
     """Compare a topic's stored studies and counts by status with the API's; exit 1 if they differ. Example: trialsync verify"""
     from ..render.status import render_verification
@@ -126,7 +130,7 @@ def verify(
     conn = read_db(db)
     name = topic_name(conn, topic)
     with stop_on_signal() as stop:
-        check = verify_topic(conn, api_client(api_url, rate, retries, timeout, stop), name)
+        check = verify_topic(conn, api_client(api_url, rate, retries, timeout, stop, max_response_mb), name)
     emit(render_verification(check, resolve_format(fmt)))
     if not check.agrees:
         differences = len(check.only_in_api) + len(check.only_in_store) + len(check.status_differs)

@@ -8,8 +8,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import orjson
-
+from .. import jsontext
 from ..errors import NotFound
 from ..transform import CHILD_COLUMNS, STUDY_COLUMNS, study_rows
 from .common import last_pull
@@ -66,7 +65,7 @@ def topic_as_of(conn: sqlite3.Connection, topic: str, moment: str) -> Iterator[d
             conn.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM main.{table} "
                          f"WHERE nct_id IN (SELECT nct_id FROM temp.ids)")
         for nct_id, raw in earlier.items():
-            rows = study_rows(orjson.loads(raw), raw)
+            rows = study_rows(jsontext.loads(raw), raw)
             values = [rows.value(c) for c in columns]
             conn.execute(f"INSERT INTO temp.studies ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                          values)

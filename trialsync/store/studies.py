@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from .. import dates
+from .. import dates, jsontext
 from ..dates import iso_day, watermark_date
 from ..transform import CHILD_COLUMNS, FTS_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows, fts_values, site_points
 from .db import transaction
@@ -54,7 +54,7 @@ def same_content(stored_raw: bytes, new_raw: bytes) -> bool:
     """Whether two records hold the same data, ``versionHolder`` and JSON formatting aside."""
     if _VERSION_HOLDER.sub(b"", stored_raw) == _VERSION_HOLDER.sub(b"", new_raw):
         return True
-    return _without_version_holder(orjson.loads(stored_raw)) == _without_version_holder(orjson.loads(new_raw))
+    return _without_version_holder(jsontext.loads(stored_raw)) == _without_version_holder(jsontext.loads(new_raw))
 
 
 def _without_version_holder(record: dict) -> dict:
@@ -146,11 +146,15 @@ class SaveCounts:
     unchanged: int = 0
     rejoined: int = 0
     older: int = 0  # of those received, a file's record older than the stored one: skipped (counted besides)
+    # The out-of-range warnings (StudyRows.warnings) of the studies whose rows were written: said once per
+    # time a study is stored, never for a record received unchanged.
+    warnings: list[str] = field(default_factory=list, compare=False)
 
     def add(self, other: "SaveCounts") -> None:
-        """Add ``other``'s counts to these."""
+        """Add ``other``'s counts (and warnings) to these."""
         for name in ("received", "new", "updated", "unchanged", "rejoined", "older"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.warnings += other.warnings
 
 
 @dataclass(frozen=True)
@@ -261,6 +265,7 @@ def save_studies(conn: sqlite3.Connection, incoming: Sequence[StudyRows], contex
             setattr(counts, outcome, getattr(counts, outcome) + 1)
             counts.older += nct_id in diffs and diffs[nct_id].verdict == OLDER
     context.counted.update(outcomes)
+    counts.warnings = [line for study in writes.children for line in study.warnings]
     with transaction(conn):
         _write(conn, writes)
         conn.execute(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 
+from .. import jsontext
 from ..api.pages import split_page
 from ..dates import utc_today
 from ..errors import ImportFileError, Interrupted, RecordError, TrialsyncError
@@ -73,7 +74,7 @@ def _zip_records(path: Path) -> Iterator[tuple[dict, bytes]]:
 def _json_records(path: Path, data: bytes) -> list[tuple[dict, bytes]]:
     data = data.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark some editors write first
     try:
-        parsed = orjson.loads(data)
+        parsed = jsontext.loads(data)
     except orjson.JSONDecodeError:
         return _json_lines(path, data)
     if isinstance(parsed, list):
@@ -100,7 +101,7 @@ def _json_lines(path: Path, data: bytes) -> list[tuple[dict, bytes]]:
         if not line.strip():
             continue
         try:
-            records.append((orjson.loads(line), line.strip()))
+            records.append((jsontext.loads(line), line.strip()))
         except orjson.JSONDecodeError:
             raise ImportFileError(f"{path} is not valid JSON (line {number}); expected {KINDS}") from None
     return records
@@ -164,8 +165,16 @@ def import_records(conn: sqlite3.Connection, records: list, topic_name: str, sou
         error = store_db.describe_error(exc, store_db.database_path(conn))
         pulls.record_failure(conn, pull_id, "failed", str(error))
         raise error from None
-    with store_db.transaction(conn):
-        if not state.filled:
-            topics.mark_filled(conn, topic_name, history.last_change_id(conn))
-        pulls.finish_pull(conn, pull_id, "complete")
+    except Exception as exc:  # a bug: the import still ends 'failed', never left 'running'
+        pulls.record_failure(conn, pull_id, "failed", f"unexpected error: {type(exc).__name__}: {exc}")
+        raise
+    try:
+        with store_db.transaction(conn):
+            if not state.filled:
+                topics.mark_filled(conn, topic_name, history.last_change_id(conn))
+            pulls.finish_pull(conn, pull_id, "complete")
+    except sqlite3.Error as exc:
+        error = store_db.describe_error(exc, store_db.database_path(conn))
+        pulls.record_failure(conn, pull_id, "failed", str(error))
+        raise error from None
     return ImportResult(topic_name, pull_id, counts)

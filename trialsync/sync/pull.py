@@ -121,12 +121,13 @@ def fetch_data_timestamp(client: ApiClient) -> tuple[str | None, str | None]:
 
 
 def pull_topic(conn: sqlite3.Connection, client: ApiClient, name: str, options: PullOptions | None = None,
-               progress: Progress = _no_progress) -> PullResult:
+               progress: Progress = _no_progress, warn: Callable[[str], None] | None = None) -> PullResult:
     """Bring the store up to date with what the API returns for the stored topic ``name``, and record the pull.
 
     Never marks a study as having left the topic unless a provably complete listing lacks it. Raises
     TrialsyncError (the pull is recorded as failed, with the error) or Interrupted when ``client.stop`` is
-    set (recorded as interrupted; whole pages only were written).
+    set (recorded as interrupted; whole pages only were written). ``warn`` hears, once each page that holds
+    them is written, the line of each number out of range stored as empty (also in ``result.counts.warnings``).
     """
     options = options or PullOptions()
     state = topics.topic_state(conn, name)
@@ -137,7 +138,7 @@ def pull_topic(conn: sqlite3.Connection, client: ApiClient, name: str, options: 
                              "(give it one with `trialsync topics add NAME --replace --condition ...`)")
     requests_before = client.requests_made
     pull_id = pulls.start_pull(conn, name)
-    run = _PullRun(conn, client, state, options, progress, PullResult(name, pull_id, "complete", "full"))
+    run = _PullRun(conn, client, state, options, progress, PullResult(name, pull_id, "complete", "full"), warn)
     try:
         with fewer_collections():
             return run.execute()
@@ -171,9 +172,10 @@ class _PullRun:
     """The state of one pull while it runs."""
 
     def __init__(self, conn: sqlite3.Connection, client: ApiClient, state: TopicState, options: PullOptions,
-                 progress: Progress, result: PullResult):
+                 progress: Progress, result: PullResult, warn: Callable[[str], None] | None = None):
         self.conn, self.client, self.state, self.options, self.progress = conn, client, state, options, progress
         self.result = result
+        self.warn = warn or (lambda line: None)
         self.requests_before = client.requests_made
         self.reader: sqlite3.Connection | None = None
         self.received: set[str] = set()
@@ -278,7 +280,7 @@ class _PullRun:
         result = self.result
 
         def page_written(counts: SaveCounts) -> None:
-            result.counts.add(counts)
+            self._saved(counts)
             # Kept current page by page, so that a pull killed midway still shows what it asked for.
             pulls.update_pull(self.conn, result.pull_id, requests=self.client.requests_made - self.requests_before)
             self.progress("studies", result.counts.received, result.total_count)
@@ -338,11 +340,17 @@ class _PullRun:
 
             (rows, same), _ = complete_listing(self.client, "studies fetched by id", fetch_batch)
             self._note_received(rows, same)
-            result.counts.add(save_studies(self.conn, rows, context, list(same)))
+            self._saved(save_studies(self.conn, rows, context, list(same)))
             done += len(batch)
             self.progress("missing", done, len(nct_ids))
             if self.client.stop.is_set():
                 raise Interrupted("stopped")
+
+    def _saved(self, counts: SaveCounts) -> None:
+        """Count a written page, and say what it stored as empty."""
+        self.result.counts.add(counts)
+        for line in counts.warnings:
+            self.warn(line)
 
     # -- pages ----------------------------------------------------------------------------------------------
 

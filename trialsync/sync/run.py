@@ -41,7 +41,8 @@ def topics_to_pull(conn: sqlite3.Connection, names: list[str] | None) -> list[tu
 
 
 def pull_topics(conn: sqlite3.Connection, client: ApiClient, names: list[str] | None, options: PullOptions,
-                progress_for: Callable[[str], Progress]) -> Iterator[TopicOutcome]:
+                progress_for: Callable[[str], Progress],
+                warn: Callable[[str], None] | None = None) -> Iterator[TopicOutcome]:
     """Pull each topic ``topics_to_pull`` gives, yielding its outcome before the next one starts.
 
     A topic that holds imported studies only is skipped with a note when not named. One topic's failure
@@ -53,7 +54,7 @@ def pull_topics(conn: sqlite3.Connection, client: ApiClient, names: list[str] | 
             yield TopicOutcome(name, note=f"{name}: holds imported studies only; not pulled")
             continue
         try:
-            yield TopicOutcome(name, result=pull_topic(conn, client, name, options, progress_for(name)))
+            yield TopicOutcome(name, result=pull_topic(conn, client, name, options, progress_for(name), warn))
         except (Interrupted, StoreError):
             raise  # a stop request, or a database that cannot be written, ends every topic's turn
         except TrialsyncError as exc:

@@ -6,6 +6,7 @@ naming the study and the field, instead of being stored wrong or failing somewhe
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import orjson
 from ..dates import sortable_date
 from ..errors import RecordError
 from ..ids import is_nct_id, nct_id_of
+from ..jsontext import exact
 
 STUDY_COLUMNS: tuple[str, ...] = (
     "nct_id", "brief_title", "acronym",
@@ -110,6 +112,13 @@ AGE_UNITS: dict[str, tuple[int, float]] = {  # unit -> (multiplier, divisor): ye
 }
 
 
+# What a column can hold: SQLite's 64-bit integers; latitudes and longitudes on the globe (``cell_of`` and
+# the distances need them there).
+INTEGER_RANGE = (-2**63, 2**63 - 1)
+LATITUDE_RANGE = (-90.0, 90.0)
+LONGITUDE_RANGE = (-180.0, 180.0)
+
+
 class NotAStudyRecord(RecordError):
     """The value is not a ClinicalTrials.gov study record at all."""
 
@@ -123,6 +132,8 @@ class StudyRows:
     children: dict[str, list[tuple]]
     site_points: list[tuple[int, int]] = field(default_factory=list)  # (cell, seq) of each site at a new point
     texts: dict[str, str | None] = field(default_factory=dict)  # the values of VIRTUAL_COLUMNS
+    # One line per field whose number is out of range for its column: kept in raw, left empty in the rows.
+    warnings: list[str] = field(default_factory=list)
 
     def value(self, column: str):
         """The ``studies`` column ``column`` of this study (stored or virtual)."""
@@ -144,7 +155,10 @@ def fts_values(rows: StudyRows) -> tuple:
 
 def serialize(record: dict) -> bytes:
     """The record as compact JSON bytes; parsing them gives back exactly ``record``."""
-    return orjson.dumps(record)
+    try:
+        return orjson.dumps(record)
+    except TypeError:  # an integer past 64 bits, which only the standard library reads and writes
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 _AGE = re.compile(r"([0-9]{1,6}) ([A-Za-z]+)")
@@ -178,6 +192,8 @@ class _Typed:
 
     def __init__(self, nct_id: str):
         self.nct_id = nct_id
+        # (field as warned, path from the record's root, value) of each number out of range for its column
+        self.out_of_range: list[tuple[str, tuple, object]] = []
 
     def _wrong(self, where: str, key: str, value, expected: type) -> RecordError:
         got = "null" if value is None else _TYPE_NAMES.get(type(value), type(value).__name__)
@@ -198,17 +214,49 @@ class _Typed:
             return value
         raise self._wrong(where, key, value, str)
 
-    def integer(self, parent: dict, key: str, where: str) -> int | None:
+    def integer(self, parent: dict, key: str, where: str, path: tuple = ()) -> int | None:
+        """An integer; None, noted in ``out_of_range``, for one past SQLite's 64-bit integers (orjson reads an
+        integer past 64 bits as a float, ``json`` one past a double's range as an int or infinity)."""
         value = parent.get(key)
         if value is None or isinstance(value, int) and not isinstance(value, bool):
+            if value is not None and not INTEGER_RANGE[0] <= value <= INTEGER_RANGE[1]:
+                return self._out_of_range(where, key, path, value)
             return value
+        if isinstance(value, float) and not -2.0**63 < value < 2.0**63:  # infinity too; -2**63 as a float was past it
+            return self._out_of_range(where, key, path, value)
         raise self._wrong(where, key, value, int)
 
-    def number(self, parent: dict, key: str, where: str) -> float | int | None:
+    def number(self, parent: dict, key: str, where: str, path: tuple = (),
+               bounds: tuple[float, float] = (-1.7976931348623157e308, 1.7976931348623157e308)) -> float | int | None:
+        """A number; None, noted in ``out_of_range``, for one outside ``bounds``."""
         value = parent.get(key)
         if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value is not None and not bounds[0] <= value <= bounds[1]:
+                return self._out_of_range(where, key, path, value)
             return value
         raise self._wrong(where, key, value, float)
+
+    def _out_of_range(self, where: str, key: str, path: tuple, value) -> None:
+        self.out_of_range.append((_short_field(f"{where}.{key}"), path + (key,), value))
+        return None
+
+    def warnings(self, raw: bytes) -> list[str]:
+        """One line per field with a number out of range, naming the study, the field and the value as sent."""
+        if not self.out_of_range:
+            return []
+        try:
+            record = exact(raw)
+        except (ValueError, RecursionError):
+            record = None
+        found: dict[str, list] = {}
+        for name, path, value in self.out_of_range:
+            found.setdefault(name, [])
+            found[name].append(_value_at(record, path, value))
+        lines = []
+        for name, values in found.items():
+            sites = f" (and {len(values) - 1} more)" if len(values) > 1 else ""
+            lines.append(f"{self.nct_id}: {name} {values[0]}{sites} is out of range; left empty")
+        return lines
 
     def boolean(self, parent: dict, key: str, where: str) -> bool | None:
         value = parent.get(key)
@@ -243,6 +291,28 @@ class _Typed:
 
     def date_type(self, parent: dict, key: str, where: str) -> str | None:
         return self.text(self.obj(parent, key, where), "type", f"{where}.{key}")
+
+
+def _short_field(where: str) -> str:
+    """A field as a warning names it: without ``protocolSection`` and its module ("enrollmentInfo.count")."""
+    parts = where.split(".")
+    if parts[0] == "protocolSection" and len(parts) > 2:
+        parts = parts[2:]
+    return ".".join(parts)
+
+
+def _value_at(record, path: tuple, fallback):
+    """The value at ``path`` in ``record`` as JSON text, or ``fallback``'s when it cannot be found there."""
+    value = record
+    for step in path:
+        try:
+            value = value[step]
+        except (KeyError, IndexError, TypeError):
+            value = fallback
+            break
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        value = fallback
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
@@ -299,7 +369,7 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
         t.text(status, "whyStopped", where_status),
         t.text(design, "studyType", where_design),
         ", ".join(phases) if phases else None,
-        t.integer(enrollment, "count", f"{where_design}.enrollmentInfo"),
+        t.integer(enrollment, "count", f"{where_design}.enrollmentInfo", (p, "designModule", "enrollmentInfo")),
         t.text(enrollment, "type", f"{where_design}.enrollmentInfo"),
         start, sortable_date(start),
         primary_completion, sortable_date(primary_completion),
@@ -352,9 +422,11 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
         "locations": [(t.text(loc, "facility", where_locations), t.text(loc, "city", where_locations),
                        t.text(loc, "state", where_locations), t.text(loc, "country", where_locations),
                        t.text(loc, "status", where_locations), t.text(loc, "zip", where_locations),
-                       t.number(t.obj(loc, "geoPoint", where_locations), "lat", f"{where_locations}.geoPoint"),
-                       t.number(t.obj(loc, "geoPoint", where_locations), "lon", f"{where_locations}.geoPoint"))
-                      for loc in locations],
+                       t.number(t.obj(loc, "geoPoint", where_locations), "lat", f"{where_locations}.geoPoint",
+                                (p, "contactsLocationsModule", "locations", seq, "geoPoint"), LATITUDE_RANGE),
+                       t.number(t.obj(loc, "geoPoint", where_locations), "lon", f"{where_locations}.geoPoint",
+                                (p, "contactsLocationsModule", "locations", seq, "geoPoint"), LONGITUDE_RANGE))
+                      for seq, loc in enumerate(locations)],
         "keywords": [(k,) for k in t.texts(conditions, "keywords", f"{p}.conditionsModule")],
         "secondary_ids": [(t.text(s, "id", where_ident), t.text(s, "type", where_ident),
                            t.text(s, "domain", where_ident))
@@ -372,7 +444,7 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
     }
     site_rows = children["locations"]
     children["study_countries"] = [(country,) for country in dict.fromkeys(row[3] for row in site_rows if row[3])]
-    return StudyRows(nct_id, study, children, site_points(site_rows), texts)
+    return StudyRows(nct_id, study, children, site_points(site_rows), texts, t.warnings(raw))
 
 
 def site_points(site_rows: list[tuple]) -> list[tuple[int, int]]:
