@@ -134,8 +134,10 @@ def emit(blocks: list) -> None:
 
 
 def err(message: str) -> None:
-    """One line on stderr."""
-    sys.stderr.write(f"trialsync: {message}\n")
+    """One line on stderr, whatever the message holds (record text in it is made visible)."""
+    from ..render.visible import visible
+
+    sys.stderr.write(f"trialsync: {visible(message)}\n")
     sys.stderr.flush()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .tables import Column, rows_as, shorten, terminal_width
+from .visible import visible
 from .words import STATUS_FIELDS, describe_change, plural
 
 DIGEST_LINES = 50  # per group in a digest, so that a cron mail stays readable
@@ -118,7 +119,7 @@ def render_digest(topic: str, changes: Sequence[dict]) -> str:
         else:
             key = "Other changes"
         if change.get("brief_title"):  # beside the change when it fits the width, else on a line of its own
-            title = change["brief_title"]
+            title = visible(change["brief_title"])
             beside = f"{line} ({title})"
             line = beside if len(beside) <= width else f"{line}\n    {shorten(title, max(width - 4, 20))}"
         groups[key].append(line)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from ..statuses import status_label, status_sort_key
 from ..vocab import PHASE_LABELS, SPONSOR_CLASS_LABELS, STUDY_TYPE_LABELS, label
 from .formats import to_json
+from .visible import visible
 from .tables import Column, fit, rows_as, sentence, terminal_width
 from .words import plural
 
@@ -207,6 +208,7 @@ def render_verification(check, fmt: str) -> list:
     lines = [f"{i} is in the API's listing, not in the store" for i in check.only_in_api]
     lines += [f"{i} is in the store, not in the API's listing" for i in check.only_in_store]
     lines += [f"{i}: the API says {status_label(a)}, the store says {status_label(b)}" for i, a, b in check.status_differs]
+    lines = [visible(line) for line in lines]
     if lines:
         blocks.append(sentence("\n".join(lines)))
     if not check.agrees:

@@ -11,6 +11,7 @@ from ..places import in_units
 from ..statuses import status_label
 from ..vocab import DATE_TYPE_LABELS, PHASE_LABELS, SEX_LABELS, SPONSOR_CLASS_LABELS, STUDY_TYPE_LABELS, label, phases_label
 from .tables import Column, rows_as, terminal_width
+from .visible import visible, visible_lines
 from .words import describe_change
 
 LIST_JSON_KEYS = ("nct_id", "brief_title", "overall_status", "last_known_status", "phases", "study_type", "start_date",
@@ -87,7 +88,7 @@ def render_study_list(rows: Sequence[dict], fmt: str, title: str | None = None, 
     else:
         columns += [title_column, Column("lead_sponsor", "Lead sponsor", flex=True, min_width=16, drop=9)]
     if not rows:
-        return [title or "No studies match."]
+        return [visible(title or "No studies match.")]
     if near:
         rows = [{**row, "distance": row.get("distance_km")} for row in rows]
     return rows_as(rows, columns, fmt, title=title)
@@ -172,7 +173,7 @@ def render_study(facts: dict, fmt: str, sites_limit: int | None = 10) -> list:
 
         return [to_json(facts)]
     width = terminal_width()
-    rows = [(k, str(v)) for k, v in pairs if v not in (None, "")]
+    rows = [(k, visible(str(v))) for k, v in pairs if v not in (None, "")]
     key_width = max(len(k) for k, _ in rows) + 1
     lines = []
     for key, value in rows:
@@ -205,6 +206,7 @@ def render_study(facts: dict, fmt: str, sites_limit: int | None = 10) -> list:
 
 
 def _wrapped(text: str, width: int, indent: str) -> str:
+    text = visible(text)
     return "\n".join(textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False,
                                    break_on_hyphens=False)) or text
 
@@ -222,7 +224,7 @@ def _paragraphs(text: str, width: int) -> str:
     """Markdown text wrapped to ``width``, two spaces in; a nested list keeps its depth, and a bullet's lines
     hang under its words."""
     out = []
-    for paragraph in unescape_markdown(text).splitlines():
+    for paragraph in visible_lines(unescape_markdown(text)):
         if not paragraph.strip():
             if out and out[-1] != "":
                 out.append("")

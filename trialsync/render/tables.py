@@ -8,9 +8,10 @@ import csv
 import io
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .formats import to_json, to_json_lines
+from .visible import visible
 
 TABLE_FORMATS = ("table", "text", "json", "csv", "nl", "markdown")
 ELLIPSIS = "…"
@@ -37,14 +38,14 @@ class Column:
         """The column's value in ``row`` as display text, on one line."""
         value = row.get(self.key)
         text = self.show(value) if self.show is not None else ("" if value is None else str(value))
-        return " ".join(text.split()) if "\n" in text or "\t" in text else text
+        return visible(text)
 
     def cells(self, rows: Sequence[dict]) -> list[str]:
         """``cell`` of every row (the common cases without a call per row)."""
         key, show = self.key, self.show
         values = [row.get(key) for row in rows]
         texts = [show(v) for v in values] if show is not None else ["" if v is None else str(v) for v in values]
-        return [" ".join(t.split()) if "\n" in t or "\t" in t else t for t in texts]
+        return [visible(t) for t in texts]
 
 
 def terminal_width() -> int:
@@ -53,11 +54,12 @@ def terminal_width() -> int:
 
 
 def sentence(text: str, width: int | None = None) -> str:
-    """``text`` wrapped to the terminal's width (or ``width``), never splitting a word or an id."""
+    """``text`` wrapped to the terminal's width (or ``width``), never splitting a word or an id; its own
+    new lines kept, any other control character made ``visible``."""
     import textwrap
 
-    return "\n".join(textwrap.fill(line, width or terminal_width(), break_long_words=False, break_on_hyphens=False)
-                     for line in text.split("\n"))
+    return "\n".join(textwrap.fill(visible(line), width or terminal_width(), break_long_words=False,
+                                   break_on_hyphens=False) for line in text.split("\n"))
 
 
 def shorten(text: str, width: int) -> str:
@@ -105,6 +107,8 @@ def rows_as(rows: Sequence[dict], columns: Sequence[Column], fmt: str, title: st
         writer.writerows([[csv_value(row.get(c.key)) for c in columns] for row in rows])
         return [buffer.getvalue().rstrip("\n")]
     cells = [list(line) for line in zip(*(c.cells(rows) for c in columns))] if rows else []
+    columns = [replace(c, header=visible(c.header)) for c in columns]  # a header may be a record's value
+    title = visible(title) if title else title
     if fmt == "markdown":
         lines = ["| " + " | ".join(c.header for c in columns) + " |",
                  "| " + " | ".join("---:" if c.numeric else "---" for c in columns) + " |"]
@@ -116,12 +120,15 @@ def rows_as(rows: Sequence[dict], columns: Sequence[Column], fmt: str, title: st
         from rich import box
         from rich.table import Table
 
+        from rich.text import Text
+
+        # Text, not str: rich would read "[bold]" or "[link=...]" in a record's title as markup.
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
         for i, w in zip(kept, widths):
-            table.add_column(columns[i].header, justify="right" if columns[i].numeric else "left",
+            table.add_column(Text(columns[i].header), justify="right" if columns[i].numeric else "left",
                              no_wrap=True, min_width=w, max_width=w, overflow="ellipsis")
         for line in cells:
-            table.add_row(*(shorten(line[i], w) for i, w in zip(kept, widths)))
+            table.add_row(*(Text(shorten(line[i], w)) for i, w in zip(kept, widths)))
         return ([sentence(title, width)] if title else []) + [table]
     kept, widths = fit(columns, cells, width, lambda n: 2 * (n - 1))
     text = plain_table([shorten(columns[i].header, w) for i, w in zip(kept, widths)],

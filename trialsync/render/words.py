@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..statuses import status_label
+from .visible import visible
 from ..vocab import DATE_TYPE_LABELS, PHASE_LABELS, label, plural  # noqa: F401 (plural: used by render)
 
 FIELD_NAMES = {
@@ -44,8 +45,12 @@ def show_value(field: str, value) -> str:
 
 
 def describe_change(change: dict, name_topic: bool = False) -> str:
-    """One change in words: 'NCT04042844 status: Recruiting -> Completed'. A membership event says 'the
-    topic', or names it with ``name_topic``."""
+    """One change in words, on one line: 'NCT04042844 status: Recruiting -> Completed'. A membership event
+    says 'the topic', or names it with ``name_topic``. Record text in it is made ``visible``."""
+    return visible(_describe_change(change, name_topic))
+
+
+def _describe_change(change: dict, name_topic: bool) -> str:
     field, nct_id = change["field"], change["nct_id"]
     if field == "membership":
         where = f"topic {change['topic']}" if name_topic and change.get("topic") else "the topic"
