@@ -135,11 +135,8 @@ def open_for_reading(path: str | os.PathLike) -> sqlite3.Connection:
     if state.user_version < SCHEMA_VERSION:
         with write_lock(path), open_for_writing_locked(path):
             pass
-    # In a folder nobody may write to, SQLite cannot make the shared-memory file a WAL database needs to be
-    # read; nobody can be writing to it either (a writer needs that folder too), so it is read as it stands.
-    immutable = "&immutable=1" if not os.access(path.resolve().parent, os.W_OK) else ""
     try:
-        conn = _connect(f"{path.resolve().as_uri()}?mode=ro{immutable}", uri=True)
+        conn = _connect(f"{path.resolve().as_uri()}?{_reading_mode(path)}", uri=True)
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.Error as exc:
         raise describe_error(exc, path) from None
@@ -147,6 +144,51 @@ def open_for_reading(path: str | os.PathLike) -> sqlite3.Connection:
         conn.close()
         _refuse(path, FileState("ours", version))
     return conn
+
+
+def _reading_mode(path: Path) -> str:
+    """The URI parameters that read everything committed to the database at ``path``, or StoreError saying
+    in one line why that cannot be done here. Never a way of reading that could show an older state.
+
+    A pull's last commits may still be in the ``-wal`` file beside the database (another user's pull, or one
+    that was killed before it folded them in). SQLite reads them read-only only through the ``-shm`` file:
+    it uses a readable one as it is, and makes a missing one only where it may create files. Opened with
+    ``immutable=1`` it would ignore the ``-wal`` file and silently show the state before those commits, so
+    that is done only when there is no ``-wal`` file (or an empty one) and the folder cannot be written:
+    then the database file holds every commit, and SQLite could not open it any other way.
+    """
+    real = path.resolve()
+    wal, shm, folder = Path(f"{real}-wal"), Path(f"{real}-shm"), real.parent
+    try:
+        wal_size = wal.stat().st_size
+    except FileNotFoundError:
+        wal_size = 0
+    except OSError as exc:
+        raise StoreError(f"cannot read database {path}: cannot look at its {wal} file "
+                         f"({exc.strerror or exc}); ask its owner to give you access to {folder}") from None
+    pull = f"`trialsync pull --db {real}`"
+    if wal_size:
+        for side, what in ((wal, "which holds commits not yet in the database file"),
+                           (shm, f"which SQLite needs to read the commits in {wal.name}")):
+            try:
+                with open(side, "rb"):
+                    pass
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StoreError(f"cannot read database {path}: its {side} file ({what}) cannot be read: "
+                                 f"{exc.strerror or exc}; ask its owner to let you read it, or to run {pull}, which "
+                                 "folds those commits into the database file") from None
+    if os.access(folder, os.W_OK):
+        return "mode=ro"
+    if not wal_size:
+        return "mode=ro&immutable=1"
+    if not shm.exists():
+        raise StoreError(f"cannot read database {path}: its {wal} file holds commits not yet in the database "
+                         f"file, and SQLite reads them only through a {shm.name} file, which you may not create in "
+                         f"{folder}; ask its owner to run {pull}, which folds them in, or to let you write to that "
+                         "folder")
+    return "mode=ro"
 
 
 @contextmanager
