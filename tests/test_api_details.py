@@ -33,7 +33,7 @@ def listing_item(record: dict) -> dict:
 
 def page_of(*records: dict, total: int | None = None, token: str | None = None) -> Page:
     raws = [orjson.dumps(record) for record in records]
-    return Page(raws, token, total, sum(map(len, raws)))
+    return Page(raws, token, total)
 
 
 # -- pages: damaged records ------------------------------------------------------------------------------

@@ -111,19 +111,23 @@ def test_every_line_names_the_nearest_open_site_its_place_distance_and_status(ne
 
 
 def test_the_site_json_carries_its_contact_when_the_record_has_one(near_corpus):
+    point = (41.85, -87.65)
     rows = {row["nct_id"]: row for row in listed(near_corpus, "--status", "recruiting", "--near", "41.85,-87.65",
                                                  "--within", "30")}
-    site = rows["NCT05952557"]["nearest_site"]
-    record = next(r for r in near_corpus.records if r["protocolSection"]["identificationModule"]["nctId"]
-                  == "NCT05952557")
-    nearest = min((s for s in sites(record) if s.get("geoPoint") and s.get("status") in OPEN),
-                  key=lambda s: km_between((41.85, -87.65), (s["geoPoint"]["lat"], s["geoPoint"]["lon"])))
-    assert (site["facility"], site["city"], site["state"], site["status"]) == (
-        nearest["facility"], nearest["city"], nearest["state"], nearest["status"])
-    if nearest.get("contacts"):
-        assert site["contact"]["name"] == nearest["contacts"][0].get("name")
-    else:
-        assert site["contact"] is None
+    by_id = {r["protocolSection"]["identificationModule"]["nctId"]: r for r in near_corpus.records}
+    with_contact = 0
+    for nct_id, row in rows.items():
+        nearest = min((s for s in sites(by_id[nct_id]) if s.get("geoPoint") and s.get("status", "RECRUITING") in OPEN),
+                      key=lambda s: km_between(point, (s["geoPoint"]["lat"], s["geoPoint"]["lon"])))
+        site = row["nearest_site"]
+        assert (site["facility"], site["city"], site["state"], site["status"]) == (
+            nearest["facility"], nearest["city"], nearest["state"], nearest.get("status")), nct_id
+        contacts = nearest.get("contacts") or []
+        assert site["contact"] == ({"name": contacts[0].get("name"), "role": contacts[0].get("role"),
+                                    "phone": contacts[0].get("phone"), "email": contacts[0].get("email")}
+                                   if contacts else None), nct_id
+        with_contact += bool(contacts)
+    assert with_contact == 2 and len(rows) == 4  # NCT05489822's site completed (changed above)
 
 
 def test_site_status_chooses_the_sites_that_count(near_corpus):

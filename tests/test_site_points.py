@@ -76,8 +76,8 @@ def test_a_study_whose_sites_change_is_found_near_its_new_sites_only(db):
     assert found(remaining + 1) == [(MANY_SITES, round(remaining, 1))]
     assert _stored_points(db, MANY_SITES) == study_rows(later).site_points
     new_rowid = db.execute("SELECT rowid FROM studies WHERE nct_id = ?", [MANY_SITES]).fetchone()[0]
-    if new_rowid != old_rowid:
-        assert db.execute("SELECT count(*) FROM site_points WHERE study = ?", [old_rowid]).fetchone()[0] == 0
+    assert new_rowid != old_rowid  # a replaced study's row is a new row
+    assert db.execute("SELECT count(*) FROM site_points WHERE study = ?", [old_rowid]).fetchone()[0] == 0
 
 
 def test_within_a_distance_the_cells_give_the_same_answer_as_measuring_every_site(db):

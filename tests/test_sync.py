@@ -179,8 +179,12 @@ def test_membership_can_be_checked_every_nth_pull(db, api_server):
 
 
 def test_a_topic_without_search_parameters_cannot_be_pulled(db, api_server):
-    with pytest.raises(Exception, match="holds imported studies only"):
+    from trialsync.errors import EXIT_FAILED, TrialsyncError
+
+    with pytest.raises(TrialsyncError, match="holds imported studies only") as caught:
         pull(db, api_server, Topic("imported", {}))
+    assert caught.value.exit_code == EXIT_FAILED
+    assert db.execute("SELECT count(*) FROM pulls").fetchone() == (0,)  # refused before a pull row is written
 
 
 def test_clones_have_distinct_reserved_ids():

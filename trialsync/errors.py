@@ -22,6 +22,15 @@ class UsageError(TrialsyncError):
     exit_code = EXIT_USAGE
 
 
+class InvalidValue(UsageError):
+    """A value the query cannot take, told in the domain's words; ``what`` names the value ("place",
+    "distance", "search", "sort") so that the command line can say which of its options held it."""
+
+    def __init__(self, what: str, message: str):
+        super().__init__(message)
+        self.what = what
+
+
 class NotFound(TrialsyncError):
     """A topic or study named by the user is not known (or an NCT id is malformed)."""
 

@@ -11,10 +11,9 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .errors import UsageError
+from .errors import InvalidValue
 
 KM_PER_MILE = 1.609344
-UNITS = ("km", "mi")
 
 
 @dataclass(frozen=True)
@@ -26,17 +25,20 @@ class Place:
     name: str
 
 
-class AmbiguousPlace(UsageError):
+class AmbiguousPlace(InvalidValue):
     """A place name that fits several places; ``candidates`` names each as "city, state, country"."""
 
     def __init__(self, text: str, candidates: list[str]):
         self.candidates = candidates
-        super().__init__(f"--near: {text!r} fits {len(candidates)} places; say which: "
+        super().__init__("place", f"{text!r} fits {len(candidates)} places; say which: "
                          + "; ".join(f"'{c}'" for c in candidates))
 
 
-class UnknownPlace(UsageError):
+class UnknownPlace(InvalidValue):
     """A place name no data package knows."""
+
+    def __init__(self, message: str):
+        super().__init__("place", message)
 
 
 _COORDINATES = re.compile(r"\s*([-+]?\d+(?:\.\d+)?)\s*,\s*([-+]?\d+(?:\.\d+)?)\s*")
@@ -46,26 +48,27 @@ _SHOWN_CANDIDATES = 12
 
 
 def parse_coordinates(text: str) -> Place | None:
-    """``LAT,LON`` as a Place; None when ``text`` is not two numbers; UsageError when they are out of range."""
+    """``LAT,LON`` as a Place; None when ``text`` is not two numbers; InvalidValue when they are out of range."""
     match = _COORDINATES.fullmatch(text or "")
     if not match:
         return None
     lat, lon = float(match.group(1)), float(match.group(2))
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise UsageError(f"--near: {text!r} is not a latitude between -90 and 90 and a longitude between -180 and 180")
+        raise InvalidValue("place", f"{text!r} is not a latitude between -90 and 90 and a longitude between -180 "
+                           "and 180")
     return Place(lat, lon, f"{lat:g},{lon:g}")
 
 
-def parse_distance(text: str, option: str = "--within") -> tuple[float, str]:
+def parse_distance(text: str) -> tuple[float, str]:
     """A distance as written ("50km", "30mi", "30 miles", "50": km) in km, and the unit it was written in."""
     match = _DISTANCE.fullmatch(text or "")
     if not match:
-        raise UsageError(f"{option}: {text!r} is not a distance; write 50km, 30mi or a number of km")
+        raise InvalidValue("distance", f"{text!r} is not a distance; write 50km, 30mi or a number of km")
     value, unit = float(match.group(1)), (match.group(2) or "km").lower()
     unit = "mi" if unit.startswith("mi") else "km"
     km = value * KM_PER_MILE if unit == "mi" else value
     if km > 40100:
-        raise UsageError(f"{option}: {text!r} is farther than any two points on Earth")
+        raise InvalidValue("distance", f"{text!r} is farther than any two points on Earth")
     return km, unit
 
 
@@ -150,7 +153,7 @@ def find_zip_code(text: str) -> Place | None:
 
     found = [z for z in zipcodes.matching(match.group(1)) if z.get("lat") and z.get("long")]
     if not found:
-        raise UnknownPlace(f"--near: {text.strip()!r} is not a US ZIP code with a known centre")
+        raise UnknownPlace(f"{text.strip()!r} is not a US ZIP code with a known centre")
     zip_code = found[0]
     _, _, states = _geonames()
     state = (states.get(zip_code["state"]) or {}).get("name") or zip_code["state"]

@@ -26,7 +26,6 @@ class Page:
     raw_studies: list[bytes]
     next_token: str | None
     total_count: int | None
-    body_bytes: int
 
     def studies(self) -> Iterator[dict]:
         """Parse the studies one at a time (a whole parsed page of full records is hundreds of MB)."""
@@ -114,7 +113,7 @@ def read_page(answer: Answer) -> Page:
             not isinstance(total, int) or isinstance(total, bool) or total < 0):
         raise TransientApiError(f"GET {short_url(answer.url)}: HTTP {answer.status}: the page's nextPageToken or totalCount "
                                 "is not of the API's type", "malformed page")
-    return Page(raw_studies, token or None, total, len(answer.body))
+    return Page(raw_studies, token or None, total)
 
 
 def iter_pages(client: ApiClient, params: Mapping[str, str], page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[Page]:

@@ -10,7 +10,10 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, TrialsyncError
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, InvalidValue, TrialsyncError
+
+# The option that carries each kind of value the lower layers may refuse (errors.InvalidValue).
+OPTION_FOR = {"place": "--near", "distance": "--within", "search": "--search", "sort": "--sort"}
 from ..store.db import describe_error
 from . import reports, studies, sync
 from .options import err
@@ -78,6 +81,9 @@ def run() -> None:
     except OutputError as exc:
         discard_unwritten_output()
         err(str(exc))
+        sys.exit(exc.exit_code)
+    except InvalidValue as exc:
+        err(f"{OPTION_FOR.get(exc.what, exc.what)}: {exc}")
         sys.exit(exc.exit_code)
     except TrialsyncError as exc:
         err(str(exc))

@@ -103,6 +103,10 @@ def list_command(
         raise UsageError("--within needs --near")
     if site_status and near is None:
         raise UsageError("--site-status needs --near")
+    if sort is Sort.distance and near is None:
+        raise UsageError("--sort distance needs --near")
+    if sort is Sort.relevance and search is None:
+        raise UsageError("--sort relevance needs --search")
     within_km, written_in = parse_distance(within) if within is not None else (None, "km")
     unit = units.value if units else written_in
     if search is not None and as_of is not None:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from .formats import to_json, to_json_lines
 from .visible import visible
 
-TABLE_FORMATS = ("table", "text", "json", "csv", "nl", "markdown")
 ELLIPSIS = "…"
 
 

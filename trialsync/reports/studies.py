@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-from ..errors import NotFound, UsageError
+from ..errors import InvalidValue, NotFound
 from ..ids import study_url
 from ..places import AmbiguousPlace, Place, UnknownPlace, find_city, find_zip_code, parse_coordinates
 from ..statuses import OPEN_STATUSES, STATUS_LABELS
@@ -15,7 +15,6 @@ from ..transform import CHILD_COLUMNS, as_values, STUDY_COLUMNS, VIRTUAL_COLUMNS
 from .common import dicts
 
 EARTH_RADIUS_KM = 6371.0088
-SORTS = ("updated", "start", "title", "status", "nct", "enrollment", "distance", "relevance")
 
 _FACT_COLUMNS = [c for c in STUDY_COLUMNS if c not in ("raw", "version_holder")] + list(VIRTUAL_COLUMNS)
 MAX_CELLS = 400  # beyond this many 1-degree cells, reading every site is quicker than the cell index
@@ -40,16 +39,16 @@ def resolve_place(conn: sqlite3.Connection | None, text: str) -> Place:
     """What a person typed for ``--near``, found offline: ``LAT,LON``; a US ZIP code; a city, with its state,
     region or country if given ("Chicago, IL", "Springfield, Massachusetts"), among the world's cities; else
     a city of the stored sites (``conn`` None: not looked up there). The Place's name says the state or
-    region used. UsageError when it is none of these; AmbiguousPlace (a UsageError) naming the candidates
+    region used. InvalidValue when it is none of these; AmbiguousPlace (one too) naming the candidates
     when several places fit."""
     place = parse_coordinates(text) or find_zip_code(text) or find_city(text)
     if place is not None:
         return place
     parts = [part.strip() for part in (text or "").split(",") if part.strip()]
     if not parts:
-        raise UsageError("--near takes a city (e.g. 'Chicago, IL' or 'Paris, France'), a US ZIP code or LAT,LON")
+        raise InvalidValue("place", "takes a city (e.g. 'Chicago, IL' or 'Paris, France'), a US ZIP code or LAT,LON")
     if conn is None:
-        raise UnknownPlace(f"--near: no city called {text!r} is known; give LAT,LON instead")
+        raise UnknownPlace(f"no city called {text!r} is known; give LAT,LON instead")
     return _stored_city(conn, text, parts)
 
 
@@ -65,7 +64,7 @@ def _stored_city(conn: sqlite3.Connection, text: str, parts: list[str]) -> Place
         wanted = [r.lower() for r in rest]
         rows = [r for r in rows if all(w in ((r[1] or "").lower(), (r[2] or "").lower()) for w in wanted)]
     if not rows:
-        raise UnknownPlace(f"--near: no city called {text!r} is known, nor is any stored site in one; "
+        raise UnknownPlace(f"no city called {text!r} is known, nor is any stored site in one; "
                            "give LAT,LON instead")
     regions = {(row[1] or "", row[2] or "") for row in rows}
     if len(regions) > 1:
@@ -171,9 +170,9 @@ def list_sql(query: StudyQuery, topic: str = "stem-cell-spine") -> tuple[str, di
         params["search"] = query.search
     sort = query.sort or ("relevance" if query.search else "distance" if query.near else "updated")
     if sort == "distance" and query.near is None:
-        raise UsageError("--sort distance needs --near")
+        raise InvalidValue("sort", "sorting by distance needs a place to measure from")
     if sort == "relevance" and not query.search:
-        raise UsageError("--sort relevance needs --search")
+        raise InvalidValue("sort", "sorting by relevance needs words to search for")
     distance = ", near.km AS distance_km, near.site_seq AS site_seq" if query.near is not None else ""
     sql = (f"SELECT {', '.join('s.' + c for c in LIST_COLUMNS)}{distance} FROM studies s {' '.join(joins)} "
            f"WHERE {' AND '.join(where)} ORDER BY {_SORT_SQL[sort]}")
@@ -186,7 +185,7 @@ def list_sql(query: StudyQuery, topic: str = "stem-cell-spine") -> tuple[str, di
 def list_studies(conn: sqlite3.Connection, topic: str, query: StudyQuery) -> list[dict]:
     """The topic's present studies that pass ``query``, in its order. Each row carries LIST_COLUMNS with
     ``phases`` as a list, ``url``, and ``distance_km`` to the nearest site when ``query.near`` is set.
-    A search that is not valid full-text syntax raises UsageError."""
+    A search that holds no word raises InvalidValue."""
     if query.search:
         query = replace(query, search=full_text_query(conn, query.search))
     sql, params = list_sql(query, topic)
@@ -206,10 +205,10 @@ def list_studies(conn: sqlite3.Connection, topic: str, query: StudyQuery) -> lis
 def full_text_query(conn: sqlite3.Connection, text: str) -> str:
     """The FTS5 query for what a person typed: ``text`` itself when it is valid full-text syntax, else its
     words as plain quoted strings, all of which must appear (``covid-19`` -> ``"covid-19"``, ``Crohn's`` ->
-    ``"Crohn's"``). UsageError when it holds no word at all."""
+    ``"Crohn's"``). InvalidValue when it holds no word at all."""
     words = [word for word in text.split() if any(ch.isalnum() for ch in word)]
     if not words:
-        raise UsageError(f"--search: {text!r} holds no words to look for")
+        raise InvalidValue("search", f"{text!r} holds no words to look for")
     if search_syntax_error(conn, text) is None:
         return text
     return " ".join('"' + word.replace('"', '""') + '"' for word in words)
