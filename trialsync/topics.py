@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from .defaults import DEFAULT_TOPIC_NAME
 from .errors import UsageError
 from .ids import is_nct_id
 
-DEFAULT_TOPIC_NAME = "stem-cell-spine"
 MAX_WATCHLIST = 10_000
 
 # Command-line option name -> API parameter, in the order they are shown and sent.

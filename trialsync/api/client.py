@@ -17,14 +17,11 @@ import urllib3
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from .. import __version__
+from ..defaults import (  # noqa: F401 (DEFAULT_BACKOFF: the tests shorten it here)
+    DEFAULT_API_URL, DEFAULT_ATTEMPTS, DEFAULT_BACKOFF, DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_MB, DEFAULT_RATE,
+)
 from ..errors import ApiError, Interrupted, UsageError
 
-DEFAULT_API_URL = "https://clinicaltrials.gov/api/v2"
-DEFAULT_RATE = 50  # requests a minute: the service answers 429 past about 50 from one address
-DEFAULT_ATTEMPTS = 5
-DEFAULT_BACKOFF = 1.0  # seconds before the first retry; doubled each time up to max_backoff
-DEFAULT_DEADLINE = 120.0  # seconds for one whole answer; a page of 1,000 full records is tens of MB
-DEFAULT_MAX_RESPONSE_MB = 64  # the largest body read (decompressed); a page of 1,000 full records is tens of MB
 MB = 1024 * 1024
 CONNECT_TIMEOUT = 10.0
 IDLE_TIMEOUT = 30.0  # seconds without a byte before a request counts as hung

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 import orjson
 
 from .. import jsontext
+from ..defaults import DEFAULT_PAGE_SIZE
 from ..errors import IncompleteListing
 from ..ids import nct_id_of
 from ..vocab import plural
 from .client import Answer, ApiClient, TransientApiError, short_url
 
-DEFAULT_PAGE_SIZE = 1000  # the API's maximum; larger values are quietly cut to it
 MAX_EMPTY_PAGES = 3  # empty pages in a row, each with a new token: the API is looping, not paging
 LISTING_FIELDS = "NCTId|OverallStatus"  # 1,000 studies a request, with the status to check counts against
 

@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..defaults import DEFAULT_ATTEMPTS, DEFAULT_DEADLINE
 from ..errors import UsageError
 
 
@@ -162,7 +163,7 @@ def stop_on_signal():
             signal.signal(sig, old)
 
 
-def api_client(api_url: str | None, rate: float, retries: int = 5, timeout: float = 120, stop=None,
+def api_client(api_url: str | None, rate: float, retries: int = DEFAULT_ATTEMPTS, timeout: float = DEFAULT_DEADLINE, stop=None,
                max_response_mb: int | None = None):
     """The API client the commands that reach the API use. ``max_response_mb``: the option's value, else (for a
     command without the option) ``TRIALSYNC_MAX_RESPONSE_MB``, else 64."""

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..defaults import DEFAULT_RATE
 from ..errors import UsageError
 from .options import (
     ApiUrlOption, AsOfOption, DbOption, FormatOption, StudyFormat, TopicArgument, api_client, db_path, emit, finite,
@@ -197,7 +198,7 @@ def show(
     if facts is None:
         import orjson
 
-        record = api_client(api_url, rate=50, retries=5).study(wanted)
+        record = api_client(api_url, rate=DEFAULT_RATE).study(wanted)
         raw = orjson.dumps(record).decode()
         facts = facts_from_rows(study_rows(record), record)
     if fmt is StudyFormat.json:

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..defaults import DEFAULT_ATTEMPTS, DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_MB, DEFAULT_RATE, DEFAULT_TOPIC_NAME
 from ..errors import EXIT_FAILED
 from .options import (
     ApiUrlOption, DbOption, FormatOption, MaxResponseOption, RateOption, RetriesOption, TimeoutOption, TopicArgument, WaitOption,
@@ -21,17 +22,17 @@ def pull(
         help="Topics to pull; default: every stored topic, or the built-in stem-cell-spine.", show_default=False)] = None,
     db: DbOption = None,
     api_url: ApiUrlOption = None,
-    rate: RateOption = 50,
+    rate: RateOption = DEFAULT_RATE,
     page_size: Annotated[int, typer.Option("--page-size", min=1, max=1000, help="Studies per request.")] = 1000,
     full: Annotated[bool, typer.Option("--full", help="Fetch every study, ignoring what changed since the last pull.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something changed (for cron).")] = False,
     wait: WaitOption = 0,
-    retries: RetriesOption = 5,
-    timeout: TimeoutOption = 120,
+    retries: RetriesOption = DEFAULT_ATTEMPTS,
+    timeout: TimeoutOption = DEFAULT_DEADLINE,
     list_every: Annotated[int, typer.Option(
         "--list-every", envvar="TRIALSYNC_LIST_EVERY", min=1, max=10000,
         help="Check which studies left a topic every N incremental pulls.")] = 1,
-    max_response_mb: MaxResponseOption = 64,
+    max_response_mb: MaxResponseOption = DEFAULT_MAX_RESPONSE_MB,
 ) -> None:
     """Fetch the studies of topics from ClinicalTrials.gov into the database. Example: trialsync pull"""
     from .. import reports, store
@@ -94,7 +95,7 @@ def _progress(client, enabled: bool):
 def import_command(
     file: Annotated[Path, typer.Argument(help="ctg-studies.json, ctg-studies.json.zip, a saved /studies page or JSON lines.",
                                          show_default=False)],
-    topic: Annotated[str, typer.Option("--topic", help="Topic the studies belong to.")] = "stem-cell-spine",
+    topic: Annotated[str, typer.Option("--topic", help="Topic the studies belong to.")] = DEFAULT_TOPIC_NAME,
     db: DbOption = None,
     wait: WaitOption = 0,
 ) -> None:
@@ -117,11 +118,11 @@ def verify(
     topic: TopicArgument = None,
     db: DbOption = None,
     api_url: ApiUrlOption = None,
-    rate: RateOption = 50,
-    retries: RetriesOption = 5,
-    timeout: TimeoutOption = 120,
+    rate: RateOption = DEFAULT_RATE,
+    retries: RetriesOption = DEFAULT_ATTEMPTS,
+    timeout: TimeoutOption = DEFAULT_DEADLINE,
     fmt: FormatOption = None,
-    max_response_mb: MaxResponseOption = 64,
+    max_response_mb: MaxResponseOption = DEFAULT_MAX_RESPONSE_MB,
 ) -> None:
     """Compare a topic's stored studies and counts by status with the API's; exit 1 if they differ. Example: trialsync verify"""
     from ..render.status import render_verification

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..defaults import DEFAULT_RATE
 from ..errors import NotFound, TrialsyncError, UsageError
 from ..vocab import plural
 from .options import (
@@ -56,7 +57,7 @@ def topics_add(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Ask the API how many studies match (one request) "
                                           "and show the website's search; store nothing.")] = False,
     api_url: ApiUrlOption = None,
-    rate: RateOption = 50,
+    rate: RateOption = DEFAULT_RATE,
     db: DbOption = None,
     wait: WaitOption = 0,
 ) -> None:

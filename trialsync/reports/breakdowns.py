@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from ..defaults import DEFAULT_TOPIC_NAME
 from ..statuses import status_sort_key
 from ..vocab import PHASE_LABELS
 
@@ -38,7 +39,7 @@ _SPELLINGS = f"""WITH {_STUDIES} SELECT lower(c.condition), c.condition, count(D
 _PHASE_ORDER = list(PHASE_LABELS)
 
 
-def breakdown_sql(by: str, topic: str = "stem-cell-spine") -> tuple[str, dict]:
+def breakdown_sql(by: str, topic: str = DEFAULT_TOPIC_NAME) -> tuple[str, dict]:
     """The SQL and parameters counting the topic's studies by ``by``'s value and overall status."""
     pairs = DIMENSIONS[by][1]
     columns = "nct_id, value, status" if by == "condition" else "value, status"

@@ -6,9 +6,9 @@ import re
 import sqlite3
 
 from ..dates import iso_day
+from ..defaults import COMPLETE_OUTCOMES
 from ..errors import UsageError
 
-COMPLETE = ("complete", "unchanged")
 
 
 def dicts(cursor) -> list[dict]:
@@ -23,7 +23,7 @@ def topic_epoch(conn: sqlite3.Connection, topic: str) -> int:
     return row[0] if row else 0
 
 
-def last_pull(conn: sqlite3.Connection, topic: str, outcomes: tuple[str, ...] = COMPLETE, before: int | None = None,
+def last_pull(conn: sqlite3.Connection, topic: str, outcomes: tuple[str, ...] = COMPLETE_OUTCOMES, before: int | None = None,
               finished_by: str | None = None) -> dict | None:
     """The topic's newest pull or import with one of ``outcomes``, before pull ``before`` or finished at or
     before the moment ``finished_by``, as a dict; None when there is none."""

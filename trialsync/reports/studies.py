@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
+from ..defaults import COMPLETE_OUTCOMES, DEFAULT_TOPIC_NAME
 from ..errors import InvalidValue, NotFound
 from ..ids import study_url
 from ..places import AmbiguousPlace, Place, UnknownPlace, find_city, find_zip_code, parse_coordinates
@@ -115,7 +116,7 @@ LIST_COLUMNS = ("nct_id", "brief_title", "overall_status", "last_known_status", 
                 "last_update_posted", "enrollment_count", "lead_sponsor", "lead_sponsor_class", "has_results")
 
 
-def list_sql(query: StudyQuery, topic: str = "stem-cell-spine") -> tuple[str, dict]:
+def list_sql(query: StudyQuery, topic: str = DEFAULT_TOPIC_NAME) -> tuple[str, dict]:
     """The SQL and parameters of ``list_studies`` (every value a parameter, never part of the text)."""
     # Membership is looked up per study (not gathered into a list first): with a selective filter only the
     # studies that pass it are looked up, and with a limit the walk stops early.
@@ -403,7 +404,8 @@ def topic_rows(conn: sqlite3.Connection) -> list[dict]:
     for name, params, epoch in conn.execute("SELECT name, params, epoch FROM topics ORDER BY name").fetchall():
         studies = conn.execute("SELECT count(*) FROM topic_studies WHERE topic = ? AND present = 1", [name]).fetchone()[0]
         last = conn.execute("SELECT max(finished_at) FROM pulls WHERE topic = ? AND id > ? AND outcome IN "
-                            "('complete', 'unchanged')", [name, epoch]).fetchone()[0]
+                            f"({', '.join('?' * len(COMPLETE_OUTCOMES))})",
+                            [name, epoch, *COMPLETE_OUTCOMES]).fetchone()[0]
         search = orjson.loads(params)
         rows.append({"name": name, "studies": studies, "last_pull": last,
                      "search": " ".join(f"{k}={v}" for k, v in search.items() if v)})

@@ -6,10 +6,10 @@ import os
 import sqlite3
 
 from .. import dates
+from ..defaults import COMPLETE_OUTCOMES
 from ..statuses import NO_STATUS
 from .db import transaction
 
-COMPLETE_OUTCOMES = ("complete", "unchanged")
 # The studies a topic holds now, counted by status and last known status (reads only studies_by_status).
 # Without statistics the planner would take the primary key and sort; the index is already in group order.
 COUNT_BY_STATUS = f"""coalesce(overall_status, '{NO_STATUS}'), coalesce(last_known_status, ''), count(*)
