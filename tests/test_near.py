@@ -249,3 +249,14 @@ def test_show_sites_prints_as_many_sites_as_asked_or_all(near_corpus):
     assert f"... and {len(sites(record)) - 2} more" in two
     bad = near_corpus("show", "NCT06140836", "--sites", "many")
     assert bad.code == 2 and "--sites takes a number or 'all'" in bad.err
+
+
+def test_a_zip_code_only_the_stored_sites_know_is_their_centre(near_corpus):
+    import zipcodes
+
+    assert zipcodes.matching("77307") == []  # a real site's ZIP code the data package lacks
+    rows = listed(near_corpus, "--near", "77307", "--within", "5")
+    assert [row["nct_id"] for row in rows] == ["NCT02964338"] and rows[0]["distance_km"] == 0.0
+    heading = heading_of(near_corpus("list", "all", "--near", "77307", "--within", "5", "-f", "text").out)
+    assert "ZIP 77307 (Richmond, Texas, United States)" in heading
+    assert near_corpus("list", "all", "--near", "00000").code == 2  # no package, no site: unknown

@@ -42,7 +42,12 @@ def resolve_place(conn: sqlite3.Connection | None, text: str) -> Place:
     a city of the stored sites (``conn`` None: not looked up there). The Place's name says the state or
     region used. InvalidValue when it is none of these; AmbiguousPlace (one too) naming the candidates
     when several places fit."""
-    place = parse_coordinates(text) or find_zip_code(text) or find_city(text)
+    try:
+        place = parse_coordinates(text) or find_zip_code(text) or find_city(text)
+    except UnknownPlace:
+        place = _stored_zip_code(conn, text) if conn is not None else None
+        if place is None:
+            raise
     if place is not None:
         return place
     parts = [part.strip() for part in (text or "").split(",") if part.strip()]
@@ -51,6 +56,15 @@ def resolve_place(conn: sqlite3.Connection | None, text: str) -> Place:
     if conn is None:
         raise UnknownPlace(f"no city called {text!r} is known; give LAT,LON instead")
     return _stored_city(conn, text, parts)
+
+
+def _stored_zip_code(conn: sqlite3.Connection, text: str) -> Place | None:
+    """A ZIP code the data package does not know but stored sites give: the centre of those sites."""
+    row = conn.execute("SELECT avg(latitude), avg(longitude), min(city), min(state), min(country) FROM locations "
+                       "WHERE zip = ? AND latitude IS NOT NULL", [text.strip()]).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return Place(row[0], row[1], f"ZIP {text.strip()} ({', '.join(p for p in row[2:] if p)})")
 
 
 def _stored_city(conn: sqlite3.Connection, text: str, parts: list[str]) -> Place:
