@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from .. import dates
 from ..defaults import COMPLETE_OUTCOMES
+from ..errors import Interrupted, TrialsyncError
 from ..statuses import NO_STATUS
-from .db import transaction
+from .db import database_path, describe_error, transaction
 
 # The studies a topic holds now, counted by status and last known status (reads only studies_by_status).
 # Without statistics the planner would take the primary key and sort; the index is already in group order.
@@ -54,6 +57,31 @@ def record_failure(conn: sqlite3.Connection, pull_id: int, outcome: str, error: 
     except sqlite3.Error:
         return False
     return True
+
+
+@contextmanager
+def recorded_pull(conn: sqlite3.Connection, topic: str, kind: str = "pull", mode: str | None = None,
+                  source: str | None = None, extra: Callable[[], dict] = dict) -> Iterator[int]:
+    """Start a pull (or import) row and give its id; however the block ends but by returning, the row ends
+    ``interrupted`` (Interrupted, Ctrl-C) or ``failed`` with the error, never ``running``, and the error goes
+    on (an SQLite error as the StoreError that describes it). ``extra()`` gives more columns to record with
+    a failure (the requests made). The block records its own success with ``finish_pull``."""
+    pull_id = start_pull(conn, topic, kind, mode, source)
+    try:
+        yield pull_id
+    except (Interrupted, KeyboardInterrupt) as exc:
+        record_failure(conn, pull_id, "interrupted", str(exc) or "stopped at once by a second Ctrl-C", **extra())
+        raise
+    except TrialsyncError as exc:
+        record_failure(conn, pull_id, "failed", str(exc), **extra())
+        raise
+    except sqlite3.Error as exc:
+        error = describe_error(exc, database_path(conn))
+        record_failure(conn, pull_id, "failed", str(error), **extra())
+        raise error from None
+    except Exception as exc:  # a bug: the row still ends failed, and the traceback goes on
+        record_failure(conn, pull_id, "failed", f"unexpected error: {type(exc).__name__}: {exc}", **extra())
+        raise
 
 
 def mark_abandoned_pulls(conn: sqlite3.Connection) -> int:

@@ -18,7 +18,7 @@ import orjson
 from .. import jsontext
 from ..api.pages import split_page
 from ..dates import utc_today
-from ..errors import ImportFileError, Interrupted, RecordError, TrialsyncError
+from ..errors import ImportFileError, Interrupted, RecordError
 from ..store import db as store_db
 from ..store import history, pulls, topics
 from ..store.studies import FILE, SaveContext, SaveCounts, is_earlier_state, save_studies
@@ -147,34 +147,16 @@ def import_records(conn: sqlite3.Connection, records: list, topic_name: str, sou
     if state is None:
         topics.save_topic(conn, BUILTIN_TOPICS.get(topic_name) or Topic(topic_name, {}))
         state = topics.topic_state(conn, topic_name)
-    pull_id = pulls.start_pull(conn, topic_name, kind="import", mode="file", source=source)
-    context = SaveContext(topic_name, pull_id, FILE, state.filled, utc_today(), latest=f"today ({utc_today()})")
     counts = SaveCounts()
-    try:
+    with pulls.recorded_pull(conn, topic_name, kind="import", mode="file", source=source) as pull_id:
+        context = SaveContext(topic_name, pull_id, FILE, state.filled, utc_today(), latest=f"today ({utc_today()})")
         with store_db.transaction(conn), fewer_collections():
             for start in range(0, len(flattened), BATCH):
                 if stop is not None and stop.is_set():
                     raise Interrupted(f"import of {source} interrupted; nothing was imported")
                 counts.add(save_studies(conn, flattened[start:start + BATCH], context))
-    except (TrialsyncError, KeyboardInterrupt) as exc:
-        message = str(exc) or "stopped at once by a second Ctrl-C"
-        pulls.record_failure(conn, pull_id, "interrupted" if isinstance(exc, (Interrupted, KeyboardInterrupt))
-                             else "failed", message)
-        raise
-    except sqlite3.Error as exc:
-        error = store_db.describe_error(exc, store_db.database_path(conn))
-        pulls.record_failure(conn, pull_id, "failed", str(error))
-        raise error from None
-    except Exception as exc:  # a bug: the import still ends 'failed', never left 'running'
-        pulls.record_failure(conn, pull_id, "failed", f"unexpected error: {type(exc).__name__}: {exc}")
-        raise
-    try:
         with store_db.transaction(conn):
             if not state.filled:
                 topics.mark_filled(conn, topic_name, history.last_change_id(conn))
             pulls.finish_pull(conn, pull_id, "complete")
-    except sqlite3.Error as exc:
-        error = store_db.describe_error(exc, store_db.database_path(conn))
-        pulls.record_failure(conn, pull_id, "failed", str(error))
-        raise error from None
     return ImportResult(topic_name, pull_id, counts)

@@ -137,35 +137,18 @@ def pull_topic(conn: sqlite3.Connection, client: ApiClient, name: str, options: 
         raise TrialsyncError(f"topic {name!r} holds imported studies only: it has no search to pull "
                              "(give it one with `trialsync topics add NAME --replace --condition ...`)")
     requests_before = client.requests_made
-    pull_id = pulls.start_pull(conn, name)
-    run = _PullRun(conn, client, state, options, progress, PullResult(name, pull_id, "complete", "full"), warn)
-    try:
-        with fewer_collections():
-            return run.execute()
-    except Interrupted:
-        row = conn.execute("SELECT received FROM pulls WHERE id = ?", [pull_id]).fetchone()
-        received = row[0] if row else run.result.counts.received
-        message = (f"interrupted after {plural(received, 'study', 'studies')}; "
-                   f"run `trialsync pull {name}` to finish (nothing was marked as left)")
-        pulls.record_failure(conn, pull_id, "interrupted", message, requests=client.requests_made - requests_before)
-        raise Interrupted(message) from None
-    except KeyboardInterrupt:
-        pulls.record_failure(conn, pull_id, "interrupted", "stopped at once by a second Ctrl-C",
-                             requests=client.requests_made - requests_before)
-        raise
-    except TrialsyncError as exc:
-        pulls.record_failure(conn, pull_id, "failed", str(exc), requests=client.requests_made - requests_before)
-        raise
-    except sqlite3.Error as exc:
-        error = store_db.describe_error(exc, store_db.database_path(conn))
-        pulls.record_failure(conn, pull_id, "failed", str(error), requests=client.requests_made - requests_before)
-        raise error from None
-    except Exception as exc:
-        pulls.record_failure(conn, pull_id, "failed", f"unexpected error: {type(exc).__name__}: {exc}",
-                             requests=client.requests_made - requests_before)
-        raise
-    finally:
-        run.close()
+    with pulls.recorded_pull(conn, name, extra=lambda: {"requests": client.requests_made - requests_before}) as pull_id:
+        run = _PullRun(conn, client, state, options, progress, PullResult(name, pull_id, "complete", "full"), warn)
+        try:
+            with fewer_collections():
+                return run.execute()
+        except Interrupted:
+            row = conn.execute("SELECT received FROM pulls WHERE id = ?", [pull_id]).fetchone()
+            received = row[0] if row else run.result.counts.received
+            raise Interrupted(f"interrupted after {plural(received, 'study', 'studies')}; "
+                              f"run `trialsync pull {name}` to finish (nothing was marked as left)") from None
+        finally:
+            run.close()
 
 
 class _PullRun:
