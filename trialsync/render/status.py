@@ -98,10 +98,11 @@ _VALUE_LABELS = {"phase": PHASE_LABELS, "study-type": STUDY_TYPE_LABELS, "sponso
 
 
 def _status_columns(statuses: list[str], rows: list[dict], fixed: list[Column], fmt: str) -> tuple[list[str], list[dict]]:
-    """The statuses to show as columns, merging the rarest into "Other" until the table fits the width."""
+    """The statuses to show as columns, merging the rarest into "Other" until the table fits the width, and
+    the rows flattened: each status's count under its own key, as the status columns read them."""
     shown = list(statuses)
-    if fmt not in ("table", "text"):
-        return shown, rows
+    if fmt not in ("table", "text"):  # markdown: every status, each in its own column (flattened like the rest)
+        return shown, [_flat(r, shown) for r in rows]
     width = terminal_width()
     overhead = (lambda n: 3 * n + 1) if fmt == "table" else (lambda n: 2 * (n - 1))
     totals = {s: sum(r["statuses"].get(s, 0) for r in rows) for s in statuses}
