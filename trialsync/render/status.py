@@ -197,6 +197,10 @@ def render_verification(check, fmt: str) -> list:
             "only_in_api": check.only_in_api, "only_in_store": check.only_in_store,
             "status_differs": [{"nct_id": i, "api": a, "store": b} for i, a, b in check.status_differs],
         })]
+    if fmt in ("csv", "nl"):  # the JSON's statuses, one a row, and nothing else: a file a script can read
+        keys = ("status", "label", "api", "store")
+        data = [{"status": s, "label": status_label(s), "api": a, "store": b} for s, a, b in check.by_status]
+        return rows_as(data, [Column(k, k) for k in keys], fmt)
     rows = [{"label": status_label(s), "api": a, "store": b, "difference": _signed(b - a) if a != b else ""}
             for s, a, b in check.by_status]
     rows.append({"label": "Total", "api": check.api_total, "store": check.store_total,
