@@ -12,7 +12,10 @@ measures. It can answer gzip, add a delay per page, and inject faults: into the 
 (``fail_next``), or into requests of one kind (``inject``: the version, a study, the first, a middle or
 the last page of a search, an incremental page, an id listing page, a ``filter.ids`` batch). The request
 log (``requests``, with ``kinds`` and ``faults`` beside it) lets a test assert which request was hit and
-that it was sent again.
+that it was sent again; ``targets`` beside it holds each request's path and query exactly as sent.
+
+Like the real service's front end, it refuses a request whose target (path and query) is longer than
+``max_target`` (8 KB) with HTTP 414, and logs it as a request of kind ``too-long``.
 
 Run it alone: ``python tests/fakeapi.py --studies 10000 --port 8765``.
 """
@@ -38,6 +41,7 @@ import orjson
 
 FIXTURES = Path(__file__).parent / "fixtures" / "studies"
 CLONE_BASE = 90_000_000
+MAX_TARGET = 8192  # the longest request target (path and query) answered; longer ones get HTTP 414
 _RANGE = re.compile(r"AREA\[LastUpdatePostDate\]RANGE\[([^,\]]*),\s*([^\]]*)\]")
 
 
@@ -135,7 +139,9 @@ class FakeApi:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.kinds: list[str] = []  # beside ``requests``: what each request was
         self.injected: list[str | None] = []  # beside ``requests``: the fault it was answered with
+        self.targets: list[str] = []  # beside ``requests``: the path and query exactly as sent
         self.request_times: list[float] = []
+        self.max_target = MAX_TARGET
         self.lock = threading.Lock()
         self.server = _QuietServer(("127.0.0.1", port), _handler_for(self))
         self.server.daemon_threads = True
@@ -204,13 +210,14 @@ class FakeApi:
                 return rule
         return None
 
-    def record(self, path: str, params: dict[str, str], kind: str, fault: str | None) -> None:
+    def record(self, path: str, params: dict[str, str], kind: str, fault: str | None, target: str = "") -> None:
         if path.startswith("/_control/"):
             return
         with self.lock:
             self.requests.append((path, params))
             self.kinds.append(kind)
             self.injected.append(fault)
+            self.targets.append(target)
             self.request_times.append(time.time())
 
     def reset_log(self) -> None:
@@ -219,6 +226,7 @@ class FakeApi:
             self.requests.clear()
             self.kinds.clear()
             self.injected.clear()
+            self.targets.clear()
             self.request_times.clear()
 
     # -- answers ------------------------------------------------------------------------------------
@@ -357,10 +365,13 @@ def _handler_for(api: FakeApi):
             params = dict(parse_qsl(parts.query, keep_blank_values=True))
             if parts.path.startswith("/_control/"):
                 return self.send(*api.answer(parts.path, params))
+            if len(self.path) > api.max_target:  # as the real front end does, before the API sees it
+                api.record(parts.path, dict(params), "too-long", "414", self.path)
+                return self.send(414, "text/html", b"<html><body><h1>414 Request-URI Too Large</h1></body></html>")
             kind = api.request_kind(parts.path, params)
             rule = api.take_fault(kind)
             fault = rule["fault"] if rule else None
-            api.record(parts.path, dict(params), kind, fault)
+            api.record(parts.path, dict(params), kind, fault, self.path)
             if fault == "hang":
                 time.sleep(rule["seconds"])
             if fault in ("drop", "reset"):

@@ -13,6 +13,7 @@ from fakeapi import Corpus, FakeApi
 from trialsync import reports, store
 from trialsync.api import ApiClient
 from trialsync.errors import ApiError, IncompleteListing, Interrupted, RecordError, TrialsyncError
+from trialsync.sync import listing as listing_module
 from trialsync.sync import pull as pull_module
 from trialsync.sync.pull import PullOptions, changed_since_filter, pull_topic, search_batches
 from trialsync.topics import BUILTIN_TOPICS, Topic
@@ -87,7 +88,7 @@ def test_studies_changed_without_a_new_date_are_fetched_by_id_in_one_request_and
 
 
 def test_ids_past_one_request_are_fetched_in_batches_that_cover_each_id_once(monkeypatch):
-    monkeypatch.setattr(pull_module, "IDS_PER_REQUEST", 2)
+    monkeypatch.setattr(listing_module, "IDS_PER_REQUEST", 2)
     five = SPINE_CONDITION_IDS[:5]
     batches = search_batches({"query.cond": "x", "filter.ids": ",".join(five)})
     assert [b["filter.ids"] for b in batches] == [",".join(five[:2]), ",".join(five[2:4]), five[4]]
@@ -102,7 +103,7 @@ def test_refetching_more_ids_than_one_request_holds_sends_consecutive_batches(db
         server.corpus.put(with_status(fixture_record(nct_id), "WITHDRAWN"))
     server.data_timestamp = "2026-11-25T09:00:00"
     server.reset_log()
-    monkeypatch.setattr(pull_module, "IDS_PER_REQUEST", 2)
+    monkeypatch.setattr(listing_module, "IDS_PER_REQUEST", 2)
     events = []
 
     result = pull(db, server, progress=lambda stage, done, total: events.append((stage, done, total)))

@@ -532,15 +532,81 @@ def test_a_long_watchlist_is_pulled_in_batches(cli, tmp_path):
     ids.write_text("\n".join(nct_of(r) for r in records))
     with FakeApi(Corpus(records)) as server:
         assert cli("topics", "add", "many", "--ids-file", str(ids)).code == 0
-        from trialsync.sync import pull as pull_module
+        from trialsync.sync import listing as listing_module
 
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(pull_module, "IDS_PER_REQUEST", 50)
+            patch.setattr(listing_module, "IDS_PER_REQUEST", 50)
             assert cli("pull", "many", "--api-url", server.url).code == 0
         batches = [p["filter.ids"].count(",") + 1 for path, p in server.requests
                    if path.endswith("/studies") and "pageToken" not in p]
         assert batches == [50, 50, 40]
     assert len(listed(cli, "many")) == 140
+
+
+def thousands_of_ids(tmp_path, count: int = 6000) -> tuple[list[dict], list[str], object]:
+    """The 140 real records, and a watchlist file of ``count`` ids: theirs, then well-formed ids in the
+    range no real study has (NCT9xxxxxxx), which the stand-in holds no study for."""
+    records = load_fixture_records()
+    real = [nct_of(r) for r in records]
+    absent = [f"NCT9{n:07d}" for n in range(count - len(real))]
+    path = tmp_path / "watchlist.txt"
+    path.write_text("\n".join(real + absent) + "\n")
+    return records, sorted(real + absent), path
+
+
+def sent_ids(server) -> list[list[str]]:
+    """The filter.ids of each /studies request in the stand-in's log, as lists."""
+    return [p["filter.ids"].split(",") for path, p in server.requests if path.endswith("/studies")]
+
+
+def test_the_stand_in_refuses_a_request_line_past_8_kb_as_the_real_service_does(tmp_path):
+    import requests
+
+    with FakeApi(Corpus([fixture_record("NCT05489822")])) as server:
+        ids = ",".join(f"NCT9{n:07d}" for n in range(700))  # 700 ids: 8.4 KB of query
+        answer = requests.get(f"{server.url}/studies", params={"filter.ids": ids}, timeout=10)
+        assert answer.status_code == 414 and server.kinds == ["too-long"]
+        assert len(server.targets[0]) > server.max_target
+        short = requests.get(f"{server.url}/studies", params={"filter.ids": "NCT05489822"}, timeout=10)
+        assert short.status_code == 200 and len(short.json()["studies"]) == 1
+
+
+def test_verify_and_a_dry_run_ask_for_a_long_watchlist_in_the_batches_pull_sends(cli, tmp_path):
+    records, ids, path = thousands_of_ids(tmp_path)
+    recruiting = sum(status_of(r) == "RECRUITING" for r in records)
+    with FakeApi(Corpus(records)) as server:
+        dry = cli("topics", "add", "many", "--ids-file", str(path), "--dry-run", "--api-url", server.url)
+        assert dry.code == 0, dry
+        assert dry.out.startswith("many: 140 studies match this search (nothing stored)\n")
+        assert all(len(t) <= server.max_target for t in server.targets) and "too-long" not in server.kinds
+        assert [len(batch) for batch in sent_ids(server)] == [200] * 30
+        assert sorted(i for batch in sent_ids(server) for i in batch) == ids  # each id once
+        assert all(p["countTotal"] == "true" and p["pageSize"] == "1" for _, p in server.requests)
+        assert not (tmp_path / "cli.db").exists()
+        server.reset_log()
+        dry = cli("topics", "add", "many", "--ids-file", str(path), "--status", "recruiting", "--dry-run",
+                  "--api-url", server.url)
+        assert dry.out.startswith(f"many: {recruiting} studies match") and len(server.requests) == 30
+
+        assert cli("topics", "add", "many", "--ids-file", str(path)).code == 0
+        server.reset_log()
+        pulled = cli("pull", "many", "--api-url", server.url)
+        assert pulled.code == 0 and "5860 ids not found on ClinicalTrials.gov" in pulled.out, pulled
+        pull_batches = sent_ids(server)
+        assert len(pull_batches) == 30 and all(len(t) <= server.max_target for t in server.targets)
+        server.reset_log()
+        check = cli("verify", "many", "--api-url", server.url, "-f", "json")
+        assert check.code == 0, check
+        data = json.loads(check.out)
+        assert data["agrees"] and (data["api_total"], data["store_total"]) == (140, 140)
+        assert sum(e["api"] for e in data["statuses"] if e["status"] == "RECRUITING") == recruiting
+        assert all(len(t) <= server.max_target for t in server.targets) and "too-long" not in server.kinds
+        assert sent_ids(server) == pull_batches  # the batches pull sent, batch for batch
+        assert all(p["fields"] == "NCTId|OverallStatus" for _, p in server.requests)
+
+        server.corpus.put(with_status(fixture_record("NCT05489822"), "COMPLETED"))
+        differs = cli("verify", "many", "--api-url", server.url)
+        assert differs.code == 1 and "NCT05489822: the API says Completed, the store says Recruiting" in differs.out
 
 
 @pytest.mark.parametrize("args, message", [

@@ -99,10 +99,11 @@ _VALUE_LABELS = {"phase": PHASE_LABELS, "study-type": STUDY_TYPE_LABELS, "sponso
 
 
 def _status_columns(statuses: list[str], rows: list[dict], fixed: list[Column], fmt: str) -> tuple[list[str], list[dict]]:
-    """The statuses to show as columns, merging the rarest into "Other" until the table fits the width."""
+    """The statuses to show as columns, merging the rarest into "Other" until the table fits the width, and
+    the rows flattened: each status's count under its own key, as the status columns read them."""
     shown = list(statuses)
-    if fmt not in ("table", "text"):
-        return shown, rows
+    if fmt not in ("table", "text"):  # markdown: every status, each in its own column (flattened like the rest)
+        return shown, [_flat(r, shown) for r in rows]
     width = terminal_width()
     overhead = (lambda n: 3 * n + 1) if fmt == "table" else (lambda n: 2 * (n - 1))
     totals = {s: sum(r["statuses"].get(s, 0) for r in rows) for s in statuses}
@@ -197,6 +198,10 @@ def render_verification(check, fmt: str) -> list:
             "only_in_api": check.only_in_api, "only_in_store": check.only_in_store,
             "status_differs": [{"nct_id": i, "api": a, "store": b} for i, a, b in check.status_differs],
         })]
+    if fmt in ("csv", "nl"):  # the JSON's statuses, one a row, and nothing else: a file a script can read
+        keys = ("status", "label", "api", "store")
+        data = [{"status": s, "label": status_label(s), "api": a, "store": b} for s, a, b in check.by_status]
+        return rows_as(data, [Column(k, k) for k in keys], fmt)
     rows = [{"label": status_label(s), "api": a, "store": b, "difference": _signed(b - a) if a != b else ""}
             for s, a, b in check.by_status]
     rows.append({"label": "Total", "api": check.api_total, "store": check.store_total,

@@ -9,7 +9,7 @@ from ..api import ApiClient
 from ..errors import NotFound, TrialsyncError
 from ..statuses import NO_STATUS, status_sort_key
 from ..store import topics
-from .listing import Progress, list_statuses
+from .listing import Progress, list_statuses, search_batches
 
 
 @dataclass
@@ -32,8 +32,8 @@ class Verification:
 
 def verify_topic(conn: sqlite3.Connection, client: ApiClient, name: str,
                  progress: Progress = lambda stage, done, total: None) -> Verification:
-    """List the topic's studies with their status (one request per 1,000 studies, provably complete) and
-    compare them, one by one and counted by status, with the store. Writes nothing."""
+    """List the topic's studies with their status (one request per 1,000 studies, a long watchlist's ids in
+    the batches ``pull`` sends, provably complete) and compare them, one by one and counted by status, with the store. Writes nothing."""
     state = topics.topic_state(conn, name)
     if state is None:
         raise NotFound(f"topic {name!r} is not stored: pull it first (`trialsync pull {name}`)")
@@ -64,11 +64,14 @@ def verify_topic(conn: sqlite3.Connection, client: ApiClient, name: str,
 
 
 def count_matches(client: ApiClient, topic) -> int:
-    """How many studies the API holds for ``topic``'s search, in one request (``countTotal``, one id)."""
+    """How many studies the API holds for ``topic``'s search: one request (``countTotal``, one id), or for a
+    long watchlist one per batch of its ids, as ``pull`` sends them (the batches hold each id once)."""
     from ..api.pages import read_page
 
-    params = {**topic.search_params(), "countTotal": "true", "pageSize": "1", "fields": "NCTId"}
-    page = client.send("/studies", params, read_page)
-    if page.total_count is None:
-        raise TrialsyncError("the API did not say how many studies match (no totalCount in its answer)")
-    return page.total_count
+    count = 0
+    for search in search_batches(topic.search_params()):
+        page = client.send("/studies", {**search, "countTotal": "true", "pageSize": "1", "fields": "NCTId"}, read_page)
+        if page.total_count is None:
+            raise TrialsyncError("the API did not say how many studies match (no totalCount in its answer)")
+        count += page.total_count
+    return count

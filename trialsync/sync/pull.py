@@ -22,9 +22,7 @@ from ..store.topics import TopicState
 from ..transform import StudyRows, study_rows
 from ..vocab import plural
 from .collector import fewer_collections
-from .listing import LISTING_ATTEMPTS, Progress, complete_listing, list_statuses
-
-IDS_PER_REQUEST = 200  # studies fetched by filter.ids in one request; keeps the URL short
+from .listing import LISTING_ATTEMPTS, Progress, complete_listing, id_batches, list_statuses, search_batches
 
 
 def _no_progress(stage: str, done: int, total: int | None) -> None:
@@ -69,15 +67,6 @@ class Plan:
     log_membership: bool  # joining and leaving are news (not while a topic is first filled from the API)
     check_membership: bool
     search_changed: bool
-
-
-def search_batches(params: dict[str, str]) -> list[dict[str, str]]:
-    """``params`` as one search, or as several when a watchlist's ``filter.ids`` would make a URL too long."""
-    ids = [i for i in params.get("filter.ids", "").split(",") if i]
-    if len(ids) <= IDS_PER_REQUEST:
-        return [params]
-    return [{**params, "filter.ids": ",".join(ids[start:start + IDS_PER_REQUEST])}
-            for start in range(0, len(ids), IDS_PER_REQUEST)]
 
 
 def changed_since_filter(watermark: str, own_filter: str | None) -> str:
@@ -208,9 +197,7 @@ class _PullRun:
         if plan.mode == "full":
             listed = received
         elif plan.check_membership:
-            statuses: dict[str, str | None] = {}
-            for params in search_batches(state.topic.search_params()):
-                statuses.update(list_statuses(self.client, params, self.progress))
+            statuses = list_statuses(self.client, state.topic.search_params(), self.progress)
             listed = set(statuses)
             refetch = self._to_refetch(statuses)
             if refetch:
@@ -249,9 +236,7 @@ class _PullRun:
                 return listed
             self.client.on_wait("the registry refreshed its data during the pull; listing the topic again")
             before = now
-            statuses: dict[str, str | None] = {}
-            for params in search_batches(self.state.topic.search_params()):
-                statuses.update(list_statuses(self.client, params, self.progress))
+            statuses = list_statuses(self.client, self.state.topic.search_params(), self.progress)
             refetch = self._to_refetch(statuses)
             if refetch:
                 self._fetch_by_id(refetch, context)
@@ -303,9 +288,7 @@ class _PullRun:
         result = self.result
         result.refetched += len(nct_ids)
         done = 0
-        for start in range(0, len(nct_ids), IDS_PER_REQUEST):
-            batch = nct_ids[start:start + IDS_PER_REQUEST]
-
+        for batch in id_batches(nct_ids):
             def fetch_batch(tally: ListingTally, batch: list[str] = batch) -> tuple[list[StudyRows], list[str]]:
                 rows: list[StudyRows] = []
                 same: dict[str, str | None] = {}
