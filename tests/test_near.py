@@ -260,3 +260,31 @@ def test_a_zip_code_only_the_stored_sites_know_is_their_centre(near_corpus):
     heading = heading_of(near_corpus("list", "all", "--near", "77307", "--within", "5", "-f", "text").out)
     assert "ZIP 77307 (Richmond, Texas, United States)" in heading
     assert near_corpus("list", "all", "--near", "00000").code == 2  # no package, no site: unknown
+
+
+@pytest.mark.parametrize("place, name", [
+    ("Paris, France", "Paris, France"), ("Paris, FR", "Paris, France"), ("paris, fra", "Paris, France"),
+    ("Paris, Texas", "Paris, Texas, United States"), ("Paris, TX, USA", "Paris, Texas, United States"),
+    ("London, UK", "London, United Kingdom"), ("London, England", "London, United Kingdom"),
+    ("London, Canada", "London, Canada"), ("Chicago, United States of America", "Chicago, Illinois, United States"),
+    ("Springfield, Massachusetts, United States", "Springfield, Massachusetts, United States"),
+    ("Zurich", "Zürich, Switzerland"), ("ZÜRICH, CH", "Zürich, Switzerland"),
+])
+def test_a_city_with_its_state_or_country_in_any_spelling_is_one_place(near_corpus, place, name):
+    heading = heading_of(near_corpus("list", "all", "--near", place, "--within", "1", "-f", "text").out)
+    assert heading.endswith(f"within 1 km of {name}."), heading
+
+
+def test_every_candidate_can_be_told_apart_and_typed_back(near_corpus):
+    result = near_corpus("list", "all", "--near", "Springfield, USA")
+    assert result.code == 2
+    message = result.err.strip()
+    assert message.startswith("trialsync: --near: 'Springfield, USA' fits 8 places; say which: "
+                              "'Springfield, Missouri, United States'; ") and message.endswith(" (or give LAT,LON)")
+    candidates = message.split("say which: ")[1].removesuffix(" (or give LAT,LON)").split("; ")
+    assert len(candidates) == 8 == len(set(candidates))
+    for candidate in candidates:
+        typed = near_corpus("list", "all", "--near", candidate.strip("'"), "--within", "1", "-f", "text")
+        assert typed.code == 0 and heading_of(typed.out).endswith(f"of {candidate.strip(chr(39))}."), candidate
+    twins = near_corpus("list", "all", "--near", "San Pedro, Mexico")  # one name twice in one country
+    assert twins.code == 2 and "'San Pedro, Mexico (at 25.76,-102.98)'; 'San Pedro, Mexico (at 25.43,-103.22)'" in twins.err

@@ -26,12 +26,11 @@ class Place:
 
 
 class AmbiguousPlace(InvalidValue):
-    """A place name that fits several places; ``candidates`` names each as "city, state, country"."""
+    """A place name that fits several places; its message names each candidate as "city, state, country"."""
 
     def __init__(self, text: str, candidates: list[str]):
-        self.candidates = candidates
         super().__init__("place", f"{text!r} fits {len(candidates)} places; say which: "
-                         + "; ".join(f"'{c}'" for c in candidates))
+                         + "; ".join(f"'{c}'" for c in candidates) + " (or give LAT,LON)")
 
 
 class UnknownPlace(InvalidValue):
@@ -137,6 +136,9 @@ def find_city(text: str) -> Place | None:
     if len(cities) > 1:
         ranked = sorted(cities, key=lambda c: -c["population"])
         names = [describe_city(c) for c in ranked]
+        # Two cities of one name in one country (outside the US no region is named) differ by their point.
+        names = [f"{name} (at {float(c['latitude']):.2f},{float(c['longitude']):.2f})" if names.count(name) > 1 else name
+                 for name, c in zip(names, ranked)]
         raise AmbiguousPlace(text, names[:_SHOWN_CANDIDATES] + (
             [f"{len(names) - _SHOWN_CANDIDATES} more"] if len(names) > _SHOWN_CANDIDATES else []))
     city = cities[0]
