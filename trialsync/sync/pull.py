@@ -360,9 +360,17 @@ class _PullRun:
         leaving = replace(context, membership=False, counted=set())
         for start in range(0, len(nct_ids), IDS_PER_REQUEST):
             batch = nct_ids[start:start + IDS_PER_REQUEST]
-            for page in iter_pages(self.client, {"filter.ids": ",".join(batch)}, page_size=len(batch)):
-                rows, same = self._prepare(page)
-                self._saved(save_studies(self.conn, [study for study in rows if study.nct_id in batch], leaving))
+
+            def fetch_batch(tally: ListingTally, batch: list[str] = batch) -> list[StudyRows]:
+                rows: list[StudyRows] = []
+                for page in iter_pages(self.client, {"filter.ids": ",".join(batch)}, page_size=len(batch)):
+                    page_rows, page_same = self._prepare(page)
+                    tally.add(page, [study.nct_id for study in page_rows] + list(page_same))
+                    rows += page_rows
+                return [study for study in rows if study.nct_id in batch]
+
+            rows, _ = complete_listing(self.client, "studies that left the topic, fetched by id", fetch_batch)
+            self._saved(save_studies(self.conn, rows, leaving))
             if self.client.stop.is_set():
                 raise Interrupted("stopped")
 
