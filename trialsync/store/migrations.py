@@ -138,14 +138,15 @@ def m002_sync_state_per_topic(db: Database) -> None:
             watermark = (SELECT p.watermark FROM pulls p WHERE p.topic = topics.name AND p.kind = 'pull'
                          AND p.outcome IN ('complete', 'unchanged') ORDER BY p.id DESC LIMIT 1),
             reported_through = (SELECT coalesce(max(id), 0) FROM changes)""")
-    # The first release kept no cursor: it printed the changes of a complete pull right after it, under that
-    # pull's topic, and nothing else (no digest after an import, a failed, interrupted or killed pull). What
-    # it never printed stays owed to every topic, for the next digest to report (the cursor covers the rest).
+    # The first release kept no cursor: it printed the changes of a pull once the pull completed (an import
+    # said in its summary line what it added and updated), and never those of a pull that failed, was
+    # interrupted or killed (or still says 'running': killed). The changes such a pull saw stay owed to every
+    # topic, for the next digest to report; the cursor covers the rest.
     db.execute(_DIGEST_BACKLOG)
     db.execute("""
         INSERT INTO digest_backlog (topic, change_id)
         SELECT t.name, c.id FROM changes c JOIN pulls p ON p.id = c.pull_id, topics t
-        WHERE NOT (p.kind = 'pull' AND p.outcome = 'complete' AND p.topic = t.name)""")
+        WHERE p.kind = 'pull' AND p.outcome NOT IN ('complete', 'unchanged')""")
     # A watermark the first release took from a malformed or future date is dropped: the next pull is full.
     db.execute("""
         UPDATE topics SET watermark = NULL
