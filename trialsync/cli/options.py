@@ -184,16 +184,23 @@ def api_client(api_url: str | None, rate: float, retries: int = DEFAULT_ATTEMPTS
 
 def print_digest(conn, topic: str) -> None:
     """Print what ``topic`` has not reported yet, then mark it reported (only once it is printed)."""
-    from .. import reports, store
-    from ..render.changes import render_digest
+    print_digests(conn, [topic])
 
-    digest = reports.unreported_changes(conn, topic)
-    text = render_digest(topic, digest.changes)
+
+def print_digests(conn, topics: list[str]) -> None:
+    """Print what each of ``topics`` has not reported yet, a change they share once (naming them), then move
+    each topic's own cursor (only once it is printed), so that the next run repeats none of it."""
+    from .. import reports, store
+    from ..render.changes import render_digests
+
+    digests = [reports.unreported_changes(conn, topic) for topic in dict.fromkeys(topics)]
+    text = render_digests([(digest.topic, digest.changes) for digest in digests])
     if text:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
-    if digest.changes:
-        store.mark_reported(conn, topic, digest.through)
+    for digest in digests:
+        if digest.changes:
+            store.mark_reported(conn, digest.topic, digest.through)
 
 
 def not_both(**options) -> None:

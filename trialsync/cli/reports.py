@@ -76,7 +76,7 @@ def changes(
     since: Annotated[Optional[str], typer.Option("--since", help="Only changes observed on or after this date (YYYY-MM-DD).",
                                                  show_default=False)] = None,
     pulls: Annotated[Optional[int], typer.Option("--pulls", min=1, max=1_000_000,
-                                                 help="Only changes from the last N pulls and imports.",
+                                                 help="Only changes from the last N pulls and imports (of the topic, when one is named).",
                                                  show_default=False)] = None,
     db: DbOption = None,
     fmt: FormatOption = None,
@@ -86,13 +86,18 @@ def changes(
     from ..errors import UsageError
     from ..dates import iso_day
     from ..render.changes import render_changes
+    from ..vocab import plural
 
     not_both(since=since, pulls=pulls)
     if since is not None and iso_day(since) is None:
         raise UsageError(f"--since takes a date as YYYY-MM-DD, not {since!r}")
     conn = read_db(db)
     name = store.get_topic(conn, topic).name if topic is not None else None
-    emit(render_changes(reports.list_changes(conn, name, since=since, pulls=pulls), resolve_format(fmt)))
+    found, fmt = reports.list_changes(conn, name, since=since, pulls=pulls), resolve_format(fmt)
+    if not found and name is not None and pulls is not None and fmt not in ("json", "csv", "nl"):
+        emit([f"nothing in the last {plural(pulls, 'pull')} of {name}"])
+        return
+    emit(render_changes(found, fmt))
 
 
 def pulls_command(

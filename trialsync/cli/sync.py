@@ -10,10 +10,10 @@ from typing import Annotated, Optional
 import typer
 
 from ..defaults import DEFAULT_ATTEMPTS, DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_MB, DEFAULT_RATE, DEFAULT_TOPIC_NAME
-from ..errors import EXIT_FAILED
+from ..errors import EXIT_FAILED, Interrupted
 from .options import (
     ApiUrlOption, DbOption, FormatOption, MaxResponseOption, RateOption, RetriesOption, TimeoutOption, TopicArgument, WaitOption,
-    api_client, emit, err, print_digest, read_db, resolve_format, stop_on_signal, topic_name, write_db,
+    api_client, emit, err, print_digest, print_digests, read_db, resolve_format, stop_on_signal, topic_name, write_db,
 )
 
 
@@ -47,21 +47,36 @@ def pull(
         killed = store.mark_abandoned_pulls(conn)
         if killed and not quiet:
             err(f"{killed} earlier pull(s) had been killed before finishing; this pull completes their work")
-        with _progress(client, enabled=not quiet and sys.stderr.isatty()) as progress_for:
-            for outcome in pull_topics(conn, client, topics, options, progress_for, err):
-                if outcome.note:
-                    if not quiet:
-                        err(outcome.note)
-                    continue
-                if outcome.error is not None:
-                    err(f"{outcome.topic}: {outcome.error}")
-                    failures += 1
-                elif not quiet or outcome.result.first_fill or reports.unreported_changes(conn, outcome.topic).changes:
-                    sys.stdout.write(pull_summary(outcome.result) + "\n")
-                    sys.stdout.flush()
-                print_digest(conn, outcome.topic)
+        # The digests come after every topic's turn, as one: a change to a study several topics hold is
+        # printed once. A topic whose pull failed or stopped still reports what it saw.
+        digested: list[str] = []
+        try:
+            with _progress(client, enabled=not quiet and sys.stderr.isatty()) as progress_for:
+                for outcome in pull_topics(conn, client, topics, options, progress_for, err):
+                    if outcome.note:
+                        if not quiet:
+                            err(outcome.note)
+                        continue
+                    digested.append(outcome.topic)
+                    if outcome.error is not None:
+                        err(f"{outcome.topic}: {outcome.error}")
+                        failures += 1
+                    elif (not quiet or outcome.result.first_fill
+                          or reports.unreported_changes(conn, outcome.topic).changes):
+                        sys.stdout.write(pull_summary(outcome.result) + "\n")
+                        sys.stdout.flush()
+        except Interrupted:
+            _print_digests_after_a_stop(conn, digested)
+            raise
+        print_digests(conn, digested)
     if failures:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _print_digests_after_a_stop(conn, topics: list[str]) -> None:
+    """Ctrl-C or SIGTERM ended the run: the topics done by then still print their digests."""
+    if topics:
+        print_digests(conn, topics)
 
 
 @contextmanager

@@ -85,13 +85,39 @@ _GROUPS = ("New studies", "Status changes", "Left the topic", "Back in the topic
            "Other changes", "Warnings")
 
 
-def render_digest(topic: str, changes: Sequence[dict]) -> str:
+def names_in_words(names: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def render_digests(digests: Sequence[tuple[str, Sequence[dict]]]) -> str:
+    """The digests of several topics in one run (``(topic, changes)`` each, in the run's order), each change
+    once: a change to a study that several of them hold is printed once, in a part that names those topics
+    (after the first one's own part). '' when there is nothing to say."""
+    order = {topic: index for index, (topic, _) in enumerate(digests)}
+    owners: dict[int, list[str]] = {}
+    first: dict[int, dict] = {}
+    for topic, changes in digests:
+        for change in changes:
+            owners.setdefault(change["id"], []).append(topic)
+            first.setdefault(change["id"], change)
+    parts: dict[tuple[str, ...], list[dict]] = {}
+    for change_id, change in sorted(first.items()):
+        parts.setdefault(tuple(sorted(owners[change_id], key=order.get)), []).append(change)
+    texts = [render_digest(names[0], changes, names)
+             for names, changes in sorted(parts.items(), key=lambda part: [order[name] for name in part[0]])]
+    return "\n\n".join(text for text in texts if text)
+
+
+def render_digest(topic: str, changes: Sequence[dict], topics: Sequence[str] | None = None) -> str:
     """The changes a topic has not reported yet, grouped for a person reading the cron mail; '' when none.
+    ``topics``: the topics these changes are news to, when they are several (all hold the studies).
 
     Membership events caused by a changed search are summed up in one line, not listed.
     """
     if not changes:
         return ""
+    topics = list(topics or [topic])
     groups: dict[str, list[str]] = {name: [] for name in _GROUPS}
     search_joined = search_left = 0
     width = terminal_width()
@@ -124,7 +150,7 @@ def render_digest(topic: str, changes: Sequence[dict]) -> str:
             line = beside if len(beside) <= width else f"{line}\n    {shorten(title, max(width - 4, 20))}"
         groups[key].append(line)
     count = len(changes)
-    lines = [f"trialsync: {plural(count, 'change')} in {topic}"]
+    lines = [f"trialsync: {plural(count, 'change')} in {names_in_words(topics)}"]
     if search_joined or search_left:
         lines += ["", f"The topic's search changed: {plural(search_joined, 'study', 'studies')} joined it and "
                       f"{search_left} left it."]

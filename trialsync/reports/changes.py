@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from ..errors import NotFound
-from ..store.history import TOPIC_CHANGES
+from ..store.history import BROUGHT_IN_BY_A_JOIN, IN_BACKLOG, REPORTABLE_AFTER_CURSOR, TOPIC_CHANGES
 from .common import dicts
 
 _CHANGE_COLUMNS = ("c.id, c.nct_id, c.field, c.old, c.new, c.observed_at, c.topic, c.pull_id, c.reason, c.item, "
@@ -21,7 +21,8 @@ def list_changes(conn: sqlite3.Connection, topic: str | None = None, since: str 
     Each is a dict of ``id, nct_id, field, old, new, observed_at, topic, pull_id, reason, item, brief_title``.
     With ``topic``: the changes of its member studies, whichever pull observed them, and its own
     membership events. ``since`` keeps changes observed on or after that date; ``pulls`` those of the
-    last N pulls and imports; ``nct_id`` those of one study.
+    last N pulls and imports (of the topic's own, with ``topic``: the changes observed since the one before
+    them, which its digests covered); ``nct_id`` those of one study.
     """
     where, params = [], {}
     if topic is not None:
@@ -30,7 +31,13 @@ def list_changes(conn: sqlite3.Connection, topic: str | None = None, since: str 
     if since is not None:
         where.append("c.observed_at >= :since")
         params["since"] = since
-    if pulls is not None:
+    if pulls is not None and topic is not None:
+        # after the topic's pull (or import) before its last N: whichever topic's pull observed them
+        where.append("c.pull_id > coalesce((SELECT id FROM pulls WHERE topic = :topic AND id > "
+                     "(SELECT coalesce(max(epoch), 0) FROM topics WHERE name = :topic) "
+                     "ORDER BY id DESC LIMIT 1 OFFSET :pulls), 0)")
+        params["pulls"] = pulls
+    elif pulls is not None:
         where.append("c.pull_id IN (SELECT id FROM pulls ORDER BY id DESC LIMIT :pulls)")
         params["pulls"] = pulls
     if nct_id is not None:
@@ -53,15 +60,23 @@ class Digest:
 
 def unreported_changes(conn: sqlite3.Connection, topic: str) -> Digest:
     """Everything not yet reported for ``topic``: its studies' changes and its membership events after
-    the topic's digest cursor, whichever pull or import observed them (failed and killed ones too)."""
+    the topic's digest cursor, whichever pull or import observed them (failed and killed ones too); the
+    changes a join after the cursor brings in (those that made the study join or rejoin it, seen first by
+    another topic's pull); and what an upgraded database's earlier release left unreported."""
     row = conn.execute("SELECT reported_through FROM topics WHERE name = ?", [topic]).fetchone()
     if row is None:
         return Digest(topic, [], 0)
+    params = {"cursor": row[0], "topic": topic}
+    select = f"SELECT {_CHANGE_COLUMNS} FROM changes c"
     # NOT INDEXED: read forward from the cursor (a range of ids); the topic index would scan every study change.
-    changes = dicts(conn.execute(
-        f"SELECT {_CHANGE_COLUMNS} FROM changes c NOT INDEXED LEFT JOIN studies s ON s.nct_id = c.nct_id "
-        f"WHERE c.id > :cursor AND {TOPIC_CHANGES} ORDER BY c.id", {"cursor": row[0], "topic": topic}))
-    return Digest(topic, changes, max((c["id"] for c in changes), default=row[0]))
+    changes = dicts(conn.execute(f"{select} NOT INDEXED LEFT JOIN studies s ON s.nct_id = c.nct_id "
+                                 f"WHERE c.id > :cursor AND {REPORTABLE_AFTER_CURSOR}", params))
+    changes += dicts(conn.execute(f"{select} LEFT JOIN studies s ON s.nct_id = c.nct_id "
+                                  f"WHERE c.id <= :cursor AND {BROUGHT_IN_BY_A_JOIN}", params))
+    changes += dicts(conn.execute(f"{select} LEFT JOIN studies s ON s.nct_id = c.nct_id "
+                                  f"WHERE c.id <= :cursor AND {IN_BACKLOG}", params))
+    changes = sorted({c["id"]: c for c in changes}.values(), key=lambda c: c["id"])
+    return Digest(topic, changes, max([row[0]] + [c["id"] for c in changes]))
 
 
 def list_pulls(conn: sqlite3.Connection, topic: str | None = None, limit: int = 20) -> list[dict]:

@@ -20,18 +20,48 @@ INSERT_CHANGE = ("INSERT INTO changes (pull_id, topic, nct_id, field, old, new, 
 INSERT_VERSION = ("INSERT INTO versions (nct_id, pull_id, replaced_at, last_update_posted, raw_zlib) "
                   "VALUES (?, ?, ?, ?, ?)")
 
-# A study change belongs to a topic if the study was a member when it was observed: it had joined (at its
-# first pull, or later) and its last membership event before that pull was not leaving. Whether a change
-# belongs is thus settled when it is written (later events are of later pulls), so the topic's history and
-# its digests always agree. Nothing before the topic was (last) added belongs to it.
-TOPIC_CHANGES = """c.pull_id > (SELECT coalesce(max(epoch), 0) FROM topics WHERE name = :topic)
-    AND (c.topic = :topic OR (c.topic IS NULL AND EXISTS (
+# A study change belongs to a topic if the study was in the topic on either side of it:
+#
+# - it was a member when the change was observed (it had joined, at its first pull or later, and its last
+#   membership event before that pull was not leaving): the change that makes it leave is the topic's too,
+#   since a pull fetches by id the studies its listing lost before calling them left;
+# - or it joins or rejoins the topic at that pull or at its next membership event, and the change was observed
+#   after the topic's last listing before that (which did not hold the study): the change that brings a study
+#   into a topic is the topic's news whichever topic's pull saw it first.
+#
+# Whether a change belongs is thus settled either when it is written (the first case) or when the topic's join
+# event is written (the second): a digest reports the first kind after its cursor, the second with its join
+# event (JOINED_AFTER names that event's id). Nothing before the topic was (last) added belongs to it.
+EPOCH = "c.pull_id > (SELECT coalesce(max(epoch), 0) FROM topics WHERE name = :topic)"
+_MEMBER = "EXISTS (SELECT 1 FROM topic_studies m WHERE m.topic = :topic AND m.nct_id = c.nct_id)"
+# the study was a member of the topic when the change was observed
+MEMBER_WHEN_OBSERVED = """(EXISTS (
         SELECT 1 FROM topic_studies m WHERE m.topic = :topic AND m.nct_id = c.nct_id
         AND c.pull_id >= coalesce(m.first_pull, 0))
     AND coalesce((
         SELECT e.new FROM changes e INDEXED BY changes_membership
         WHERE e.topic = :topic AND e.nct_id = c.nct_id AND e.pull_id < c.pull_id
-        ORDER BY e.pull_id DESC, e.id DESC LIMIT 1), 'added') != 'left'))"""
+        ORDER BY e.pull_id DESC, e.id DESC LIMIT 1), 'added') != 'left')"""
+# the id of the event by which the study joins or rejoins the topic right after the change (NULL when none)
+JOINED_AFTER = """(SELECT j.id FROM (
+        SELECT e.id, e.new, e.pull_id FROM changes e INDEXED BY changes_membership
+        WHERE e.topic = :topic AND e.nct_id = c.nct_id AND e.pull_id >= c.pull_id
+        ORDER BY e.pull_id, e.id LIMIT 1) j
+    WHERE j.new IN ('added', 'present')
+    AND c.pull_id > (SELECT coalesce(max(p.id), 0) FROM pulls p WHERE p.topic = :topic AND p.kind = 'pull'
+                     AND p.outcome = 'complete' AND p.membership_checked = 1 AND p.id < j.pull_id))"""
+STUDY_CHANGE_OF_TOPIC = f"({_MEMBER} AND ({MEMBER_WHEN_OBSERVED} OR {JOINED_AFTER} IS NOT NULL))"
+TOPIC_CHANGES = f"{EPOCH} AND (c.topic = :topic OR (c.topic IS NULL AND {STUDY_CHANGE_OF_TOPIC}))"
+# Of the topic's study changes after the digest cursor, those a digest reports now (the others may belong
+# later, once the study joins the topic).
+REPORTABLE_AFTER_CURSOR = f"""{EPOCH} AND (c.topic = :topic OR (c.topic IS NULL AND {_MEMBER}
+    AND ({MEMBER_WHEN_OBSERVED} OR {JOINED_AFTER} > :cursor)))"""
+# Study changes at or before the cursor that a join event after it brings into the topic.
+BROUGHT_IN_BY_A_JOIN = f"""c.topic IS NULL AND c.nct_id IN (
+        SELECT j.nct_id FROM changes j WHERE j.topic = :topic AND j.id > :cursor AND j.new IN ('added', 'present'))
+    AND {EPOCH} AND {_MEMBER} AND NOT {MEMBER_WHEN_OBSERVED} AND {JOINED_AFTER} > :cursor"""
+# Changes a release that kept no cursor left unreported (``digest_backlog``, filled on upgrade).
+IN_BACKLOG = f"""c.id IN (SELECT b.change_id FROM digest_backlog b WHERE b.topic = :topic) AND {TOPIC_CHANGES}"""
 
 
 def insert_changes(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:

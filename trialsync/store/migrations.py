@@ -109,6 +109,15 @@ def m001_initial_schema(db: Database) -> None:
     db.execute("CREATE INDEX studies_by_status ON studies (overall_status, last_known_status, nct_id)")
 
 
+# Changes at or before a topic's digest cursor that no digest has reported yet (an upgrade from the first
+# release, which kept no cursor, fills it; a digest empties the topic's rows).
+_DIGEST_BACKLOG = """
+    CREATE TABLE IF NOT EXISTS digest_backlog (
+        topic TEXT NOT NULL, change_id INTEGER NOT NULL,
+        PRIMARY KEY (topic, change_id)
+    ) WITHOUT ROWID"""
+
+
 @migrations()
 def m002_sync_state_per_topic(db: Database) -> None:
     # A topic carries its own sync state: the search its last complete pull used, the watermark, the
@@ -129,6 +138,15 @@ def m002_sync_state_per_topic(db: Database) -> None:
             watermark = (SELECT p.watermark FROM pulls p WHERE p.topic = topics.name AND p.kind = 'pull'
                          AND p.outcome IN ('complete', 'unchanged') ORDER BY p.id DESC LIMIT 1),
             reported_through = (SELECT coalesce(max(id), 0) FROM changes)""")
+    # The first release kept no cursor: it printed the changes of a pull once the pull completed (an import
+    # said in its summary line what it added and updated), and never those of a pull that failed, was
+    # interrupted or killed (or still says 'running': killed). The changes such a pull saw stay owed to every
+    # topic, for the next digest to report; the cursor covers the rest.
+    db.execute(_DIGEST_BACKLOG)
+    db.execute("""
+        INSERT INTO digest_backlog (topic, change_id)
+        SELECT t.name, c.id FROM changes c JOIN pulls p ON p.id = c.pull_id, topics t
+        WHERE p.kind = 'pull' AND p.outcome NOT IN ('complete', 'unchanged')""")
     # A watermark the first release took from a malformed or future date is dropped: the next pull is full.
     db.execute("""
         UPDATE topics SET watermark = NULL
@@ -459,6 +477,12 @@ def m004_one_shape_of_schema_3(db: Database) -> None:
         db.execute(_SEARCH_VIEW)
         db.execute(_SEARCH_INDEX)
         db.execute("INSERT INTO studies_fts (studies_fts) VALUES ('rebuild')")
+
+
+@migrations()
+def m005_digest_backlog(db: Database) -> None:
+    # Migration 2 makes the backlog since this release; a database it upgraded before gets it empty.
+    db.execute(_DIGEST_BACKLOG)
 
 
 # The lists a study record holds and the type of their items, as the API's spec gives them: an earlier release

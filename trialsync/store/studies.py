@@ -173,6 +173,9 @@ class SaveContext:
     # Studies this pull has counted already: a listing asked for again sends them again, and each study
     # counts once in what a pull received.
     counted: set[str] = field(default_factory=set, compare=False)
+    # False for records fetched only to learn why they left the topic: their membership is the listing's to
+    # settle, and they are not counted as received.
+    membership: bool = True
 
 
 @dataclass
@@ -253,9 +256,10 @@ def save_studies(conn: sqlite3.Connection, incoming: Sequence[StudyRows], contex
     outcomes = {}
     for study in incoming:
         _plan_study(study, stored.get(study.nct_id), diffs[study.nct_id], old_children, context, now, writes)
-        outcomes[study.nct_id] = _plan_membership(study.nct_id, membership.get(study.nct_id),
-                                                  diffs[study.nct_id].verdict, context, now, writes)
-    for nct_id in same_ids:
+        if context.membership:
+            outcomes[study.nct_id] = _plan_membership(study.nct_id, membership.get(study.nct_id),
+                                                      diffs[study.nct_id].verdict, context, now, writes)
+    for nct_id in same_ids if context.membership else ():
         outcomes[nct_id] = _plan_membership(nct_id, membership.get(nct_id), SAME, context, now, writes)
     del stored
     counts = SaveCounts()

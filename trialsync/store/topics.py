@@ -105,6 +105,7 @@ def remove_topic(conn: sqlite3.Connection, name: str) -> int:
             raise NotFound(f"unknown topic {name!r}: it is not stored")
         members = conn.execute("SELECT count(*) FROM topic_studies WHERE topic = ? AND present = 1", [name]).fetchone()[0]
         conn.execute("DELETE FROM topic_studies WHERE topic = ?", [name])
+        conn.execute("DELETE FROM digest_backlog WHERE topic = ?", [name])
         conn.execute("DELETE FROM topics WHERE name = ?", [name])
     return members
 
@@ -127,3 +128,4 @@ def mark_reported(conn: sqlite3.Connection, name: str, through: int) -> None:
     """The topic's changes up to change id ``through`` have been reported (printed in a digest)."""
     with transaction(conn):
         conn.execute("UPDATE topics SET reported_through = max(reported_through, ?) WHERE name = ?", [through, name])
+        conn.execute("DELETE FROM digest_backlog WHERE topic = ? AND change_id <= ?", [name, through])

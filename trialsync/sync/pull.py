@@ -10,7 +10,7 @@ import re
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..api import ApiClient, ListingTally, Page, iter_pages, parse_study
 from ..dates import ceiling_day, day_after, day_before, iso_day, watermark_date
@@ -205,8 +205,9 @@ class _PullRun:
         if listed is not None:
             listed = self._listing_of_one_release(listed, result.data_timestamp, context)
             result.membership_checked = True
-            result.left = membership.mark_left(conn, name, membership.present_ids(conn, name) - listed,
-                                               result.pull_id, context.reason)
+            leaving = membership.present_ids(conn, name) - listed
+            self._fetch_leaving(leaving, context)
+            result.left = membership.mark_left(conn, name, leaving, result.pull_id, context.reason)
             result.missing_ids = sorted(set(state.topic.watched_ids()) - listed)
             history.warn_missing_ids(conn, name, result.pull_id, result.missing_ids)
         result.requests = self.client.requests_made - self.requests_before
@@ -309,6 +310,33 @@ class _PullRun:
             self._saved(save_studies(self.conn, rows, context, list(same)))
             done += len(batch)
             self.progress("missing", done, len(nct_ids))
+            if self.client.stop.is_set():
+                raise Interrupted("stopped")
+
+    def _fetch_leaving(self, nct_ids: set[str], context: SaveContext) -> None:
+        """Fetch by id the studies the API returned for the topic that its listing no longer holds, before they
+        are called left: the change that took a study out of the topic (its status, say) is then seen by this
+        pull, and is in the digest beside its leaving. A study the API no longer returns by id just leaves."""
+        seen = {row[0] for row in self.conn.execute(
+            "SELECT nct_id FROM topic_studies WHERE topic = ? AND present = 1 AND api_seen = 1", [context.topic])}
+        nct_ids = sorted(set(nct_ids) & seen)
+        if not nct_ids:
+            return
+        # Not counted as received, their membership left to the listing; nor do they move the watermark.
+        leaving = replace(context, membership=False, counted=set())
+        for start in range(0, len(nct_ids), IDS_PER_REQUEST):
+            batch = nct_ids[start:start + IDS_PER_REQUEST]
+
+            def fetch_batch(tally: ListingTally, batch: list[str] = batch) -> list[StudyRows]:
+                rows: list[StudyRows] = []
+                for page in iter_pages(self.client, {"filter.ids": ",".join(batch)}, page_size=len(batch)):
+                    page_rows, page_same = self._prepare(page)
+                    tally.add(page, [study.nct_id for study in page_rows] + list(page_same))
+                    rows += page_rows
+                return [study for study in rows if study.nct_id in batch]
+
+            rows, _ = complete_listing(self.client, "studies that left the topic, fetched by id", fetch_batch)
+            self._saved(save_studies(self.conn, rows, leaving))
             if self.client.stop.is_set():
                 raise Interrupted("stopped")
 
