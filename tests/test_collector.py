@@ -9,6 +9,7 @@ import pytest
 from conftest import SPINE_CONDITION_IDS, fixture_record
 from fakeapi import Corpus, FakeApi
 from trialsync import store
+from trialsync.sync import saving as saving_module
 from trialsync.api import ApiClient
 from trialsync.errors import TrialsyncError
 from trialsync.sync import files, pull as pull_module
@@ -58,7 +59,7 @@ def _record_thresholds(monkeypatch, module) -> list[int]:
 
 
 def test_a_pull_saves_its_pages_with_the_raised_threshold_and_restores_it(db, monkeypatch):
-    seen = _record_thresholds(monkeypatch, pull_module)
+    seen = _record_thresholds(monkeypatch, saving_module)
     with FakeApi(Corpus([fixture_record(i) for i in SPINE_CONDITION_IDS])) as api:
         store.save_topic(db, TOPIC)
         pull_topic(db, ApiClient(base_url=api.url, rate=0), TOPIC.name, PullOptions())
@@ -69,14 +70,14 @@ def test_a_pull_saves_its_pages_with_the_raised_threshold_and_restores_it(db, mo
 def test_a_failed_pull_restores_the_threshold(db, monkeypatch):
     with FakeApi(Corpus([fixture_record(i) for i in SPINE_CONDITION_IDS])) as api:
         store.save_topic(db, TOPIC)
-        monkeypatch.setattr(pull_module, "save_studies", lambda *a, **k: (_ for _ in ()).throw(TrialsyncError("x")))
+        monkeypatch.setattr(saving_module, "save_studies", lambda *a, **k: (_ for _ in ()).throw(TrialsyncError("x")))
         with pytest.raises(TrialsyncError):
             pull_topic(db, ApiClient(base_url=api.url, rate=0), TOPIC.name, PullOptions())
     assert gc.get_threshold() == (700, 10, 10)
 
 
 def test_an_import_saves_with_the_raised_threshold_and_restores_it(db, monkeypatch):
-    seen = _record_thresholds(monkeypatch, files)
+    seen = _record_thresholds(monkeypatch, saving_module)
     files.import_records(db, [fixture_record(i) for i in SPINE_CONDITION_IDS], TOPIC.name, source="ctg-studies.json")
     assert seen and set(seen) == {BULK_THRESHOLD}
     assert gc.get_threshold() == (700, 10, 10)

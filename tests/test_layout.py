@@ -87,3 +87,14 @@ def test_module_imports_only_from_its_own_or_lower_layers(module):
 def test_a_migration_imports_no_live_code():
     ours, _ = imports_of("store.migrations")
     assert ours <= {"store.db"}, ours
+
+
+def test_no_dead_code():
+    """vulture finds no unused code; what it cannot see used is named in .ci/vulture-allow.py."""
+    vulture = pytest.importorskip("vulture")
+    root = PACKAGE.parent
+    finder = vulture.Vulture()
+    finder.scavenge([str(PACKAGE), str(root / ".ci" / "vulture-allow.py")])
+    unused = [f"{item.filename}:{item.first_lineno}: {item.message}"
+              for item in finder.get_unused_code(min_confidence=60)]
+    assert unused == []

@@ -257,10 +257,11 @@ def write_sample(tmp_path, name: str = "sample.json") -> str:
 def test_an_import_that_fails_midway_leaves_its_pull_row_ended_and_the_store_unchanged(
         failure, code, outcome, cli, tmp_path, monkeypatch):
     from trialsync.sync import files
+    from trialsync.sync import saving as saving_module
 
     assert cli("import", write_sample(tmp_path, "first.json"), "--topic", "first").code == 0
     before, pulls_before = state_without_pulls(tmp_path)
-    real_save = files.save_studies
+    real_save = saving_module.save_studies
     calls = []
 
     def failing_save(*args, **kwargs):  # the second batch fails, after the first was saved in the transaction
@@ -270,7 +271,7 @@ def test_an_import_that_fails_midway_leaves_its_pull_row_ended_and_the_store_unc
         return real_save(*args, **kwargs)
 
     monkeypatch.setattr(files, "BATCH", 2)
-    monkeypatch.setattr(files, "save_studies", failing_save)
+    monkeypatch.setattr(saving_module, "save_studies", failing_save)
 
     result = cli("import", write_sample(tmp_path), "--topic", "second")
 
@@ -286,7 +287,7 @@ def test_an_import_that_fails_midway_leaves_its_pull_row_ended_and_the_store_unc
     conn.close()
     assert row[:3] == ("import", "second", outcome) and row[3]
 
-    monkeypatch.setattr(files, "save_studies", real_save)
+    monkeypatch.setattr(saving_module, "save_studies", real_save)
     assert cli("import", write_sample(tmp_path), "--topic", "second").code == 0  # no 'running' row to call killed
     with cli_db(tmp_path) as conn:
         assert conn.execute("SELECT count(*) FROM pulls WHERE outcome IN ('running', 'killed')").fetchone()[0] == 0

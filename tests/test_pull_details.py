@@ -11,6 +11,7 @@ import pytest
 from conftest import SPINE_CONDITION_IDS, fixture_record, with_status
 from fakeapi import Corpus, FakeApi
 from trialsync import reports, store
+from trialsync.sync import saving as saving_module
 from trialsync.api import ApiClient
 from trialsync.errors import ApiError, IncompleteListing, Interrupted, RecordError, TrialsyncError
 from trialsync.sync import listing as listing_module
@@ -442,7 +443,7 @@ def test_a_full_disk_while_writing_names_the_database_and_fails_the_pull(db, ser
     def full_disk(*args, **kwargs):
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(pull_module, "save_studies", full_disk)
+    monkeypatch.setattr(saving_module, "save_studies", full_disk)
     client = client_for(server)
     client.version()
     path = db.execute("PRAGMA database_list").fetchone()[2]

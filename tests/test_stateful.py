@@ -28,6 +28,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from conftest import fixture_record, with_status
 from fakeapi import Corpus, FakeApi
 from trialsync import reports, store
+from trialsync.sync import saving as saving_module
 from trialsync.api import ApiClient
 from trialsync.api import client as client_module
 from trialsync.dates import iso_day
@@ -343,7 +344,7 @@ class SyncMachine(RuleBasedStateMachine):
             self.server.inject(kind, fault, times=times, after=after)
         client = ApiClient(base_url=self.server.url, rate=0, deadline=1.0, attempts=attempts)
         threads = set(threading.enumerate())
-        original = pull_module.save_studies
+        original = saving_module.save_studies
         if kill is not None:
             calls = [0]
             nth, after_commit = kill
@@ -357,7 +358,7 @@ class SyncMachine(RuleBasedStateMachine):
                     raise Killed()
                 return result
 
-            pull_module.save_studies = dying_save
+            saving_module.save_studies = dying_save
         result = None
         try:
             result = pull_topic(self.conn, client, name, PullOptions(page_size=page_size))
@@ -367,7 +368,7 @@ class SyncMachine(RuleBasedStateMachine):
         except ApiError:  # IncompleteListing is one
             outcome = "failed"
         finally:
-            pull_module.save_studies = original
+            saving_module.save_studies = original
             join_new_threads(threads)
             self.server.clear_faults()
         pull_id = self.conn.execute("SELECT max(id) FROM pulls").fetchone()[0]

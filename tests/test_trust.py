@@ -566,12 +566,12 @@ def test_an_error_line_keeps_a_long_url_short(ts, server, monkeypatch):
 
 
 def test_a_first_pull_killed_midway_is_shown_as_partial(ts, server):
-    from trialsync.sync import pull as pull_module
+    from trialsync.sync import saving as saving_module
 
     class Killed(BaseException):
         pass
 
-    real, pages = pull_module.save_studies, []
+    real, pages = saving_module.save_studies, []
 
     def killed_on_the_second_page(*args, **kwargs):
         pages.append(1)
@@ -580,7 +580,7 @@ def test_a_first_pull_killed_midway_is_shown_as_partial(ts, server):
         return real(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch, pytest.raises(Killed):
-        patch.setattr(pull_module, "save_studies", killed_on_the_second_page)
+        patch.setattr(saving_module, "save_studies", killed_on_the_second_page)
         ts("pull", "--page-size", "5")
     report = ts("status-report")
     assert report.code == 0 and report.out.startswith(f"{SPINE}: 5 studies:")

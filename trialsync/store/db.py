@@ -8,7 +8,7 @@ import os
 import sqlite3
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -336,3 +336,20 @@ def write_lock(db_path: str | os.PathLike, wait: float = 0.0) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+_CHUNK = 500  # bound parameters per IN (...) query
+
+
+def _chunks(items: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def select_in(conn: sqlite3.Connection, sql: str, ids: Sequence[str], *before) -> list[tuple]:
+    """Rows of ``sql`` (with ``{marks}`` for the placeholders of ``ids``), ``ids`` taken a chunk at a time."""
+    rows: list[tuple] = []
+    for chunk in _chunks(ids):
+        marks = ", ".join("?" * len(chunk))
+        rows.extend(conn.execute(sql.format(marks=marks), [*before, *chunk]).fetchall())
+    return rows

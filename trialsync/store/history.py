@@ -69,6 +69,11 @@ def insert_changes(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
     conn.executemany(INSERT_CHANGE, rows)
 
 
+def insert_versions(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
+    """Keep replaced records: ``(nct_id, pull_id, replaced_at, last_update_posted, raw_zlib)``."""
+    conn.executemany(INSERT_VERSION, rows)
+
+
 def last_change_id(conn: sqlite3.Connection) -> int:
     """The id of the newest change row (0 when there is none)."""
     return conn.execute("SELECT coalesce(max(id), 0) FROM changes").fetchone()[0]

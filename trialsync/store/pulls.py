@@ -39,6 +39,22 @@ def update_pull(conn: sqlite3.Connection, pull_id: int, **values) -> None:
             conn.execute(f"UPDATE pulls SET {assignments} WHERE id = ?", [*values.values(), pull_id])
 
 
+PULL_COUNTS = ("received", "new", "updated", "unchanged", "rejoined", "left_topic")
+
+
+def add_counts(conn: sqlite3.Connection, pull_id: int, **counts: int) -> None:
+    """Add to a pull's counts (``PULL_COUNTS``: received, new, updated, unchanged, rejoined, left_topic)."""
+    counts = {column: value for column, value in counts.items() if value}
+    if not counts:
+        return
+    unknown = set(counts) - set(PULL_COUNTS)
+    if unknown:
+        raise ValueError(f"not a pull count: {sorted(unknown)}")
+    assignments = ", ".join(f"{column} = {column} + ?" for column in counts)
+    with transaction(conn):
+        conn.execute(f"UPDATE pulls SET {assignments} WHERE id = ?", [*counts.values(), pull_id])
+
+
 def finish_pull(conn: sqlite3.Connection, pull_id: int, outcome: str, error: str | None = None, **values) -> None:
     """Record how a pull ended. A complete pull also snapshots its topic's status counts."""
     with transaction(conn):

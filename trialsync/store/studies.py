@@ -15,14 +15,12 @@ import orjson
 from .. import dates, jsontext
 from ..dates import iso_day, watermark_date
 from ..transform import CHILD_COLUMNS, FTS_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows, fts_values, site_points
-from .db import transaction
-from .history import (
-    INSERT_CHANGE, INSERT_VERSION, MEMBERSHIP, REFERENCE_ADDED, SITE_ADDED, SITE_REMOVED, SITE_STATUS, WARNING,
-)
+from . import history, membership
+from .db import select_in, transaction
+from .history import MEMBERSHIP, REFERENCE_ADDED, SITE_ADDED, SITE_REMOVED, SITE_STATUS, WARNING
 
 API, FILE = "api", "file"  # where a record came from: the API is the truth; a file never makes the store older
 NEW, SAME, REFRESHED, CHANGED, OLDER = "new", "same", "refreshed", "changed", "older"
-_CHUNK = 500  # bound parameters per IN (...) query
 
 
 @dataclass(frozen=True)
@@ -204,20 +202,6 @@ _STORED_SELECT = ("SELECT nct_id, rowid, CAST(raw AS BLOB), last_update_posted, 
                   f"{', '.join(TRACKED_FIELDS)} FROM studies WHERE nct_id IN ({{marks}})")
 
 
-def _chunks(items: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def select_in(conn: sqlite3.Connection, sql: str, ids: Sequence[str], *before) -> list[tuple]:
-    """Rows of ``sql`` (with ``{marks}`` for the placeholders of ``ids``), ``ids`` taken a chunk at a time."""
-    rows: list[tuple] = []
-    for chunk in _chunks(ids):
-        marks = ", ".join("?" * len(chunk))
-        rows.extend(conn.execute(sql.format(marks=marks), [*before, *chunk]).fetchall())
-    return rows
-
-
 def stored_studies(conn: sqlite3.Connection, nct_ids: Sequence[str]) -> dict[str, StoredStudy]:
     """The stored state of those of ``nct_ids`` the store holds."""
     return {row[0]: StoredStudy(row[2], row[3], row[4], tuple(row[5:]), row[1])
@@ -245,9 +229,7 @@ def save_studies(conn: sqlite3.Connection, incoming: Sequence[StudyRows], contex
     in_incoming = set(ids)
     same_ids = list(dict.fromkeys(nct_id for nct_id in same_ids if nct_id not in in_incoming))
     stored = stored_studies(conn, ids)
-    membership = {row[0]: (row[1], row[2]) for row in select_in(
-        conn, "SELECT nct_id, present, api_seen FROM topic_studies WHERE topic = ? AND nct_id IN ({marks})",
-        ids + same_ids, context.topic)}
+    members = membership.member_states(conn, context.topic, ids + same_ids)
     now = dates.utc_now()
     writes = _Writes()
     diffs = {study.nct_id: diff_study(stored.get(study.nct_id), study, context.source) for study in incoming}
@@ -257,10 +239,10 @@ def save_studies(conn: sqlite3.Connection, incoming: Sequence[StudyRows], contex
     for study in incoming:
         _plan_study(study, stored.get(study.nct_id), diffs[study.nct_id], old_children, context, now, writes)
         if context.membership:
-            outcomes[study.nct_id] = _plan_membership(study.nct_id, membership.get(study.nct_id),
+            outcomes[study.nct_id] = _plan_membership(study.nct_id, members.get(study.nct_id),
                                                       diffs[study.nct_id].verdict, context, now, writes)
     for nct_id in same_ids if context.membership else ():
-        outcomes[nct_id] = _plan_membership(nct_id, membership.get(nct_id), SAME, context, now, writes)
+        outcomes[nct_id] = _plan_membership(nct_id, members.get(nct_id), SAME, context, now, writes)
     del stored
     counts = SaveCounts()
     for nct_id, outcome in outcomes.items():
@@ -272,10 +254,6 @@ def save_studies(conn: sqlite3.Connection, incoming: Sequence[StudyRows], contex
     counts.warnings = [line for study in writes.children for line in study.warnings]
     with transaction(conn):
         _write(conn, writes)
-        conn.execute(
-            "UPDATE pulls SET received = received + ?, new = new + ?, updated = updated + ?, "
-            "unchanged = unchanged + ?, rejoined = rejoined + ? WHERE id = ?",
-            [counts.received, counts.new, counts.updated, counts.unchanged, counts.rejoined, context.pull_id])
     return counts
 
 
@@ -364,14 +342,7 @@ def _write(conn: sqlite3.Connection, writes: _Writes) -> None:
     if writes.refreshed:
         conn.executemany("UPDATE studies SET raw = CAST(? AS TEXT), version_holder = ? WHERE nct_id = ?", writes.refreshed)
     if writes.versions:
-        conn.executemany(INSERT_VERSION, writes.versions)
-    if writes.joined:
-        conn.executemany("INSERT INTO topic_studies (topic, nct_id, present, first_pull, api_seen) VALUES (?, ?, 1, ?, ?)",
-                         writes.joined)
-    if writes.rejoined:
-        conn.executemany("UPDATE topic_studies SET present = 1, left_at = NULL, left_pull = NULL, "
-                         "api_seen = max(api_seen, ?) WHERE topic = ? AND nct_id = ?", writes.rejoined)
-    if writes.seen_by_api:
-        conn.executemany("UPDATE topic_studies SET api_seen = 1 WHERE topic = ? AND nct_id = ?", writes.seen_by_api)
+        history.insert_versions(conn, writes.versions)
+    membership.write_joins(conn, writes.joined, writes.rejoined, writes.seen_by_api)
     if writes.changes:
-        conn.executemany(INSERT_CHANGE, writes.changes)
+        history.insert_changes(conn, writes.changes)

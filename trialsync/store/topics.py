@@ -11,6 +11,7 @@ import orjson
 from .. import dates
 from ..errors import NotFound, UsageError
 from ..topics import BUILTIN_TOPICS, DEFAULT_TOPIC_NAME, Topic
+from . import membership
 from .db import transaction
 
 
@@ -103,8 +104,7 @@ def remove_topic(conn: sqlite3.Connection, name: str) -> int:
     with transaction(conn):
         if topic_state(conn, name) is None:
             raise NotFound(f"unknown topic {name!r}: it is not stored")
-        members = conn.execute("SELECT count(*) FROM topic_studies WHERE topic = ? AND present = 1", [name]).fetchone()[0]
-        conn.execute("DELETE FROM topic_studies WHERE topic = ?", [name])
+        members = membership.forget_topic(conn, name)
         conn.execute("DELETE FROM digest_backlog WHERE topic = ?", [name])
         conn.execute("DELETE FROM topics WHERE name = ?", [name])
     return members

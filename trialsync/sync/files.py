@@ -21,10 +21,11 @@ from ..dates import utc_today
 from ..errors import ImportFileError, Interrupted, RecordError
 from ..store import db as store_db
 from ..store import history, pulls, topics
-from ..store.studies import FILE, SaveContext, SaveCounts, is_earlier_state, save_studies
+from ..store.studies import FILE, SaveContext, SaveCounts, is_earlier_state
 from ..topics import BUILTIN_TOPICS, Topic
 from ..transform import StudyRows, check_study_record, serialize, study_rows
 from .collector import fewer_collections
+from .saving import save_counted
 
 BATCH = 1000
 KINDS = "a ctg-studies.json array, a ctg-studies.json.zip, a saved /studies page, JSON lines or one study record"
@@ -154,7 +155,7 @@ def import_records(conn: sqlite3.Connection, records: list, topic_name: str, sou
             for start in range(0, len(flattened), BATCH):
                 if stop is not None and stop.is_set():
                     raise Interrupted(f"import of {source} interrupted; nothing was imported")
-                counts.add(save_studies(conn, flattened[start:start + BATCH], context))
+                counts.add(save_counted(conn, flattened[start:start + BATCH], context))
         with store_db.transaction(conn):
             if not state.filled:
                 topics.mark_filled(conn, topic_name, history.last_change_id(conn))

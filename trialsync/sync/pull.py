@@ -17,11 +17,12 @@ from ..dates import ceiling_day, day_after, day_before, iso_day, watermark_date
 from ..errors import ApiError, IncompleteListing, Interrupted, TrialsyncError
 from ..store import db as store_db
 from ..store import history, membership, pulls, topics
-from ..store.studies import API, SaveContext, SaveCounts, save_studies, stored_raw_and_date
+from ..store.studies import API, SaveContext, SaveCounts, stored_raw_and_date
 from ..store.topics import TopicState
 from ..transform import StudyRows, study_rows
 from ..vocab import plural
 from .collector import fewer_collections
+from .saving import save_counted
 from .listing import LISTING_ATTEMPTS, Progress, complete_listing, id_batches, list_statuses, search_batches
 
 
@@ -153,6 +154,7 @@ class _PullRun:
         self.received: set[str] = set()
         self.newest_update: str | None = None
         self.ceiling = ""
+        self.api_version: str | None = None
 
     def close(self) -> None:
         """Close the second connection that reads stored records while pages are written, if one was opened."""
@@ -162,59 +164,85 @@ class _PullRun:
     def execute(self) -> PullResult:
         """Plan the pull from the API's data timestamp and the topic's state, fetch and store, then settle
         membership only on a provably complete listing. Returns the result; raises on a failure."""
-        conn, state, result, name = self.conn, self.state, self.result, self.state.topic.name
-        result.data_timestamp, api_version = fetch_data_timestamp(self.client)
+        plan = self.plan()
+        if plan.mode == "skipped":
+            return self._finish(plan, "unchanged")
+        context = self._save_context(plan)
+        listed = self.fetch(plan, context)
+        if listed is not None:
+            self.reconcile(listed, context)
+        return self._finish(plan, "complete")
+
+    def plan(self) -> Plan:
+        """Ask the API for its data timestamp and decide what this pull fetches (``plan_pull``)."""
+        conn, state, result = self.conn, self.state, self.result
+        result.data_timestamp, self.api_version = fetch_data_timestamp(self.client)
         self.ceiling = ceiling_day(result.data_timestamp)
-        pulls.update_pull(conn, result.pull_id, data_timestamp=result.data_timestamp, api_version=api_version)
-        recent = pulls.pulls_since(conn, name, state.epoch, max(self.options.list_every - 1, 1))
+        pulls.update_pull(conn, result.pull_id, data_timestamp=result.data_timestamp, api_version=self.api_version)
+        recent = pulls.pulls_since(conn, state.topic.name, state.epoch, max(self.options.list_every - 1, 1))
         unlisted = next((i for i, p in enumerate(recent) if p["membership_checked"]), len(recent))
         plan = plan_pull(state, result.data_timestamp, self.options, unlisted)
         result.mode, result.search_changed = plan.mode, plan.search_changed
         result.first_fill = state.synced_params is None
-        if plan.mode == "skipped":
-            result.outcome = "unchanged"
-            result.requests = self.client.requests_made - self.requests_before
-            pulls.finish_pull(conn, result.pull_id, "unchanged", mode="skipped", requests=result.requests,
-                              watermark=state.watermark)
-            return result
-        pulls.update_pull(conn, result.pull_id, mode=plan.mode)
+        if plan.mode != "skipped":
+            pulls.update_pull(conn, result.pull_id, mode=plan.mode)
+        return plan
+
+    def _save_context(self, plan: Plan) -> SaveContext:
         # A date a day past the data's is no error if the registry refreshes while this pull runs; a watermark
         # still never moves past the data's own day.
-        context = SaveContext(name, result.pull_id, API, plan.log_membership, day_after(self.ceiling),
-                              history.SEARCH_CHANGED if plan.search_changed else None,
-                              latest=f"the API's data date {self.ceiling}")
-        self.reader = store_db.open_reader(conn)
+        return SaveContext(self.state.topic.name, self.result.pull_id, API, plan.log_membership,
+                           day_after(self.ceiling), history.SEARCH_CHANGED if plan.search_changed else None,
+                           latest=f"the API's data date {self.ceiling}")
+
+    def fetch(self, plan: Plan, context: SaveContext) -> set[str] | None:
+        """Fetch and store what the plan asks for. Returns the topic's complete listing when this pull took
+        one (a full pull's studies, or a membership check's ids), else None."""
+        state, name = self.state, self.state.topic.name
+        self.reader = store_db.open_reader(self.conn)
         if plan.mode == "incremental":
             self.newest_update = watermark_date(state.watermark, self.ceiling)
-
         what = "the changed-since query" if plan.mode == "incremental" else f"the search of topic {name}"
         received: set[str] = set()
         for params in search_batches(plan.params):
             _, tally = complete_listing(self.client, what,
                                         lambda tally, params=params: self._fetch_studies(params, context, tally))
             received |= tally.ids
-        listed: set[str] | None = None
         if plan.mode == "full":
-            listed = received
-        elif plan.check_membership:
+            return received
+        if plan.check_membership:
             statuses = list_statuses(self.client, state.topic.search_params(), self.progress)
-            listed = set(statuses)
             refetch = self._to_refetch(statuses)
             if refetch:
                 self._fetch_by_id(refetch, context)
-        if listed is not None:
-            listed = self._listing_of_one_release(listed, result.data_timestamp, context)
-            result.membership_checked = True
-            leaving = membership.present_ids(conn, name) - listed
-            self._fetch_leaving(leaving, context)
-            result.left = membership.mark_left(conn, name, leaving, result.pull_id, context.reason)
-            result.missing_ids = sorted(set(state.topic.watched_ids()) - listed)
-            history.warn_missing_ids(conn, name, result.pull_id, result.missing_ids)
+            return set(statuses)
+        return None
+
+    def reconcile(self, listed: set[str], context: SaveContext) -> None:
+        """Settle membership from a complete listing of one release: members it lacks leave (fetched by id
+        first, so that why they left is seen), watched ids the API lacks are noted."""
+        conn, state, result, name = self.conn, self.state, self.result, self.state.topic.name
+        listed = self._listing_of_one_release(listed, result.data_timestamp, context)
+        result.membership_checked = True
+        leaving = membership.present_ids(conn, name) - listed
+        self._fetch_leaving(leaving, context)
+        result.left = membership.mark_left(conn, name, leaving, result.pull_id, context.reason)
+        result.missing_ids = sorted(set(state.topic.watched_ids()) - listed)
+        history.warn_missing_ids(conn, name, result.pull_id, result.missing_ids)
+
+    def _finish(self, plan: Plan, outcome: str) -> PullResult:
+        """Record the pull's outcome: a skipped one as unchanged; a complete one with the topic's new state."""
+        conn, state, result, name = self.conn, self.state, self.result, self.state.topic.name
+        result.outcome = outcome
         result.requests = self.client.requests_made - self.requests_before
+        if outcome == "unchanged":
+            pulls.finish_pull(conn, result.pull_id, "unchanged", mode="skipped", requests=result.requests,
+                              watermark=state.watermark)
+            return result
         watermark = self.newest_update
         with store_db.transaction(conn):
             topics.record_complete_pull(conn, name, state.topic.search_params(), watermark,
-                                        result.data_timestamp, api_version)
+                                        result.data_timestamp, self.api_version)
             if result.first_fill and not state.filled:  # a topic an import filled first keeps its digest
                 topics.mark_filled(conn, name, history.last_change_id(conn))
             pulls.finish_pull(conn, result.pull_id, "complete", requests=result.requests, watermark=watermark,
@@ -267,7 +295,7 @@ class _PullRun:
                 del page
                 self._note_received(rows, same)
                 writer.wait_then(page_written)  # the previous page; stopping here drops this one unwritten
-                writer.start(save_studies, self.conn, rows, context, list(same))
+                writer.start(save_counted, self.conn, rows, context, list(same))
                 del rows
             writer.wait_then(page_written)
 
@@ -307,7 +335,7 @@ class _PullRun:
 
             (rows, same), _ = complete_listing(self.client, "studies fetched by id", fetch_batch)
             self._note_received(rows, same)
-            self._saved(save_studies(self.conn, rows, context, list(same)))
+            self._saved(save_counted(self.conn, rows, context, list(same)))
             done += len(batch)
             self.progress("missing", done, len(nct_ids))
             if self.client.stop.is_set():
@@ -324,8 +352,7 @@ class _PullRun:
             return
         # Not counted as received, their membership left to the listing; nor do they move the watermark.
         leaving = replace(context, membership=False, counted=set())
-        for start in range(0, len(nct_ids), IDS_PER_REQUEST):
-            batch = nct_ids[start:start + IDS_PER_REQUEST]
+        for batch in id_batches(nct_ids):
 
             def fetch_batch(tally: ListingTally, batch: list[str] = batch) -> list[StudyRows]:
                 rows: list[StudyRows] = []
@@ -336,7 +363,7 @@ class _PullRun:
                 return [study for study in rows if study.nct_id in batch]
 
             rows, _ = complete_listing(self.client, "studies that left the topic, fetched by id", fetch_batch)
-            self._saved(save_studies(self.conn, rows, leaving))
+            self._saved(save_counted(self.conn, rows, leaving))
             if self.client.stop.is_set():
                 raise Interrupted("stopped")
 
