@@ -114,7 +114,7 @@ def _cells(line: str) -> list[str]:
     inner = line.strip()
     if not (inner.startswith("|") and inner.endswith("|")):
         return []
-    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", inner[1:-1])]
+    return [re.sub(r"\\(.)", r"\1", c.strip()) for c in re.split(r"(?<!\\)\|", inner[1:-1])]  # undo escapes
 
 
 def same_rows(shown: list[dict], expected: list[dict], required: set[str], statuses: set[str] = frozenset()) -> None:

@@ -42,7 +42,7 @@ def status_report(
     not_both(topic=topic, all=every)
     not_both(all=every, by=by)
     not_both(all=every, as_of=as_of)
-    moment = read_moment(as_of) if as_of else None
+    moment = read_moment(as_of) if as_of is not None else None
     conn = read_db(db)
     fmt = resolve_format(fmt)
     if every:

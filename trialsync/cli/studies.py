@@ -11,8 +11,9 @@ import typer
 
 from ..defaults import DEFAULT_RATE
 from ..errors import UsageError
+from ..vocab import plural
 from .options import (
-    ApiUrlOption, AsOfOption, DbOption, FormatOption, StudyFormat, TopicArgument, api_client, db_path, emit, finite,
+    ApiUrlOption, AsOfOption, DbOption, FormatOption, StudyFormat, TopicArgument, api_client, db_path, emit, err, finite,
     read_db, resolve_format, topic_name,
 )
 
@@ -37,11 +38,16 @@ class Sort(str, Enum):
     relevance = "relevance"
 
 
-def _many(values: list[str] | None, read) -> list[str]:
-    """Every value of a repeatable option (each may hold several, comma-separated), read and checked."""
+def _many(values: list[str] | None, read, option: str) -> list[str]:
+    """Every value of a repeatable option (each may hold several, comma-separated), read and checked; an
+    empty one is a usage error, not "no filter"."""
     from ..vocab import read_many
 
-    return list(dict.fromkeys(found for value in values or [] for found in read_many(value, read)))
+    for value in values or []:
+        if not value.strip(" ,|"):
+            raise UsageError(f"{option} needs a value, not {value!r}")
+    return list(dict.fromkeys(found for value in values or []
+                              for found in read_many(value, lambda text: read(text, option))))
 
 
 def list_command(
@@ -114,19 +120,21 @@ def list_command(
         raise UsageError("--search reads the text stored now; it cannot be combined with --as-of")
     if search is not None and not search.strip():
         raise UsageError("--search needs words to look for")
-    moment = read_moment(as_of) if as_of else None
+    moment = read_moment(as_of) if as_of is not None else None
     query = StudyQuery(
-        statuses=_many(status, vocab.read_status), phases=_many(phase, vocab.read_phase),
-        study_type=vocab.read_study_type(study_type) if study_type else None,
-        sponsor=sponsor, sponsor_class=vocab.read_sponsor_class(sponsor_class) if sponsor_class else None,
-        country=country, within_km=within_km, age=age, sex=vocab.read_sex(sex) if sex else None,
+        statuses=_many(status, vocab.read_status, "--status"), phases=_many(phase, vocab.read_phase, "--phase"),
+        study_type=vocab.read_study_type(study_type) if study_type is not None else None,
+        sponsor=_text(sponsor, "--sponsor"),
+        sponsor_class=vocab.read_sponsor_class(sponsor_class) if sponsor_class is not None else None,
+        country=_text(country, "--country"), within_km=within_km, age=age,
+        sex=vocab.read_sex(sex) if sex is not None else None,
         healthy_volunteers=healthy_volunteers,
-        started_after=read_day(started_after, "--started-after") if started_after else None,
-        started_before=read_day(started_before, "--started-before") if started_before else None,
+        started_after=read_day(started_after, "--started-after") if started_after is not None else None,
+        started_before=read_day(started_before, "--started-before") if started_before is not None else None,
         has_results=has_results,
-        changed_since=read_day(changed_since, "--changed-since") if changed_since else None,
+        changed_since=read_day(changed_since, "--changed-since") if changed_since is not None else None,
         search=search, sort=sort.value if sort else None, limit=limit)
-    query.site_statuses = sites_that_count(query.statuses, _many(site_status, vocab.read_status))
+    query.site_statuses = sites_that_count(query.statuses, _many(site_status, vocab.read_status, "--site-status"))
     conn = read_db(db)
     name = topic_name(conn, topic)
     if near is not None:
@@ -142,6 +150,13 @@ def list_command(
     title = f"{count} {'study' if len(rows) == 1 else 'studies'} of {name}{statuses}{where}" + (
         f", as of {moment}" if moment else "") + "."
     emit(render_study_list(rows, resolve_format(fmt), title=title, units=unit))
+
+
+def _text(value: str | None, option: str) -> str | None:
+    """A text filter as given; an empty one is a usage error, not "no filter"."""
+    if value is not None and not value.strip():
+        raise UsageError(f"{option} needs a value, not {value!r}")
+    return value
 
 
 def _near_heading(query, unit: str) -> str:
@@ -250,5 +265,5 @@ def export(
         write_export(items, kind, sys.stdout)
         return
     count = write_export_file(output, items, kind)
-    sys.stderr.write(f"trialsync: wrote {count} {'study' if count == 1 else 'studies'} of {name} to {output}\n")
+    err(f"wrote {plural(count, 'study', 'studies')} of {name} to {output}")
 

@@ -75,10 +75,10 @@ def pull_summary(result) -> str:
 def import_summary(result, source: str) -> str:
     """One line about a finished import."""
     counts = result.counts
-    older = (f"; {counts.older} {'was' if counts.older == 1 else 'were'} older than the stored record, "
+    older = (f", of which {counts.older} {'was' if counts.older == 1 else 'were'} older than the stored record, "
              "which was kept") if counts.older else ""
-    return (f"{result.topic}: imported {plural(counts.received, 'study', 'studies')} from {source} "
-            f"({counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged{older})")
+    return visible(f"{result.topic}: imported {plural(counts.received, 'study', 'studies')} from {source} "
+                   f"({counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged{older})")
 
 
 _GROUPS = ("New studies", "Status changes", "Left the topic", "Back in the topic", "Dates", "Sites", "Publications",

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import csv
+import errno
+import os
 import stat
 import tempfile
 from collections.abc import Iterable
@@ -12,7 +14,7 @@ from typing import TextIO
 
 import orjson
 
-from ..errors import UsageError
+from ..errors import TrialsyncError, UsageError
 from .tables import csv_value
 
 
@@ -72,11 +74,13 @@ def write_export_file(output: Path, items: Iterable, kind: str) -> int:
             with open(output, "w", encoding="utf-8", newline="") as out:
                 return write_export(items, kind, out)
         target = output.resolve() if output.is_symlink() else output
+        mode = _mode_for(target)
         handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
         partial = Path(name)
         try:
             with open(handle, "w", encoding="utf-8", newline="") as out:
                 count = write_export(items, kind, out)
+            os.chmod(partial, mode)  # mkstemp's file is private (0600); the export is not
             partial.replace(target)
         except BaseException:
             _remove_quietly(partial)
@@ -85,7 +89,19 @@ def write_export_file(output: Path, items: Iterable, kind: str) -> int:
     except RuntimeError:
         raise UsageError(f"{output} is a symlink loop; name a file to write") from None
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EPIPE):  # the device failed, not the name
+            raise TrialsyncError(f"cannot write {output}: {exc.strerror or exc}") from None
         raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+def _mode_for(target: Path) -> int:
+    """The mode an export gets: the replaced file's own, else what the umask gives a new file."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _same_file(a: Path, b: Path) -> bool:

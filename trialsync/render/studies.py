@@ -10,7 +10,7 @@ from ..ids import study_url
 from ..places import in_units
 from ..statuses import status_label
 from ..vocab import DATE_TYPE_LABELS, PHASE_LABELS, SEX_LABELS, SPONSOR_CLASS_LABELS, STUDY_TYPE_LABELS, label, phases_label
-from .tables import Column, rows_as, terminal_width
+from .tables import Column, rows_as, sentence, terminal_width
 from .visible import visible, visible_lines
 from .words import describe_change
 
@@ -83,12 +83,15 @@ def render_study_list(rows: Sequence[dict], fmt: str, title: str | None = None, 
         columns += [Column("distance", units.capitalize(), numeric=True,
                            show=lambda km: "" if km is None else f"{in_units(km, units):.0f}"),
                     title_column,
-                    Column("nearest_site", "Nearest site", show=_nearest_site_cell, flex=True, min_width=16),
+                    # wide enough for "Recruiting · Chicago, IL" where the terminal allows: phase and start
+                    # give way first
+                    Column("nearest_site", "Nearest site", show=_nearest_site_cell, flex=True,
+                           min_width=24 if terminal_width() >= 80 else 16),
                     Column("lead_sponsor", "Lead sponsor", flex=True, min_width=16, drop=9)]
     else:
         columns += [title_column, Column("lead_sponsor", "Lead sponsor", flex=True, min_width=16, drop=9)]
     if not rows:
-        return [visible(title or "No studies match.")]
+        return [sentence(title or "No studies match.")]
     if near:
         rows = [{**row, "distance": row.get("distance_km")} for row in rows]
     return rows_as(rows, columns, fmt, title=title)

@@ -5,6 +5,7 @@ shortened with an ellipsis first, then the least needed columns are left out."""
 from __future__ import annotations
 
 import csv
+import re
 import io
 import shutil
 from collections.abc import Callable, Sequence
@@ -111,8 +112,8 @@ def rows_as(rows: Sequence[dict], columns: Sequence[Column], fmt: str, title: st
     if fmt == "markdown":
         lines = ["| " + " | ".join(c.header for c in columns) + " |",
                  "| " + " | ".join("---:" if c.numeric else "---" for c in columns) + " |"]
-        lines += ["| " + " | ".join(v.replace("|", "\\|") for v in line) + " |" for line in cells]
-        return [(f"**{title}**\n\n" if title else "") + "\n".join(lines)]
+        lines += ["| " + " | ".join(markdown_text(v) for v in line) + " |" for line in cells]
+        return [(f"**{markdown_text(title)}**\n\n" if title else "") + "\n".join(lines)]
     width = width or terminal_width()
     if fmt == "table":
         kept, widths = fit(columns, cells, width, lambda n: 3 * n + 1)
@@ -134,6 +135,14 @@ def rows_as(rows: Sequence[dict], columns: Sequence[Column], fmt: str, title: st
                        [[shorten(line[i], w) for i, w in zip(kept, widths)] for line in cells],
                        [columns[i].numeric for i in kept], widths)
     return [f"{sentence(title, width)}\n{text}" if title else text]
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<|])")
+
+
+def markdown_text(text: str) -> str:
+    """``text`` as literal markdown: a record's ``*``, `` ` ``, ``[link](...)``, ``<b>`` or ``|`` stays text."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def plain_table(headers: Sequence[str], cells: Sequence[Sequence[str]], numeric: Sequence[bool],
