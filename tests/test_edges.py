@@ -100,7 +100,7 @@ def test_an_older_record_imported_again_is_counted_once(few, tmp_path):
     path = tmp_path / "older.json"
     path.write_text(json.dumps([record]))
     out = few("import", str(path), "--topic", "few").out
-    assert ("imported 1 study from" in out and "(0 new, 0 updated, 1 unchanged, of which 1 was older than the "
+    assert ("imported 1 study from" in out and "(0 new, 0 updated, 1 unchanged; 1 of them was older than the "
             "stored record, which was kept)" in out), out
 
 

@@ -203,7 +203,7 @@ def test_an_older_import_changes_nothing(ts, server, tmp_path):
     download.write_text(json.dumps([fixture_record(i) for i in SPINE_CONDITION_IDS]))  # older: still recruiting
     result = ts("import", str(download))
     assert result.code == 0
-    assert "(0 new, 0 updated, 13 unchanged; 1 was older than the stored record, which was kept)" in result.out
+    assert "(0 new, 0 updated, 13 unchanged; 1 of them was older than the stored record, which was kept)" in result.out
     with sqlite3.connect(tmp_path / "cli.db") as conn:
         assert conn.execute("SELECT nct_id, raw FROM studies ORDER BY 1").fetchall() == before
         assert conn.execute("SELECT count(*) FROM changes").fetchone()[0] == changes_before
@@ -216,7 +216,7 @@ def test_an_older_import_into_a_new_topic_still_says_what_it_kept(ts, server, tm
     download = tmp_path / "ctg-studies.json"
     download.write_text(json.dumps([fixture_record("NCT05489822"), fixture_record("NCT04056520")]))
     result = ts("import", str(download), "--topic", "mine")
-    assert "(2 new, 0 updated, 0 unchanged; 1 was older than the stored record, which was kept)" in result.out
+    assert "(2 new, 0 updated, 0 unchanged; 1 of them was older than the stored record, which was kept)" in result.out
     assert json.loads(ts("show", "NCT05489822", "-f", "json").out)["protocolSection"]["statusModule"][
         "overallStatus"] == "COMPLETED"
 

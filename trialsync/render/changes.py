@@ -6,7 +6,10 @@ from collections.abc import Sequence
 
 from .tables import Column, rows_as, shorten, terminal_width
 from .visible import visible
-from .words import STATUS_FIELDS, describe_change, plural
+from ..change_kinds import (
+    ADDED, JOINING, LEFT, MEMBERSHIP, REFERENCE_ADDED, SEARCH_CHANGED, SITE_STATUS, STATUS_FIELDS, WARNING,
+)
+from .words import describe_change, plural
 
 DIGEST_LINES = 50  # per group in a digest, so that a cron mail stays readable
 CHANGE_KEYS = ("nct_id", "field", "old", "new", "item", "observed_at", "topic", "reason", "brief_title")
@@ -75,7 +78,7 @@ def pull_summary(result) -> str:
 def import_summary(result, source: str) -> str:
     """One line about a finished import."""
     counts = result.counts
-    older = (f", of which {counts.older} {'was' if counts.older == 1 else 'were'} older than the stored record, "
+    older = (f"; {counts.older} of them {'was' if counts.older == 1 else 'were'} older than the stored record, "
              "which was kept") if counts.older else ""
     return visible(f"{result.topic}: imported {plural(counts.received, 'study', 'studies')} from {source} "
                    f"({counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged{older})")
@@ -123,24 +126,24 @@ def render_digest(topic: str, changes: Sequence[dict], topics: Sequence[str] | N
     width = terminal_width()
     for change in changes:
         field = change["field"]
-        if field == "membership" and change.get("reason") == "search":
-            search_joined += change["new"] in ("added", "present")
-            search_left += change["new"] == "left"
+        if field == MEMBERSHIP and change.get("reason") == SEARCH_CHANGED:
+            search_joined += change["new"] in JOINING
+            search_left += change["new"] == LEFT
             continue
         line = "  " + describe_change(change)
-        if field == "membership":
-            key = {"added": "New studies", "left": "Left the topic"}.get(change["new"], "Back in the topic")
-            if change["new"] == "added":
+        if field == MEMBERSHIP:
+            key = {ADDED: "New studies", LEFT: "Left the topic"}.get(change["new"], "Back in the topic")
+            if change["new"] == ADDED:
                 line = f"  {change['nct_id']}"
-        elif field == "warning":
+        elif field == WARNING:
             key = "Warnings"
-        elif field in STATUS_FIELDS - {"site_status"} or field == "why_stopped":
+        elif field in STATUS_FIELDS - {SITE_STATUS} or field == "why_stopped":
             key = "Status changes"
         elif field.endswith("_date") or field.endswith("_date_type"):
             key = "Dates"
         elif field.startswith("site_"):
             key = "Sites"
-        elif field == "reference_added":
+        elif field == REFERENCE_ADDED:
             key = "Publications"
         else:
             key = "Other changes"

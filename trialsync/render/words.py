@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
+from ..change_kinds import (  # noqa: F401 (FIELD_NAMES, STATUS_FIELDS: render reads them here too)
+    ADDED, DATE_TYPE_FIELDS, FIELD_NAMES, LEFT, MEMBERSHIP, PRESENT, REFERENCE_ADDED, SITE_ADDED, SITE_REMOVED,
+    STATUS_FIELDS, WARNING,
+)
 from ..statuses import status_label
-from .visible import visible
 from ..vocab import DATE_TYPE_LABELS, PHASE_LABELS, label, plural  # noqa: F401 (plural: used by render)
+from .visible import visible
 
-FIELD_NAMES = {
-    "overall_status": "status",
-    "last_known_status": "last known status",
-    "why_stopped": "why stopped",
-    "enrollment_count": "enrollment",
-    "start_date": "start date",
-    "primary_completion_date": "primary completion date",
-    "completion_date": "completion date",
-    "start_date_type": "start date",
-    "primary_completion_date_type": "primary completion date",
-    "completion_date_type": "completion date",
-    "phases": "phases",
-    "results_first_posted": "results first posted",
-    "location_count": "sites",
-    "membership": "topic membership",
-    "site_added": "site added",
-    "site_removed": "site removed",
-    "site_status": "site status",
-    "reference_added": "publication added",
-}
-STATUS_FIELDS = {"overall_status", "last_known_status", "site_status"}
-DATE_TYPE_FIELDS = {"start_date_type", "primary_completion_date_type", "completion_date_type"}
-_MEMBERSHIP_WORDS = {"added": "new in {where}", "left": "left {where}", "present": "back in {where}"}
+_MEMBERSHIP_WORDS = {ADDED: "new in {where}", LEFT: "left {where}", PRESENT: "back in {where}"}
 
 
 def show_value(field: str, value) -> str:
@@ -52,18 +34,18 @@ def describe_change(change: dict, name_topic: bool = False) -> str:
 
 def _describe_change(change: dict, name_topic: bool) -> str:
     field, nct_id = change["field"], change["nct_id"]
-    if field == "membership":
+    if field == MEMBERSHIP:
         where = f"topic {change['topic']}" if name_topic and change.get("topic") else "the topic"
         return f"{nct_id} " + _MEMBERSHIP_WORDS.get(change["new"], "{where}: " + str(change["new"])).format(where=where)
-    if field == "warning":
+    if field == WARNING:
         return f"{nct_id} warning: {change['new']}"
     item = change.get("item")
-    if field == "site_added":
+    if field == SITE_ADDED:
         return f"{nct_id} site added: {item} ({show_value('site_status', change['new'])})" if change["new"] \
             else f"{nct_id} site added: {item}"
-    if field == "site_removed":
+    if field == SITE_REMOVED:
         return f"{nct_id} site removed: {item}"
-    if field == "reference_added":
+    if field == REFERENCE_ADDED:
         what = f"PMID {item}" if item and item.isdigit() else item
         return f"{nct_id} publication added: {what}" + (f" ({str(change['new']).lower()})" if change["new"] else "")
     name = FIELD_NAMES.get(field, field)

@@ -6,7 +6,7 @@ import sqlite3
 
 from ..errors import NotFound
 from ..statuses import NO_STATUS, status_label, status_phrase, status_sort_key
-from ..store.history import MEMBERSHIP
+from ..change_kinds import LEFT, MEMBERSHIP
 from ..store.pulls import COUNT_BY_STATUS
 from .common import last_pull, topic_epoch
 
@@ -60,8 +60,8 @@ def status_report(conn: sqlite3.Connection, topic: str, as_of: str | None = None
             [previous["id"]]).fetchall())
         previous_report = {"as_of": previous["finished_at"], "statuses": status_entries(snapshot)}
         left = conn.execute(
-            "SELECT count(*) FROM changes WHERE topic = ? AND field = ? AND new = 'left' AND pull_id > ? AND pull_id <= ?",
-            [topic, MEMBERSHIP, previous["id"], newest_complete["id"] if as_of else 2 ** 62]).fetchone()[0]
+            "SELECT count(*) FROM changes WHERE topic = ? AND field = ? AND new = ? AND pull_id > ? AND pull_id <= ?",
+            [topic, MEMBERSHIP, LEFT, previous["id"], newest_complete["id"] if as_of else 2 ** 62]).fetchone()[0]
     return {
         "topic": topic,
         "total": sum(counts.values()),

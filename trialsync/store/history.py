@@ -9,11 +9,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-MEMBERSHIP = "membership"  # field of a study joining ('added'), leaving ('left') or rejoining ('present') a topic
-WARNING = "warning"  # field of a note about a record, such as a date that cannot move the watermark
-SITE_ADDED, SITE_REMOVED, SITE_STATUS = "site_added", "site_removed", "site_status"  # item: the site
-REFERENCE_ADDED = "reference_added"  # item: the PubMed id (or the citation's start)
-SEARCH_CHANGED = "search"  # reason of the membership events a changed search caused
+from ..change_kinds import (  # noqa: F401 (the store's users read these words here too)
+    ADDED, JOINING, LEFT, MEMBERSHIP, PRESENT, REFERENCE_ADDED, SEARCH_CHANGED, SITE_ADDED, SITE_REMOVED,
+    SITE_STATUS, WARNING,
+)
 
 INSERT_CHANGE = ("INSERT INTO changes (pull_id, topic, nct_id, field, old, new, observed_at, reason, item) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 
 from .. import dates
 from .db import select_in, transaction
-from .history import MEMBERSHIP, insert_changes
+from ..change_kinds import LEFT, MEMBERSHIP, PRESENT
+from .history import insert_changes
 from .pulls import add_counts
 
 
@@ -46,7 +47,7 @@ def mark_left(conn: sqlite3.Connection, topic: str, nct_ids: Iterable[str], pull
                 continue
             conn.execute("UPDATE topic_studies SET present = 0, left_at = ?, left_pull = ? WHERE topic = ? AND nct_id = ?",
                          [now, pull_id, topic, nct_id])
-            insert_changes(conn, [(pull_id, topic, nct_id, MEMBERSHIP, "present", "left", now, reason, None)])
+            insert_changes(conn, [(pull_id, topic, nct_id, MEMBERSHIP, PRESENT, LEFT, now, reason, None)])
             left += 1
         add_counts(conn, pull_id, left_topic=left)
     return left

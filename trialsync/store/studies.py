@@ -17,7 +17,9 @@ from ..dates import iso_day, watermark_date
 from ..transform import CHILD_COLUMNS, FTS_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows, fts_values, site_points
 from . import history, membership
 from .db import select_in, transaction
-from .history import MEMBERSHIP, REFERENCE_ADDED, SITE_ADDED, SITE_REMOVED, SITE_STATUS, WARNING
+from ..change_kinds import (
+    ADDED, LEFT, MEMBERSHIP, PRESENT, REFERENCE_ADDED, SITE_ADDED, SITE_REMOVED, SITE_STATUS, WARNING,
+)
 
 API, FILE = "api", "file"  # where a record came from: the API is the truth; a file never makes the store older
 NEW, SAME, REFRESHED, CHANGED, OLDER = "new", "same", "refreshed", "changed", "older"
@@ -299,13 +301,13 @@ def _plan_membership(nct_id: str, member: tuple[int, int] | None, verdict: str, 
     if member is None:
         writes.joined.append((context.topic, nct_id, context.pull_id, api_seen))
         if context.log_membership:
-            writes.changes.append((context.pull_id, context.topic, nct_id, MEMBERSHIP, None, "added", now, context.reason,
+            writes.changes.append((context.pull_id, context.topic, nct_id, MEMBERSHIP, None, ADDED, now, context.reason,
                                    None))
         return "new"
     present, seen = member
     if not present:
         writes.rejoined.append((api_seen, context.topic, nct_id))
-        writes.changes.append((context.pull_id, context.topic, nct_id, MEMBERSHIP, "left", "present", now, context.reason,
+        writes.changes.append((context.pull_id, context.topic, nct_id, MEMBERSHIP, LEFT, PRESENT, now, context.reason,
                                None))
         return "rejoined"
     if api_seen and not seen:

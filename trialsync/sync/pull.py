@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 from ..api import ApiClient, ListingTally, Page, iter_pages, parse_study
+from ..change_kinds import SEARCH_CHANGED
 from ..dates import ceiling_day, day_after, day_before, iso_day, watermark_date
 from ..errors import ApiError, IncompleteListing, Interrupted, TrialsyncError
 from ..store import db as store_db
@@ -192,7 +193,7 @@ class _PullRun:
         # A date a day past the data's is no error if the registry refreshes while this pull runs; a watermark
         # still never moves past the data's own day.
         return SaveContext(self.state.topic.name, self.result.pull_id, API, plan.log_membership,
-                           day_after(self.ceiling), history.SEARCH_CHANGED if plan.search_changed else None,
+                           day_after(self.ceiling), SEARCH_CHANGED if plan.search_changed else None,
                            latest=f"the API's data date {self.ceiling}")
 
     def fetch(self, plan: Plan, context: SaveContext) -> set[str] | None:
