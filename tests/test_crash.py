@@ -66,7 +66,10 @@ def test_two_pulls_started_together_never_both_write(tmp_path, slow_server):
 def test_sigterm_stops_a_pull_at_a_page_boundary(tmp_path, slow_server):
     db_path = tmp_path / "term.db"
     process = start_pull(db_path, slow_server)
-    time.sleep(1.0)
+    deadline = time.monotonic() + 30
+    # Signalled once its pages come (however slowly a loaded machine starts it), so the pull row exists.
+    while sum(path.endswith("/studies") for path, _ in slow_server.requests) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
