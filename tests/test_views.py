@@ -339,6 +339,23 @@ def test_each_breakdown_counts_every_study_once_in_each_of_its_values(corpus, by
     assert data["multi"] is (by in ("phase", "country", "condition"))
     assert {row["value"]: row["statuses"] for row in data["rows"]} == expected
     assert all(row["total"] == sum(row["statuses"].values()) for row in data["rows"])
+    # Order: statuses as the registry lists them; phases in their order and years in time; the rest most
+    # studies first, then by name; a study's missing value last.
+    from trialsync.statuses import STATUS_LABELS
+    from trialsync.vocab import PHASE_LABELS
+
+    for row in data["rows"]:
+        assert list(row["statuses"]) == [s for s in STATUS_LABELS if s in row["statuses"]]
+    values = [row["value"] for row in data["rows"]]
+    assert (values[-1] is None) == (None in expected) and values.count(None) == (None in expected)
+    named = [v for v in values if v is not None]
+    if by == "phase":
+        assert named == [p for p in PHASE_LABELS if p in named]
+    elif by == "start-year":
+        assert named == sorted(named)
+    else:
+        totals = {row["value"]: row["total"] for row in data["rows"]}
+        assert named == sorted(named, key=lambda v: (-totals[v], v.lower()))
     csv_lines = corpus("status-report", "all", "--by", by, "-f", "csv").out.splitlines()
     assert csv_lines[0].startswith("value,total,") and len(csv_lines) == len(data["rows"]) + 1
     for fmt in ("table", "text", "markdown", "nl"):

@@ -43,7 +43,6 @@ class UnknownPlace(InvalidValue):
 _COORDINATES = re.compile(r"\s*([-+]?\d+(?:\.\d+)?)\s*,\s*([-+]?\d+(?:\.\d+)?)\s*")
 _ZIP = re.compile(r"\s*(\d{5})(?:-\d{4})?\s*")
 _DISTANCE = re.compile(r"\s*(\d+(?:\.\d+)?|\.\d+)\s*(km|mi|miles?|kilometers?|kilometres?)?\s*", re.I)
-_SHOWN_CANDIDATES = 12
 
 
 def parse_coordinates(text: str) -> Place | None:
@@ -139,8 +138,7 @@ def find_city(text: str) -> Place | None:
         # Two cities of one name in one country (outside the US no region is named) differ by their point.
         names = [f"{name} (at {float(c['latitude']):.2f},{float(c['longitude']):.2f})" if names.count(name) > 1 else name
                  for name, c in zip(names, ranked)]
-        raise AmbiguousPlace(text, names[:_SHOWN_CANDIDATES] + (
-            [f"{len(names) - _SHOWN_CANDIDATES} more"] if len(names) > _SHOWN_CANDIDATES else []))
+        raise AmbiguousPlace(text, names)  # nine at most among the world's cities of 15,000 people or more
     city = cities[0]
     return Place(float(city["latitude"]), float(city["longitude"]), describe_city(city))
 
