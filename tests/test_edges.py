@@ -112,3 +112,25 @@ def test_markdown_keeps_a_records_markup_as_text(few, tmp_path):
     assert few("import", str(path), "--topic", "marked").code == 0
     out = few("list", "marked", "-f", "markdown").out
     assert r"\*bold\* \`code\` \<b>x\</b> \[link\](http://x) a\|b" in out, out
+
+
+def test_a_country_by_its_code_or_usual_name_finds_the_registrys_name(cli, tmp_path):
+    from fakeapi import load_fixture_records
+
+    records = load_fixture_records()
+    path = tmp_path / "all.json"
+    path.write_text(json.dumps(records))
+    assert cli("import", str(path), "--topic", "all").code == 0
+
+    def ids(country: str) -> set[str]:
+        return {row["nct_id"] for row in json.loads(cli("list", "all", "--country", country, "-f", "json").out)}
+
+    def truth(name: str) -> set[str]:
+        return {r["protocolSection"]["identificationModule"]["nctId"] for r in records
+                if any(site.get("country") == name
+                       for site in r["protocolSection"].get("contactsLocationsModule", {}).get("locations", []))}
+
+    assert ids("USA") == ids("us") == ids("United States of America") == truth("United States") != set()
+    assert ids("south korea") == ids("KOR") == truth("Korea, Republic of") != set()
+    assert ids("UK") == truth("United Kingdom") != set()
+    assert ids("Narnia") == set()

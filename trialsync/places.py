@@ -166,3 +166,26 @@ def us_state_code(name: str) -> str | None:
     _, _, states = _geonames()
     folded = _fold(name)
     return next((code for code, state in states.items() if _fold(state["name"]) == folded), None)
+
+
+# The registry's own names of countries whose usual names differ from GeoNames' (the registry lists sites
+# under these).
+_REGISTRY_COUNTRY_NAMES = {"KR": "Korea, Republic of", "KP": "Korea, Democratic People's Republic of",
+                           "RU": "Russian Federation", "IR": "Iran, Islamic Republic of", "SY": "Syrian Arab Republic",
+                           "VN": "Vietnam", "TZ": "Tanzania", "MD": "Moldova, Republic of", "LA": "Lao People's "
+                           "Democratic Republic", "MK": "North Macedonia", "CZ": "Czechia", "TW": "Taiwan"}
+
+
+def country_names(text: str) -> list[str]:
+    """The names a country given as its code, ISO3 code or any of its names ("USA", "us", "South Korea")
+    may have in the registry; [] when ``text`` names no country."""
+    _, countries, _ = _geonames()
+    folded = _fold(text or "")
+    if not folded:
+        return []
+    found = []
+    for code, country in countries.items():
+        words = _country_words(code, countries) | {_fold(_REGISTRY_COUNTRY_NAMES.get(code, ""))}
+        if folded in words:
+            found += [country["name"]] + ([_REGISTRY_COUNTRY_NAMES[code]] if code in _REGISTRY_COUNTRY_NAMES else [])
+    return list(dict.fromkeys(found))

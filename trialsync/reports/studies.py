@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from ..defaults import COMPLETE_OUTCOMES, DEFAULT_TOPIC_NAME
 from ..errors import InvalidValue, NotFound
 from ..ids import study_url
-from ..places import AmbiguousPlace, Place, UnknownPlace, find_city, find_zip_code, parse_coordinates
+from ..places import AmbiguousPlace, Place, UnknownPlace, country_names, find_city, find_zip_code, parse_coordinates
 from ..statuses import OPEN_STATUSES, STATUS_LABELS
 from ..transform import CHILD_COLUMNS, as_values, STUDY_COLUMNS, VIRTUAL_COLUMNS, StudyRows, cell_of, virtual_value
 from .common import dicts
@@ -100,6 +100,7 @@ class StudyQuery:
     sponsor: str | None = None
     sponsor_class: str | None = None
     country: str | None = None
+    country_names: list[str] = field(default_factory=list)  # other names of that country ("USA": United States)
     near: Place | None = None
     within_km: float | None = None
     site_statuses: list[str] | None = None  # with near: the site statuses that count (None: every site)
@@ -154,8 +155,10 @@ def list_sql(query: StudyQuery, topic: str = DEFAULT_TOPIC_NAME) -> tuple[str, d
         where.append("s.lead_sponsor_class = :sponsor_class")
         params["sponsor_class"] = query.sponsor_class
     if query.country:
-        where.append("EXISTS (SELECT 1 FROM study_countries c WHERE c.nct_id = s.nct_id AND lower(c.country) = lower(:country))")
-        params["country"] = query.country
+        names = [query.country] + [name for name in query.country_names if name != query.country]
+        marks = ", ".join(f"lower(:country{i})" for i in range(len(names)))
+        params.update({f"country{i}": name for i, name in enumerate(names)})
+        where.append(f"EXISTS (SELECT 1 FROM study_countries c WHERE c.nct_id = s.nct_id AND lower(c.country) IN ({marks}))")
     if query.age is not None:
         where.append("(s.min_age_years IS NULL OR s.min_age_years <= :age) AND "
                      "(s.max_age_years IS NULL OR s.max_age_years >= :age)")
@@ -203,6 +206,9 @@ def list_studies(conn: sqlite3.Connection, topic: str, query: StudyQuery) -> lis
     A search that holds no word raises InvalidValue."""
     if query.search:
         query = replace(query, search=full_text_query(conn, query.search))
+    if query.country and not conn.execute("SELECT 1 FROM study_countries WHERE lower(country) = lower(?) LIMIT 1",
+                                          [query.country]).fetchone():
+        query = replace(query, country_names=country_names(query.country))  # "USA", "UK", "South Korea"
     sql, params = list_sql(query, topic)
     if query.near is not None:
         add_functions(conn)
