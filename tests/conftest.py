@@ -100,3 +100,17 @@ def cli(capsys, monkeypatch, tmp_path):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+def pull_spine_twice(cli, server, clock: dict) -> None:
+    """Topic 'spine' pulled from ``server`` (the 13 spine records) on 2026-11-20, then again on 2026-11-22
+    after NCT05489822 was terminated and NCT04056520 stopped being served. ``clock['now']`` is the time
+    trialsync reads."""
+    clock["now"] = "2026-11-20T10:00:00Z"
+    assert cli("topics", "add", "spine", "--condition", "spine").code == 0
+    assert cli("pull", "spine", "--api-url", server.url).code == 0
+    clock["now"] = "2026-11-22T10:00:00Z"
+    server.data_timestamp = "2026-11-22T09:00:00"
+    server.corpus.put(with_status(fixture_record("NCT05489822"), "TERMINATED", updated="2026-11-22"))
+    server.corpus.remove("NCT04056520")
+    assert cli("pull", "spine", "--api-url", server.url).code == 0

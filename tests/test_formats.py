@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from conftest import SPINE_CONDITION_IDS, fixture_record, with_status
+from conftest import SPINE_CONDITION_IDS, fixture_record, pull_spine_twice, with_status
 from fakeapi import Corpus, FakeApi, load_fixture_records
 
 from trialsync.places import in_units
@@ -42,14 +42,7 @@ def stored(cli, tmp_path, monkeypatch):
     path.write_text(json.dumps(load_fixture_records()))
     assert cli("import", str(path), "--topic", "all").code == 0
     with FakeApi(Corpus([fixture_record(i) for i in SPINE_CONDITION_IDS])) as server:
-        clock["now"] = "2026-11-20T10:00:00Z"
-        assert cli("topics", "add", "spine", "--condition", "spine").code == 0
-        assert cli("pull", "spine", "--api-url", server.url).code == 0
-        clock["now"] = "2026-11-22T10:00:00Z"
-        server.data_timestamp = "2026-11-22T09:00:00"
-        server.corpus.put(with_status(fixture_record("NCT05489822"), "TERMINATED", updated="2026-11-22"))
-        server.corpus.remove("NCT04056520")
-        assert cli("pull", "spine", "--api-url", server.url).code == 0
+        pull_spine_twice(cli, server, clock)
         server.corpus.put(with_status(fixture_record("NCT06589271"), "ACTIVE_NOT_RECRUITING"))
         yield cli, server.url
 

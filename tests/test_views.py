@@ -12,7 +12,7 @@ import sqlite3
 import orjson
 import pytest
 
-from conftest import SPINE_CONDITION_IDS, fixture_record, with_status
+from conftest import SPINE_CONDITION_IDS, fixture_record, pull_spine_twice, with_status
 from fakeapi import Corpus, FakeApi, load_fixture_records
 
 NCT = re.compile(r"NCT\d{8}")
@@ -484,13 +484,7 @@ def two_pulls(cli, tmp_path, monkeypatch):
     clock = {"now": "2026-11-20T10:00:00Z"}
     monkeypatch.setattr(dates, "utc_now", lambda: clock["now"])
     with FakeApi(Corpus([fixture_record(i) for i in SPINE_CONDITION_IDS])) as server:
-        assert cli("topics", "add", "spine", "--cond", "spine").code == 0
-        assert cli("pull", "spine", "--api-url", server.url).code == 0
-        clock["now"] = "2026-11-22T10:00:00Z"
-        server.data_timestamp = "2026-11-22T09:00:00"
-        server.corpus.put(with_status(fixture_record("NCT05489822"), "TERMINATED", updated="2026-11-22"))
-        server.corpus.remove("NCT04056520")
-        assert cli("pull", "spine", "--api-url", server.url).code == 0
+        pull_spine_twice(cli, server, clock)
         yield cli
 
 
