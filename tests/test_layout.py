@@ -4,6 +4,7 @@ imports of every module, resolved to the layer each belongs to."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,24 @@ def test_no_dead_code():
     unused = [f"{item.filename}:{item.first_lineno}: {item.message}"
               for item in finder.get_unused_code(min_confidence=60)]
     assert unused == []
+
+
+# Each table and the one store module that writes it (migrations create and derive them all).
+TABLE_OWNERS = {
+    "studies": "store.studies", "studies_fts": "store.studies", "site_points": "store.studies",
+    "changes": "store.history", "versions": "store.history",
+    "topic_studies": "store.membership",
+    "pulls": "store.pulls", "pull_status_counts": "store.pulls",
+    "topics": "store.topics", "digest_backlog": "store.topics",
+}
+_WRITE = re.compile(r"\b(?:INSERT(?: OR [A-Z]+)? INTO|UPDATE|DELETE FROM) ([a-z_.{}]+)")
+
+
+@pytest.mark.parametrize("module", [m for m in modules() if m != "store.migrations"])
+def test_each_table_is_written_only_by_its_owner(module):
+    text = (PACKAGE / (module.replace(".", "/") + ".py")).read_text()
+    for table in _WRITE.findall(text):
+        if table.startswith("temp."):  # a connection's own temporary tables (reports.asof)
+            continue
+        owner = "store.studies" if table == "{table}" else TABLE_OWNERS.get(table)  # the child tables
+        assert owner == module, f"{module} writes {table}, which {owner or 'no module'} owns"
