@@ -92,3 +92,15 @@ def test_a_closed_standard_output_fails_in_one_line(spine, tmp_path, args):
     assert result.returncode == 1, result
     assert result.stderr == "trialsync: cannot write to standard output: it is closed\n", result
 
+
+
+@pytest.mark.parametrize("name", ["/dev/stdout", "/proc/self/fd/1", "/dev/fd/1"])
+def test_export_to_standard_output_by_name_when_it_is_closed_fails_in_one_line(spine, tmp_path, name):
+    db = tmp_path / "cli.db"
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    env = {**os.environ, "TRIALSYNC_DB": str(db), "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(["sh", "-c", 'exec "$0" -m trialsync "$@" >&-', sys.executable, "export", "spine",
+                             "-o", name], env=env, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert result.returncode == 1, result
+    assert result.stderr == f"trialsync: cannot write to {name}: standard output is closed\n", result
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before

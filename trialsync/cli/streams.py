@@ -28,6 +28,11 @@ class GuardedOutput:
         if self._stream is not None:
             self._guard(lambda stream: stream.flush())
 
+    @property
+    def closed_at_start(self) -> bool:
+        """Whether the descriptor was closed when trialsync started (``>&-``)."""
+        return self._stream is None
+
     def isatty(self) -> bool:
         return self._stream is not None and self._stream.isatty()
 
@@ -58,3 +63,13 @@ def discard_unwritten_output() -> None:
     except OSError:
         pass
     sys.stdout = open(os.devnull, "w")
+
+
+_STDOUT_NAMES = ("/dev/stdout", "/proc/self/fd/1", "/dev/fd/1")
+
+
+def check_not_closed_stdout(path: os.PathLike | str) -> None:
+    """OutputError when ``path`` names standard output and that was closed at start: the descriptor may
+    since hold another file (SQLite puts /dev/null there), so writing to it would say "wrote" of nothing."""
+    if str(path) in _STDOUT_NAMES and isinstance(sys.stdout, GuardedOutput) and sys.stdout.closed_at_start:
+        raise OutputError(f"cannot write to {path}: standard output is closed")
