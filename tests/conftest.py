@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from pathlib import Path
 
@@ -114,3 +115,11 @@ def pull_spine_twice(cli, server, clock: dict) -> None:
     server.corpus.put(with_status(fixture_record("NCT05489822"), "TERMINATED", updated="2026-11-22"))
     server.corpus.remove("NCT04056520")
     assert cli("pull", "spine", "--api-url", server.url).code == 0
+
+
+def import_as(cli, tmp_path, records: list[dict], topic: str) -> None:
+    """Import ``records`` (real records, or ones derived from them in a test) into ``topic`` through the CLI."""
+    path = tmp_path / f"{topic}.json"
+    path.write_text(json.dumps(records))
+    result = cli("import", str(path), "--topic", topic)
+    assert result.code == 0, result

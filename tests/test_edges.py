@@ -10,7 +10,7 @@ import stat
 
 import pytest
 
-from conftest import fixture_record
+from conftest import fixture_record, import_as
 
 SAMPLE_IDS = ["NCT05489822", "NCT06589271", "NCT05827016", "NCT05952557", "NCT03180268"]
 
@@ -18,9 +18,7 @@ SAMPLE_IDS = ["NCT05489822", "NCT06589271", "NCT05827016", "NCT05952557", "NCT03
 @pytest.fixture
 def few(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
-    path = tmp_path / "few.json"
-    path.write_text(json.dumps([fixture_record(i) for i in SAMPLE_IDS]))
-    assert cli("import", str(path), "--topic", "few").code == 0
+    import_as(cli, tmp_path, [fixture_record(i) for i in SAMPLE_IDS], "few")
     return cli
 
 

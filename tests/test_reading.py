@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from conftest import fixture_record, with_status
+from conftest import fixture_record, import_as, with_status
 from fakeapi import Corpus, FakeApi, load_fixture_records
 
 SPINE = ["NCT00415220", "NCT05489822", "NCT06589271"]
@@ -19,9 +19,7 @@ SPINE = ["NCT00415220", "NCT05489822", "NCT06589271"]
 def stored(cli, tmp_path, monkeypatch):
     """Three real records imported into topic 'spine'; COLUMNS=100."""
     monkeypatch.setenv("COLUMNS", "100")
-    path = tmp_path / "spine.json"
-    path.write_text(json.dumps([fixture_record(i) for i in SPINE]))
-    assert cli("import", str(path), "--topic", "spine").code == 0
+    import_as(cli, tmp_path, [fixture_record(i) for i in SPINE], "spine")
     return cli
 
 

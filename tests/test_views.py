@@ -12,7 +12,7 @@ import sqlite3
 import orjson
 import pytest
 
-from conftest import SPINE_CONDITION_IDS, fixture_record, pull_spine_twice, with_status
+from conftest import SPINE_CONDITION_IDS, fixture_record, import_as, pull_spine_twice, with_status
 from fakeapi import Corpus, FakeApi, load_fixture_records
 
 NCT = re.compile(r"NCT\d{8}")
@@ -30,9 +30,7 @@ def nct_of(record: dict) -> str:
 def spine(cli, tmp_path, monkeypatch):
     """The 13 real spine-condition records imported into topic 'spine'; COLUMNS=100."""
     monkeypatch.setenv("COLUMNS", "100")
-    path = tmp_path / "spine.json"
-    path.write_text(json.dumps([fixture_record(i) for i in SPINE_CONDITION_IDS]))
-    assert cli("import", str(path), "--topic", "spine").code == 0
+    import_as(cli, tmp_path, [fixture_record(i) for i in SPINE_CONDITION_IDS], "spine")
     return cli
 
 
@@ -40,9 +38,7 @@ def spine(cli, tmp_path, monkeypatch):
 def corpus(cli, tmp_path, monkeypatch):
     """All 140 real fixture records imported into topic 'all'."""
     monkeypatch.setenv("COLUMNS", "100")
-    path = tmp_path / "all.json"
-    path.write_text(json.dumps(load_fixture_records()))
-    assert cli("import", str(path), "--topic", "all").code == 0
+    import_as(cli, tmp_path, load_fixture_records(), "all")
     return cli
 
 

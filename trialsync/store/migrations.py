@@ -255,6 +255,24 @@ def _studies_table(name: str) -> str:
         )"""
 
 
+
+def _create_site_points(db) -> None:
+    """site_points (migration 3's shape) filled from locations: the first site at each distinct point of a
+    study, by its 1-degree cell and the study's rowid. Frozen: migrations 3 and 4 both make it so."""
+    db.execute("""
+        CREATE TABLE site_points (
+            cell INTEGER NOT NULL, study INTEGER NOT NULL, seq INTEGER NOT NULL,  -- studies.rowid, locations.seq
+            PRIMARY KEY (cell, study, seq)
+        ) WITHOUT ROWID""")
+    floor_lat = "(CAST(l.latitude AS INTEGER) - (l.latitude < CAST(l.latitude AS INTEGER)))"
+    floor_lon = "(CAST(l.longitude AS INTEGER) - (l.longitude < CAST(l.longitude AS INTEGER)))"
+    db.execute(f"""
+        INSERT INTO site_points
+        SELECT ({floor_lat} + 90) * 360 + ({floor_lon} + 180), s.rowid, min(l.seq)
+        FROM locations l JOIN studies s ON s.nct_id = l.nct_id
+        WHERE l.latitude IS NOT NULL AND l.longitude IS NOT NULL
+        GROUP BY l.nct_id, l.latitude, l.longitude""")
+
 @migrations()
 def m003_derived_fields_and_search(db: Database) -> None:
     # More of each record, derived from raw: existing databases are backfilled here, without a download. The
@@ -326,19 +344,7 @@ def m003_derived_fields_and_search(db: Database) -> None:
             SELECT nct_id, country, min(seq) AS first FROM locations WHERE country IS NOT NULL GROUP BY nct_id, country)""")
     # Where a study's sites are, for searches by distance: the first site at each distinct point, by its 1-degree
     # cell and the study's rowid (an integer, where the NCT id would cost twice the space).
-    db.execute("""
-        CREATE TABLE site_points (
-            cell INTEGER NOT NULL, study INTEGER NOT NULL, seq INTEGER NOT NULL,  -- studies.rowid, locations.seq
-            PRIMARY KEY (cell, study, seq)
-        ) WITHOUT ROWID""")
-    floor_lat = "(CAST(l.latitude AS INTEGER) - (l.latitude < CAST(l.latitude AS INTEGER)))"
-    floor_lon = "(CAST(l.longitude AS INTEGER) - (l.longitude < CAST(l.longitude AS INTEGER)))"
-    db.execute(f"""
-        INSERT INTO site_points
-        SELECT ({floor_lat} + 90) * 360 + ({floor_lon} + 180), s.rowid, min(l.seq)
-        FROM locations l JOIN studies s ON s.nct_id = l.nct_id
-        WHERE l.latitude IS NOT NULL AND l.longitude IS NOT NULL
-        GROUP BY l.nct_id, l.latitude, l.longitude""")
+    _create_site_points(db)
 
     new_tables = {
         "primary_outcomes": ("measure TEXT", f"{_P}.outcomesModule.primaryOutcomes", "json_extract(j.value, '$.measure')"),
@@ -446,19 +452,7 @@ def m004_one_shape_of_schema_3(db: Database) -> None:
                 GROUP BY nct_id, country)""")
     db.execute("DROP TABLE IF EXISTS study_cells")  # replaced by site_points
     if not exists("site_points"):
-        db.execute("""
-            CREATE TABLE site_points (
-                cell INTEGER NOT NULL, study INTEGER NOT NULL, seq INTEGER NOT NULL,  -- studies.rowid, locations.seq
-                PRIMARY KEY (cell, study, seq)
-            ) WITHOUT ROWID""")
-        floor_lat = "(CAST(l.latitude AS INTEGER) - (l.latitude < CAST(l.latitude AS INTEGER)))"
-        floor_lon = "(CAST(l.longitude AS INTEGER) - (l.longitude < CAST(l.longitude AS INTEGER)))"
-        db.execute(f"""
-            INSERT INTO site_points
-            SELECT ({floor_lat} + 90) * 360 + ({floor_lon} + 180), s.rowid, min(l.seq)
-            FROM locations l JOIN studies s ON s.nct_id = l.nct_id
-            WHERE l.latitude IS NOT NULL AND l.longitude IS NOT NULL
-            GROUP BY l.nct_id, l.latitude, l.longitude""")
+        _create_site_points(db)
     for table, kept in (("primary_outcomes", "measure TEXT"), ("study_references", "pmid TEXT, type TEXT")):
         names = [name for name, _ in columns(table)]
         wanted = ["nct_id", "seq", *(column.split()[0] for column in kept.split(", "))]
