@@ -256,6 +256,20 @@ def _studies_table(name: str) -> str:
 
 
 
+def _create_study_countries(db) -> None:
+    """study_countries (migration 3's shape) filled from locations: each study's countries once each, in the
+    order of their first site. Frozen: migrations 3 and 4 both make it so."""
+    db.execute("""
+        CREATE TABLE study_countries (
+            nct_id TEXT NOT NULL REFERENCES studies(nct_id), seq INTEGER NOT NULL, country TEXT,
+            PRIMARY KEY (nct_id, seq)
+        ) WITHOUT ROWID""")
+    db.execute("""
+        INSERT INTO study_countries
+        SELECT nct_id, row_number() OVER (PARTITION BY nct_id ORDER BY first) - 1, country FROM (
+            SELECT nct_id, country, min(seq) AS first FROM locations WHERE country IS NOT NULL GROUP BY nct_id, country)""")
+
+
 def _create_site_points(db) -> None:
     """site_points (migration 3's shape) filled from locations: the first site at each distinct point of a
     study, by its 1-degree cell and the study's rowid. Frozen: migrations 3 and 4 both make it so."""
@@ -333,15 +347,7 @@ def m003_derived_fields_and_search(db: Database) -> None:
     db.execute("ALTER TABLE locations_v3 RENAME TO locations")
     # Each study's countries, once each, and the 1-degree cells its sites are in: small tables that answer
     # "by country" and "near" without reading every site.
-    db.execute("""
-        CREATE TABLE study_countries (
-            nct_id TEXT NOT NULL REFERENCES studies(nct_id), seq INTEGER NOT NULL, country TEXT,
-            PRIMARY KEY (nct_id, seq)
-        ) WITHOUT ROWID""")
-    db.execute("""
-        INSERT INTO study_countries
-        SELECT nct_id, row_number() OVER (PARTITION BY nct_id ORDER BY first) - 1, country FROM (
-            SELECT nct_id, country, min(seq) AS first FROM locations WHERE country IS NOT NULL GROUP BY nct_id, country)""")
+    _create_study_countries(db)
     # Where a study's sites are, for searches by distance: the first site at each distinct point, by its 1-degree
     # cell and the study's rowid (an integer, where the NCT id would cost twice the space).
     _create_site_points(db)
@@ -440,16 +446,7 @@ def m004_one_shape_of_schema_3(db: Database) -> None:
                    "phases, start_date_sort, lead_sponsor)")
     db.execute("DROP INDEX IF EXISTS locations_by_city")  # 8deebb8's; nothing reads it since
     if not exists("study_countries"):
-        db.execute("""
-            CREATE TABLE study_countries (
-                nct_id TEXT NOT NULL REFERENCES studies(nct_id), seq INTEGER NOT NULL, country TEXT,
-                PRIMARY KEY (nct_id, seq)
-            ) WITHOUT ROWID""")
-        db.execute("""
-            INSERT INTO study_countries
-            SELECT nct_id, row_number() OVER (PARTITION BY nct_id ORDER BY first) - 1, country FROM (
-                SELECT nct_id, country, min(seq) AS first FROM locations WHERE country IS NOT NULL
-                GROUP BY nct_id, country)""")
+        _create_study_countries(db)
     db.execute("DROP TABLE IF EXISTS study_cells")  # replaced by site_points
     if not exists("site_points"):
         _create_site_points(db)
