@@ -73,6 +73,8 @@ def test_every_name_of_a_us_state_or_the_country_qualifies_a_city(text):
 @pytest.mark.parametrize("text, name", [("London, UK", "London, United Kingdom"),
                                         ("London, Great Britain", "London, United Kingdom"),
                                         ("London, Scotland", "London, United Kingdom"),  # GB's words, not places
+                                        ("Cardiff, Wales", "Cardiff, United Kingdom"),
+                                        ("Leeds, Great Britain", "Leeds, United Kingdom"),
                                         ("London, GBR", "London, United Kingdom"),
                                         ("Lyon, FR", "Lyon, France"), ("São Paulo", "São Paulo, Brazil"),
                                         ("sao paulo, brazil", "São Paulo, Brazil")])

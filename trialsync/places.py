@@ -99,9 +99,9 @@ def _country_words(code: str, countries: dict) -> set[str]:
     country = countries.get(code) or {}
     words = {_fold(code), _fold(country.get("iso3") or ""), _fold(country.get("name") or "")}
     if code == "US":
-        words |= {"usa", "united states of america", "america", "u s", "u s a"}
+        words |= {"united states of america", "america", "u s", "u s a"}  # "usa" is its ISO3 code
     if code == "GB":
-        words |= {"uk", "united kingdom", "great britain", "england", "scotland", "wales"}
+        words |= {"uk", "great britain", "england", "scotland", "wales"}
     return words - {""}
 
 
