@@ -135,3 +135,82 @@ def test_sortable_dates(text, expected):
 def test_serialized_records_parse_back_to_exactly_the_record():
     record = fixture_record("NCT00329836")  # a record with a results section
     assert orjson.loads(serialize(record)) == record
+
+
+# -- the typed reader at its edges, and the values every JSON gives ---------------------------------------
+
+
+def _typed():
+    from trialsync.transform.rows import _Typed
+
+    return _Typed("NCT05489822")
+
+
+@pytest.mark.parametrize("value", [0, -(2 ** 63), 2 ** 63 - 1, None])
+def test_an_integer_inside_sqlites_range_is_kept(value):
+    typed = _typed()
+    assert typed.integer({"count": value}, "count", "enrollmentInfo") == value and typed.out_of_range == []
+
+
+@pytest.mark.parametrize("value", [2 ** 63, -(2 ** 63) - 1, 2 ** 64, 2.0 ** 63, -(2.0 ** 63), float("inf")])
+def test_an_integer_past_sqlites_range_is_left_empty_and_noted(value):
+    typed = _typed()
+    assert typed.integer({"count": value}, "count", "protocolSection.designModule.enrollmentInfo", ("a",)) is None
+    assert typed.out_of_range == [("enrollmentInfo.count", ("a", "count"), value)]
+
+
+@pytest.mark.parametrize("value", [1.5, "12", True, [1]])
+def test_an_integer_of_another_type_is_a_record_error_naming_both_types(value):
+    from trialsync.errors import RecordError
+
+    with pytest.raises(RecordError) as caught:
+        _typed().integer({"count": value}, "count", "enrollmentInfo")
+    got = {float: "a number", str: "a string", bool: "a boolean", list: "an array"}[type(value)]
+    assert str(caught.value) == (f"NCT05489822: enrollmentInfo.count is {got}, where the API's spec has an "
+                                 "integer; the record was not stored")
+
+
+@pytest.mark.parametrize("value, kept", [(90, True), (-90, True), (90.0001, False), (-90.5, False), (0, True)])
+def test_a_number_is_kept_inside_its_bounds_and_noted_outside(value, kept):
+    typed = _typed()
+    got = typed.number({"lat": value}, "lat", "geoPoint", (), bounds=(-90.0, 90.0))
+    assert (got == value and typed.out_of_range == []) if kept else (got is None and len(typed.out_of_range) == 1)
+
+
+def test_text_objects_and_their_wrong_types():
+    from trialsync.errors import RecordError
+
+    typed = _typed()
+    assert typed.text({"a": "x"}, "a", "m") == "x" and typed.text({}, "a", "m") is None
+    assert typed.obj({"a": {"b": 1}}, "a", "m") == {"b": 1} and typed.obj({}, "a", "m") == {}
+    for reader, value in ((typed.text, 5), (typed.obj, [1]), (typed.obj, "x")):
+        with pytest.raises(RecordError, match=r"^NCT05489822: m\.a is .*, where the API's spec has "):
+            reader({"a": value}, "a", "m")
+    assert str(typed._wrong("m", "a", None, str)) == ("NCT05489822: m.a is null, where the API's spec has a "
+                                                       "string; the record was not stored")
+
+
+def test_as_values_gives_flags_as_booleans_and_phases_as_a_list():
+    from trialsync.transform import as_values
+
+    row = {"has_results": 1, "healthy_volunteers": 0, "phases": "PHASE1, PHASE2", "nct_id": "x"}
+    assert as_values(row) is row
+    assert row == {"has_results": True, "healthy_volunteers": False, "phases": ["PHASE1", "PHASE2"], "nct_id": "x"}
+    assert as_values({"has_results": None, "phases": None}) == {"has_results": None, "phases": []}
+    assert as_values({"phases": ""}) == {"phases": []}
+    assert as_values({"phases": ["NA"]}) == {"phases": ["NA"]}  # a list already stays as it is
+    assert as_values({"lead_sponsor": "Mayo"}) == {"lead_sponsor": "Mayo"}
+
+
+def test_a_virtual_column_reads_its_path_and_none_where_it_is_missing():
+    from trialsync.transform import virtual_value
+
+    record = fixture_record("NCT05489822")
+    p = record["protocolSection"]
+    assert virtual_value(record, "official_title") == p["identificationModule"]["officialTitle"]
+    assert virtual_value(record, "brief_summary") == p["descriptionModule"]["briefSummary"]
+    assert virtual_value(record, "eligibility_criteria") == p["eligibilityModule"]["eligibilityCriteria"]
+    del p["descriptionModule"]
+    assert virtual_value(record, "brief_summary") is None
+    p["eligibilityModule"] = "not an object"
+    assert virtual_value(record, "eligibility_criteria") is None
