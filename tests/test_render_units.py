@@ -28,6 +28,17 @@ def _width(monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
 
 
+_STATES = {"KY": {"name": "Kentucky"}, "IL": {"name": "Illinois"}, "GA": {"name": "Georgia"}}
+
+
+@pytest.fixture(autouse=True)
+def _few_states(monkeypatch):
+    """A site's state is coded from three states, not the whole gazetteer (loading it takes most of a second)."""
+    from trialsync import places
+
+    monkeypatch.setattr(places, "_geonames", lambda: ({}, {}, _STATES))
+
+
 # ---------------------------------------------------------------- formats
 
 
@@ -1161,3 +1172,283 @@ def test_small_export_helpers(tmp_path):
     ex._remove_quietly(a)
     ex._remove_quietly(tmp_path / "none" / "x")
     ex._remove_quietly(fifo / "x")
+
+
+# ---------------------------------------------------------------- what the first mutation run left alive
+
+
+def _near_pair():
+    site = {"facility": "Clinic", "city": "Chicago", "state": "Illinois", "country": "United States",
+            "status": "RECRUITING"}
+    a = {**STUDY, "distance_km": 5.0, "nearest_site": site, "lead_sponsor": "Sponsor " * 4, "brief_title": "Title " * 6}
+    b = {**a, "nct_id": "NCT2", "distance_km": 1234.0, "nearest_site": {**site, "city": "Springfield-on-sea"}}
+    return [a, b]
+
+
+@pytest.mark.parametrize("width, text", [
+    (60, "NCT ID    Km  Title                 Nearest site\n"
+         "NCT1       5  Title Title Title T…  Recruiting · Chicago, IL\n"
+         "NCT2    1234  Title Title Title T…  Recruiting · Springfiel…"),
+    (66, "NCT ID  Status        Km  Title                 Nearest site\n"
+         "NCT1    Recruiting     5  Title Title Title T…  Recruiting · Chic…\n"
+         "NCT2    Recruiting  1234  Title Title Title T…  Recruiting · Spri…"),
+    (79, "NCT ID  Status      Phase    Km  Title                 Nearest site\n"
+         "NCT1    Recruiting  2         5  Title Title Title T…  Recruiting · Chicago, IL\n"
+         "NCT2    Recruiting  2      1234  Title Title Title T…  Recruiting · Springfiel…"),
+    (80, "NCT ID  Status      Phase    Km  Title                 Nearest site\n"
+         "NCT1    Recruiting  2         5  Title Title Title T…  Recruiting · Chicago, IL\n"
+         "NCT2    Recruiting  2      1234  Title Title Title T…  Recruiting · Springfield…"),
+    (90, "NCT ID  Status      Phase  Start      Km  Title                 Nearest site\n"
+         "NCT1    Recruiting  2      2024-01     5  Title Title Title T…  Recruiting · Chicago, IL\n"
+         "NCT2    Recruiting  2      2024-01  1234  Title Title Title T…  Recruiting · Springfield-…"),
+    (110, "NCT ID  Status      Phase  Start      Km  Title                 Nearest site                  Lead sponsor\n"
+          "NCT1    Recruiting  2      2024-01     5  Title Title Title T…  Recruiting · Chicago, IL      Sponsor Sponsor…\n"
+          "NCT2    Recruiting  2      2024-01  1234  Title Title Title T…  Recruiting · Springfield-on…  Sponsor Sponsor…"),
+])
+def test_a_near_list_gives_way_in_its_order(monkeypatch, width, text):
+    monkeypatch.setenv("COLUMNS", str(width))
+    assert sd.render_study_list(_near_pair(), "text") == [text]
+
+
+@pytest.mark.parametrize("width, text", [
+    (40, "NCT ID  Status      Title\nNCT1    Recruiting  Title Title Title T…"),
+    (50, "NCT ID  Status      Phase  Title\nNCT1    Recruiting  2      Title Title Title Titl…"),
+    (60, "NCT ID  Status      Phase  Start    Title\nNCT1    Recruiting  2      2024-01  Title Title Title Title…"),
+    (75, "NCT ID  Status      Phase  Start    Title                  Lead sponsor\n"
+         "NCT1    Recruiting  2      2024-01  Title Title Title Ti…  Sponsor Sponsor…"),
+])
+def test_a_list_gives_way_in_its_order(monkeypatch, width, text):
+    monkeypatch.setenv("COLUMNS", str(width))
+    plain = {**STUDY, "brief_title": "Title " * 6, "lead_sponsor": "Sponsor " * 4}
+    assert sd.render_study_list([plain], "text") == [text]
+
+
+def test_a_list_in_markdown_and_as_a_table():
+    assert sd.render_study_list([STUDY], "markdown", title="T") == [
+        "**T**\n\n| NCT ID | Status | Phase | Start | Title | Lead sponsor |\n| --- | --- | --- | --- | --- | --- |\n"
+        "| NCT1 | Recruiting | 2 | 2024-01 | A study | Acme |"]
+    blocks = sd.render_study_list(_near_pair(), "table")
+    assert [c.header.plain for c in blocks[-1].columns][:2] == ["NCT ID", "Status"]
+
+
+@pytest.mark.parametrize("width, text", [
+    (50, "NCT ID  Change                    Title\nNCT1    status: Recruiting -> C…  A rather long t…"),
+    (60, "NCT ID  Change                           Title\nNCT1    status: Recruiting -> Completed  A rather long titl…"),
+    (70, "Observed    NCT ID  Change                           Title\n"
+         "2024-05-06  NCT1    status: Recruiting -> Completed  A rather long ti…"),
+])
+def test_the_change_log_shortens_its_titles(monkeypatch, width, text):
+    monkeypatch.setenv("COLUMNS", str(width))
+    assert ch.render_changes([_logged(brief_title="A rather long title of a study " * 2)], "text") == [text]
+
+
+def test_other_formats_for_a_person_are_kept():
+    assert ch.render_changes([_logged()], "markdown") == [
+        "| Observed | NCT ID | Change | Title |\n| --- | --- | --- | --- |\n"
+        "| 2024-05-06 | NCT1 | status: Recruiting -> Completed | A title |"]
+    rows = [{"finished_at": "2024-01-02T03:04:05Z", "kind": "pull", "total": 2, "statuses": {"RECRUITING": 2}}]
+    assert st.render_history("spine", rows, "markdown") == [
+        "**spine: counts by status at each complete pull.**\n\n| Pull finished | Studies | Recruiting |\n"
+        "| --- | ---: | ---: |\n| 2024-01-02 03:04:05 | 2 | 2 |"]
+    assert st.render_verification(_check(), "markdown") == [
+        "**spine: the store agrees with the API.**\n\n| Status | API | Store | Difference |\n"
+        "| --- | ---: | ---: | ---: |\n| Recruiting | 2 | 2 |  |\n| Completed | 1 | 1 |  |\n| Total | 3 | 3 |  |"]
+
+
+def test_render_digests_names_the_first_topic_when_a_group_is_cut():
+    many = [_logged(id=i, nct_id=f"NCT{i}", brief_title=None) for i in range(1, ch.DIGEST_LINES + 2)]
+    text = ch.render_digests([("zeta", many), ("alpha", many)])
+    assert text.splitlines()[0] == "trialsync: 51 changes in zeta and alpha"
+    assert text.splitlines()[-1] == "  ... and 1 more: `trialsync changes zeta --since 2024-05-06` lists them all"
+
+
+def test_paragraphs_never_break_at_a_hyphen():
+    assert sd._paragraphs("x aa-bb", 6) == "  x\n  aa-bb"
+
+
+def test_render_study_names_every_fact_it_has():
+    facts = {"nct_id": "NCT1", "overall_status": "TERMINATED", "official_title": "Official", "why_stopped": "Money",
+             "primary_completion_date": "2025-01", "primary_completion_date_type": "ESTIMATED",
+             "last_update_posted": "2024-06-01", "results_first_posted": "2024-07-01", "acronym": "   "}
+    assert sd.render_study(facts, "text") == ["\n".join([
+        "NCT ID:               NCT1",
+        "Official title:       Official",
+        "Acronym:              ",
+        "Status:               Terminated",
+        "Why stopped:          Money",
+        "Primary completion:   2025-01 (estimated)",
+        "Last update posted:   2024-06-01",
+        "Results first posted: 2024-07-01",
+        "Eligibility:          any age",
+        "Links:                https://clinicaltrials.gov/study/NCT1",
+    ])]
+
+
+@pytest.mark.parametrize("width, title, lines", [
+    (49, "aaaaa " * 7, ["aaaaa aaaaa aaaaa aaaaa aaaaa aaaaa", "aaaaa"]),  # 49 - 13 - 1 = 35
+    (49, "x" * 17 + " " + "y" * 19, ["x" * 17, "y" * 19]),
+    (20, "x" * 15 + " " + "y" * 15, ["x" * 15, "y" * 15]),  # never narrower than 30
+    (20, "x" * 14 + " " + "y" * 15, ["x" * 14 + " " + "y" * 15]),
+])
+def test_render_study_wraps_values_beside_their_keys(monkeypatch, width, title, lines):
+    monkeypatch.setenv("COLUMNS", str(width))
+    text = sd.render_study({"nct_id": "NCT1", "overall_status": "RECRUITING", "brief_title": title}, "text")[0]
+    assert text.splitlines()[1:1 + len(lines)] == ["Title:       " + lines[0]] + ["             " + v for v in lines[1:]]
+
+
+def test_render_study_sites_without_contacts():
+    facts = {"nct_id": "NCT1", "overall_status": "RECRUITING", "locations": [{"seq": 1, "city": "Lyon"}]}
+    assert sd.render_study(facts, "text")[1] == "Sites (1):\n  Unnamed site, Lyon"
+
+
+def test_render_pulls_json_lines_of_no_pulls_is_empty():
+    assert ch.render_pulls([], "nl") == []
+    assert ch.render_pulls([PULL], "nl") == [to_json_lines([{**PULL, "duration": "1m05s"}])]
+
+
+def test_status_report_in_markdown():
+    blocks = st.render_status_report(_report(unknown_by_last_known={"RECRUITING": 1}), "3 studies", "markdown")
+    assert blocks[0] == ("**spine: 3 studies.**\n\n| Status | Studies | Share |\n| --- | ---: | ---: |\n"
+                         "| Recruiting | 2 | 66.7% |\n| Completed | 1 | 33.3% |\n| Total | 3 | 100.0% |")
+    assert blocks[2] == ("**Unknown status, by last known status**\n\n| Last known status | Studies |\n"
+                         "| --- | ---: |\n| Recruiting | 1 |")
+
+
+def test_an_export_to_a_pipe_is_written_in_its_kind(tmp_path):
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    assert ex.write_export_file(fifo, [{"a": "é"}], "nl") == 1
+    reader.join(5)
+    assert got == ['{"a":"é"}\n'.encode()]
+
+
+def test_the_partial_file_is_hidden_beside_the_target(tmp_path):
+    target = tmp_path / "out.json"
+    seen = []
+
+    def items():
+        seen.extend(p.name for p in tmp_path.iterdir())
+        yield {"a": 1}
+
+    ex.write_export_file(target, items(), "nl")
+    assert len(seen) == 1 and seen[0].startswith(".out.json.") and seen[0].endswith(".partial")
+    assert len(seen[0]) > len(".out.json..partial")
+
+
+def test_mode_for_a_new_file_under_a_common_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert ex._mode_for(tmp_path / "new") == 0o644
+    finally:
+        os.umask(old)
+    old = os.umask(0)
+    try:
+        assert ex._mode_for(tmp_path / "new") == 0o666
+    finally:
+        os.umask(old)
+
+
+def test_csv_keeps_the_last_value_whole_and_markdown_titles_are_visible():
+    assert tb.rows_as([{"a": "x "}], [Column("a", "A")], "csv") == ["a\nx "]
+    assert tb.rows_as([{"a": "aX"}], [Column("a", "A")], "csv") == ["a\naX"]
+    assert tb.rows_as([{"a": 1}], [Column("a", "A")], "markdown", title="T\x1b*") == [
+        "**T\\\\x1b\\***\n\n| A |\n| --- |\n| 1 |"]
+
+
+_FIXED = [Column("shown", "Value"), Column("total", "Studies", numeric=True)]
+
+
+def test_status_columns_measure_the_counts_and_the_short_headers(monkeypatch):
+    rows = [{"shown": "x", "total": 1, "statuses": {"X": 1000, "Y": 1, "Z": 5}}]
+    # 5 + 7 + 4 + 1 + 1, and 2 * 4 between: 26
+    monkeypatch.setenv("COLUMNS", "26")
+    assert st._status_columns(["X", "Y", "Z"], rows, _FIXED, "text")[0] == ["X", "Y", "Z"]
+    monkeypatch.setenv("COLUMNS", "25")
+    assert st._status_columns(["X", "Y", "Z"], rows, _FIXED, "text")[0] == ["X", "OTHER"]
+    three = ["NOT_YET_RECRUITING", "RECRUITING", "COMPLETED"]
+    rows = [{"shown": "x", "total": 3, "statuses": {s: 1 for s in three}}]
+    # 5 + 7 + 7 ("Not yet") + 10 + 9, and 8 between: 46
+    monkeypatch.setenv("COLUMNS", "46")
+    assert st._status_columns(three, rows, _FIXED, "text")[0] == three
+
+
+def test_status_columns_merge_the_status_with_the_fewest_studies_in_all_rows(monkeypatch):
+    statuses = ["SUSPENDED", "COMPLETED", "WITHDRAWN"]
+    rows = [{"shown": "a", "total": 1, "statuses": {"WITHDRAWN": 2, "SUSPENDED": 1, "COMPLETED": 10}},
+            {"shown": "b", "total": 1, "statuses": {"SUSPENDED": 1, "COMPLETED": 10}},
+            {"shown": "c", "total": 1, "statuses": {"SUSPENDED": 1, "COMPLETED": 10}}]
+    monkeypatch.setenv("COLUMNS", "45")
+    shown, flat = st._status_columns(statuses, rows, _FIXED, "text")
+    assert shown == ["SUSPENDED", "COMPLETED", "OTHER"]
+    assert [r["OTHER"] for r in flat] == [2, 0, 0]
+
+
+@pytest.mark.parametrize("width, text", [
+    (45, "Lead sponsor      Studies  Recruiting  Completed\nA very long spo…        3           2          1"),
+    (50, "Lead sponsor        Studies  Recruiting  Completed\nA very long spons…        3           2          1"),
+])
+def test_a_breakdown_shortens_its_values(monkeypatch, width, text):
+    monkeypatch.setenv("COLUMNS", str(width))
+    rows = [{"value": "A very long sponsor name of some company", "total": 3,
+             "statuses": {"RECRUITING": 2, "COMPLETED": 1}}]
+    assert st.render_breakdown(_breakdown(by="sponsor", rows=rows), "text")[0].endswith("\n" + text)
+
+
+def test_a_breakdown_by_year_shows_the_years():
+    report = _breakdown(by="start-year", rows=[{"value": 2020, "total": 1, "statuses": {"RECRUITING": 1}}])
+    assert st.render_breakdown(report, "text")[0].splitlines()[-1] == "2020              1           1"
+
+
+def test_site_place_codes_only_a_state_of_the_united_states():
+    assert sd._site_place({"city": "Tbilisi", "state": "Georgia", "country": "Georgia"}) == "Tbilisi, Georgia"
+    assert sd._site_place({"city": "X", "country": "United States"}) == "X, United States"
+
+
+def test_terminal_width_falls_back_to_80(monkeypatch):
+    def no_terminal(*_args):
+        raise OSError
+
+    monkeypatch.delenv("COLUMNS")
+    monkeypatch.setattr(os, "get_terminal_size", no_terminal)
+    assert tb.terminal_width() == 80
+
+
+def test_a_table_title_is_wrapped_to_the_width_given():
+    blocks = tb.rows_as(ROWS, COLS, "table", title="aaa bbb ccc", width=8)
+    assert blocks[0] == "aaa bbb\nccc"
+
+
+P2 = {**PULL, "id": 8, "updated": 100, "left_topic": 12, "error": "a long error message about the failure"}
+
+
+def test_render_pulls_align_every_number_right(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert ch.render_pulls([PULL, P2], "text") == [
+        "#  Topic  Started            Took  Mode  Outcome  Requests  Received  New  Updated  Left  Error\n"
+        "7  spine  2024-01-02 03:04  1m05s  full  ok              3        20    5        2     1\n"
+        "8  spine  2024-01-02 03:04  1m05s  full  ok              3        20    5      100    12  "
+        "a long error message about the failure"]
+
+
+@pytest.mark.parametrize("width, error", [(110, "a long error messag…"), (105, "a long error m…"),
+                                          (102, "a long erro…"), (101, None)])
+def test_render_pulls_shorten_the_error_to_twelve_then_drop_it(monkeypatch, width, error):
+    monkeypatch.setenv("COLUMNS", str(width))
+    lines = ch.render_pulls([P2], "text")[0].splitlines()
+    assert lines[1].startswith("8  spine  2024-01-02 03:04  1m05s  full  ok              3        20    5      100    12")
+    if error:
+        assert lines[0].endswith("  Left  Error") and lines[1].endswith("12  " + error)
+    else:
+        assert lines[0].endswith("  Left") and lines[1].endswith("12")
+
+
+def test_render_pulls_in_markdown():
+    assert ch.render_pulls([PULL], "markdown") == [
+        "| # | Topic | Started | Took | Mode | Outcome | Requests | Received | New | Updated | Left | Error |\n"
+        "| ---: | --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |\n"
+        "| 7 | spine | 2024-01-02 03:04 | 1m05s | full | ok | 3 | 20 | 5 | 2 | 1 |  |"]
