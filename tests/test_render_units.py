@@ -1189,6 +1189,9 @@ def _near_pair():
     (60, "NCT ID    Km  Title                 Nearest site\n"
          "NCT1       5  Title Title Title T…  Recruiting · Chicago, IL\n"
          "NCT2    1234  Title Title Title T…  Recruiting · Springfiel…"),
+    (64, "NCT ID  Status        Km  Title                 Nearest site\n"
+         "NCT1    Recruiting     5  Title Title Title T…  Recruiting · Ch…\n"
+         "NCT2    Recruiting  1234  Title Title Title T…  Recruiting · Sp…"),  # 16 wide below 80 columns
     (66, "NCT ID  Status        Km  Title                 Nearest site\n"
          "NCT1    Recruiting     5  Title Title Title T…  Recruiting · Chic…\n"
          "NCT2    Recruiting  1234  Title Title Title T…  Recruiting · Spri…"),
@@ -1285,8 +1288,9 @@ def test_render_study_names_every_fact_it_has():
 
 
 @pytest.mark.parametrize("width, title, lines", [
-    (49, "aaaaa " * 7, ["aaaaa aaaaa aaaaa aaaaa aaaaa aaaaa", "aaaaa"]),  # 49 - 13 - 1 = 35
+    (49, "aaaaa " * 7, ["aaaaa aaaaa aaaaa aaaaa aaaaa aaaaa", "aaaaa"]),  # 49 - 12 - 1 = 36
     (49, "x" * 17 + " " + "y" * 19, ["x" * 17, "y" * 19]),
+    (49, "x" * 17 + " " + "y" * 18, ["x" * 17 + " " + "y" * 18]),
     (20, "x" * 15 + " " + "y" * 15, ["x" * 15, "y" * 15]),  # never narrower than 30
     (20, "x" * 14 + " " + "y" * 15, ["x" * 14 + " " + "y" * 15]),
 ])
