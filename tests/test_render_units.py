@@ -146,7 +146,8 @@ def test_rows_as_json_nl_and_csv():
 def test_rows_as_markdown():
     assert tb.rows_as(ROWS, COLS, "markdown", title="T|1") == [
         "**T\\|1**\n\n| # | Title | Extra |\n| ---: | --- | --- |\n| 1 | a long title here | xx |\n| 22 | b\\*c |  |"]
-    assert tb.rows_as([], [Column("a", "A\x1b")], "markdown") == ["| A\\x1b |\n| --- |"]
+    # a header is made visible, then its backslash escaped for markdown, as a cell is
+    assert tb.rows_as([], [Column("a", "A\x1b")], "markdown") == ["| A\\\\x1b |\n| --- |"]
     assert tb.rows_as(ROWS[:1], COLS, "markdown", title="") == [
         "| # | Title | Extra |\n| ---: | --- | --- |\n| 1 | a long title here | xx |"]
 
@@ -621,7 +622,7 @@ def test_render_breakdown_text_and_markdown():
     report = _breakdown(by="sponsor", multi=True, as_of=None, total=1,
                         rows=[{"value": "PHASE2", "total": 1, "statuses": {"MADE_UP": 1}}])
     assert st.render_breakdown(report, "markdown") == [
-        "**spine: 1 study by lead sponsor and status.**\n\n| Lead sponsor | Studies | MADE_UP |\n"
+        "**spine: 1 study by lead sponsor and status.**\n\n| Lead sponsor | Studies | MADE\\_UP |\n"
         "| --- | ---: | ---: |\n| PHASE2 | 1 | 1 |",
         "A study with several values counts once in each: the rows add up to more than 1."]
     for by, header in (("study-type", "Study type"), ("sponsor-class", "Sponsor class"), ("start-year", "Start year"),

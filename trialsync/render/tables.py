@@ -110,7 +110,7 @@ def rows_as(rows: Sequence[dict], columns: Sequence[Column], fmt: str, title: st
     columns = [replace(c, header=visible(c.header)) for c in columns]  # a header may be a record's value
     title = visible(title) if title else title
     if fmt == "markdown":
-        lines = ["| " + " | ".join(c.header for c in columns) + " |",
+        lines = ["| " + " | ".join(markdown_text(c.header) for c in columns) + " |",
                  "| " + " | ".join("---:" if c.numeric else "---" for c in columns) + " |"]
         lines += ["| " + " | ".join(markdown_text(v) for v in line) + " |" for line in cells]
         return [(f"**{markdown_text(title)}**\n\n" if title else "") + "\n".join(lines)]
