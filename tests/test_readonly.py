@@ -7,6 +7,7 @@ user the folder's own permissions do it. The database is made of real fixture re
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -32,7 +33,21 @@ def reader_prefix() -> list[str]:
     setpriv = shutil.which("setpriv")
     if not setpriv:
         pytest.skip("running as root without setpriv: no user here for whom permissions count")
-    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    prefix = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    problem = _cannot_run_as(tuple(prefix))
+    if problem:
+        pytest.skip(f"the user nobody cannot run trialsync from this Python environment and checkout: {problem}")
+    return prefix
+
+
+@functools.lru_cache(maxsize=None)
+def _cannot_run_as(prefix: tuple[str, ...]) -> str:
+    """Why ``prefix`` cannot run this checkout's trialsync with this Python (a virtual environment in a private
+    folder, say), or "" when it can."""
+    result = subprocess.run([*prefix, sys.executable, "-c", "import typer, sqlite_utils, trialsync.cli"],
+                            env={"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                            cwd="/", capture_output=True, text=True, timeout=60)
+    return "" if result.returncode == 0 else (result.stderr.strip().splitlines() or ["unknown"])[-1]
 
 
 def run(prefix: list[str], db: Path, *args: str) -> subprocess.CompletedProcess:
