@@ -214,3 +214,32 @@ def test_a_virtual_column_reads_its_path_and_none_where_it_is_missing():
     assert virtual_value(record, "brief_summary") is None
     p["eligibilityModule"] = "not an object"
     assert virtual_value(record, "eligibility_criteria") is None
+
+
+@pytest.mark.parametrize("value, got", [("12", "a string"), (True, "a boolean"), ({"a": 1}, "an object")])
+def test_a_number_of_another_type_is_a_record_error_naming_both_types(value, got):
+    from trialsync.errors import RecordError
+
+    with pytest.raises(RecordError) as caught:
+        _typed().number({"lat": value}, "lat", "geoPoint")
+    assert str(caught.value) == (f"NCT05489822: geoPoint.lat is {got}, where the API's spec has a number; the "
+                                 "record was not stored")
+
+
+def test_a_number_out_of_its_bounds_is_noted_with_its_value_and_path():
+    typed = _typed()
+    assert typed.number({"lat": 1e300}, "lat", "protocolSection.x.geoPoint", ("locations", 0), (-90.0, 90.0)) is None
+    assert typed.out_of_range == [("geoPoint.lat", ("locations", 0, "lat"), 1e300)]
+
+
+def test_a_value_of_a_type_json_never_gives_is_named_by_its_python_type():
+    assert "m.a is set, where" in str(_typed()._wrong("m", "a", {1}, str))
+
+
+@pytest.mark.parametrize("value", [True, False, None])
+def test_a_boolean_is_kept_and_another_type_is_a_record_error(value):
+    from trialsync.errors import RecordError
+
+    assert _typed().boolean({"b": value}, "b", "m") is value
+    with pytest.raises(RecordError, match=r"^NCT05489822: m\.b is a string, where the API's spec has a boolean; "):
+        _typed().boolean({"b": "yes"}, "b", "m")
