@@ -59,6 +59,13 @@ def test_an_export_leaves_a_users_partial_file_alone(spine, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")) == [".spine.csv.partial"]
 
 
+def test_an_export_to_a_dash_goes_to_standard_output_and_writes_no_file(spine, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    to_dash, plain = spine("export", "-o", "-"), spine("export")
+    assert to_dash.code == 0 and to_dash.out == plain.out and len(list(csv.DictReader(to_dash.out.splitlines(keepends=True)))) == 4, to_dash
+    assert not (tmp_path / "-").exists()
+
+
 def test_an_export_to_a_symlink_loop_fails_in_one_line(spine, tmp_path):
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")

@@ -190,6 +190,8 @@ def test_near_a_city_lists_studies_by_distance_to_their_nearest_site(corpus):
     (("--sort", "distance"), "--sort distance needs --near"),
     (("--status", "recruting"), "did you mean RECRUITING?"),
     (("--phase", "7"), "is not a phase"),
+    (("--phase=-1",), "is not a phase"),
+    (("--phase=+2",), "is not a phase"),
     (("--started-after", "last year"), "YYYY, YYYY-MM or YYYY-MM-DD"),
     (("--age", "nan"), "not a finite number"),
     (("--as-of", "yesterday"), "--as-of takes a date"),

@@ -54,7 +54,8 @@ _SEX_READER = _reader(SEX_LABELS, {"f": "FEMALE", "m": "MALE", "women": "FEMALE"
 
 
 def _read(reader: dict[str, str], values: dict[str, str], text: str, what: str, option: str) -> str:
-    found = reader.get(_key(text or ""))
+    # A sign is not punctuation to drop: "-1" is no phase, though "1" is.
+    found = None if re.match(r"\s*[-+]\s*\d", text or "") else reader.get(_key(text or ""))
     if found is not None:
         return found
     close = difflib.get_close_matches((text or "").strip().upper().replace(" ", "_"), list(values), n=1, cutoff=0.6)

@@ -246,7 +246,7 @@ def export(
     fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="csv, json or nl (JSON lines).")] = ExportFormat.csv,
     raw: Annotated[bool, typer.Option("--raw", help="The raw records as a ctg-studies.json array, which "
                                       "`trialsync import` reads back.")] = False,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file (default: standard output).",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file; - or nothing means standard output.",
                                                    dir_okay=False, show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the --output file if it exists.")] = False,
     db: DbOption = None,
@@ -257,6 +257,8 @@ def export(
     from ..store.db import database_files
     from .streams import check_not_closed_stdout
 
+    if output is not None and str(output) == "-":
+        output = None
     if output is not None:
         check_not_closed_stdout(output)
         check_export_target(output, force, database_files(db_path(db)))
