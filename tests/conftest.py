@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import os
+import shutil
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -115,6 +119,29 @@ def pull_spine_twice(cli, server, clock: dict) -> None:
     server.corpus.put(with_status(fixture_record("NCT05489822"), "TERMINATED", updated="2026-11-22"))
     server.corpus.remove("NCT04056520")
     assert cli("pull", "spine", "--api-url", server.url).code == 0
+
+
+@pytest.fixture(scope="session")
+def import_cache(tmp_path_factory) -> dict:
+    """Databases already built by an import, by (topic, records), kept for the whole session."""
+    return {"folder": tmp_path_factory.mktemp("imported"), "built": {}}
+
+
+def import_cached(cli, tmp_path, records: list[dict], topic: str, cache: dict) -> None:
+    """As ``import_as``, but a second test asking for the same import into a new database gets a copy of the
+    database the first one built (the import itself is what other tests exercise; here it only sets a scene)."""
+    target = Path(os.environ["TRIALSYNC_DB"])
+    key = hashlib.sha256(orjson.dumps([topic, records])).hexdigest()
+    built = cache["built"].get(key)
+    if built is not None and not target.exists():
+        shutil.copyfile(built, target)
+        return
+    import_as(cli, tmp_path, records, topic)
+    if built is None:
+        built = cache["folder"] / f"{key}.db"
+        with sqlite3.connect(target) as source, sqlite3.connect(built) as copy_:
+            source.backup(copy_)
+        cache["built"][key] = built
 
 
 def import_as(cli, tmp_path, records: list[dict], topic: str) -> None:

@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from conftest import fixture_record
+from conftest import fixture_record, import_cached
 from fakeapi import load_fixture_records
 
 OPEN = {"RECRUITING", "NOT_YET_RECRUITING", "ENROLLING_BY_INVITATION", "AVAILABLE"}
@@ -47,7 +47,7 @@ def expected_near(records, point, within_km, statuses, site_statuses=None, open_
 
 
 @pytest.fixture
-def near_corpus(cli, tmp_path, monkeypatch):
+def near_corpus(cli, tmp_path, monkeypatch, import_cache):
     """The 140 real records as topic 'all', with two changed here: the one site of NCT05489822 (Chicago)
     COMPLETED, and NCT05827016's Chicago site without a status."""
     monkeypatch.setenv("COLUMNS", "100")
@@ -60,9 +60,7 @@ def near_corpus(cli, tmp_path, monkeypatch):
             for site in sites(record):
                 if site.get("city") == "Chicago":
                     site.pop("status", None)
-    path = tmp_path / "all.json"
-    path.write_text(json.dumps(records))
-    assert cli("import", str(path), "--topic", "all").code == 0
+    import_cached(cli, tmp_path, records, "all", import_cache)
     cli.records = records
     return cli
 

@@ -12,7 +12,7 @@ import sqlite3
 import orjson
 import pytest
 
-from conftest import SPINE_CONDITION_IDS, fixture_record, import_as, pull_spine_twice, with_status
+from conftest import SPINE_CONDITION_IDS, fixture_record, import_as, import_cached, pull_spine_twice, with_status
 from fakeapi import Corpus, FakeApi, load_fixture_records
 
 NCT = re.compile(r"NCT\d{8}")
@@ -27,18 +27,18 @@ def nct_of(record: dict) -> str:
 
 
 @pytest.fixture
-def spine(cli, tmp_path, monkeypatch):
+def spine(cli, tmp_path, monkeypatch, import_cache):
     """The 13 real spine-condition records imported into topic 'spine'; COLUMNS=100."""
     monkeypatch.setenv("COLUMNS", "100")
-    import_as(cli, tmp_path, [fixture_record(i) for i in SPINE_CONDITION_IDS], "spine")
+    import_cached(cli, tmp_path, [fixture_record(i) for i in SPINE_CONDITION_IDS], "spine", import_cache)
     return cli
 
 
 @pytest.fixture
-def corpus(cli, tmp_path, monkeypatch):
+def corpus(cli, tmp_path, monkeypatch, import_cache):
     """All 140 real fixture records imported into topic 'all'."""
     monkeypatch.setenv("COLUMNS", "100")
-    import_as(cli, tmp_path, load_fixture_records(), "all")
+    import_cached(cli, tmp_path, load_fixture_records(), "all", import_cache)
     return cli
 
 
