@@ -243,3 +243,115 @@ def test_a_boolean_is_kept_and_another_type_is_a_record_error(value):
     assert _typed().boolean({"b": value}, "b", "m") is value
     with pytest.raises(RecordError, match=r"^NCT05489822: m\.b is a string, where the API's spec has a boolean; "):
         _typed().boolean({"b": "yes"}, "b", "m")
+
+
+# -- lists, dates and warnings of the typed reader; the record's bytes; the full-text values ---------------
+
+
+@pytest.mark.parametrize("reader, good, bad_item, item_type", [("objects", [{"a": 1}], "x", "a string"),
+                                                               ("texts", ["a", "b"], 3, "an integer")])
+def test_a_list_reader_keeps_a_list_of_its_items_and_names_the_first_wrong_item(reader, good, bad_item, item_type):
+    from trialsync.errors import RecordError
+
+    read = getattr(_typed(), reader)
+    assert read({"k": good}, "k", "m") is good and read({}, "k", "m") == [] and read({"k": None}, "k", "m") == []
+    with pytest.raises(RecordError) as caught:
+        read({"k": {"a": 1}}, "k", "m")
+    assert str(caught.value).startswith("NCT05489822: m.k is an object, where the API's spec has an array;")
+    with pytest.raises(RecordError) as caught:
+        read({"k": [*good, bad_item]}, "k", "m")
+    wanted = "an object" if reader == "objects" else "a string"
+    assert str(caught.value) == (f"NCT05489822: m.k[{len(good)}] is {item_type}, where the API's spec has {wanted}; "
+                                 "the record was not stored")
+
+
+def test_a_date_and_its_type_are_read_from_their_struct_and_a_wrong_one_is_named_by_its_path():
+    from trialsync.errors import RecordError
+
+    typed = _typed()
+    struct = {"startDateStruct": {"date": "2024-10", "type": "ESTIMATED"}}
+    assert typed.date(struct, "startDateStruct", "s") == "2024-10"
+    assert typed.date_type(struct, "startDateStruct", "s") == "ESTIMATED"
+    assert typed.date({}, "startDateStruct", "s") is None and typed.date_type({}, "startDateStruct", "s") is None
+    with pytest.raises(RecordError, match=r"^NCT05489822: s\.startDateStruct\.date is an integer, where"):
+        typed.date({"startDateStruct": {"date": 2024}}, "startDateStruct", "s")
+    with pytest.raises(RecordError, match=r"^NCT05489822: s\.startDateStruct\.type is an array, where"):
+        typed.date_type({"startDateStruct": {"type": []}}, "startDateStruct", "s")
+
+
+def test_warnings_name_each_field_once_with_its_first_value_as_sent_and_how_many_more():
+    typed = _typed()
+    raw = b'{"a": [{"n": 1e999}, {"n": 2e400}], "b": {"m": 99999999999999999999}}'
+    typed.number({"n": float("inf")}, "n", "protocolSection.designModule.a", ("a", 0))
+    typed.number({"n": float("inf")}, "n", "protocolSection.designModule.a", ("a", 1))
+    typed.integer({"m": 99999999999999999999}, "m", "x.b", ("b",))
+    assert typed.warnings(raw) == ["NCT05489822: a.n 1e999 (and 1 more) is out of range; left empty",
+                                   "NCT05489822: x.b.m 99999999999999999999 is out of range; left empty"]
+    assert _typed().warnings(raw) == []
+
+
+def test_a_warning_falls_back_to_the_value_read_when_the_raw_bytes_do_not_hold_it():
+    from trialsync.transform.rows import _value_at
+
+    typed = _typed()
+    typed.number({"n": 1e300}, "n", "m", ("gone",), (-1.0, 1.0))
+    assert typed.warnings(b"not json") == ["NCT05489822: m.n 1e+300 is out of range; left empty"]
+    assert _value_at({"a": [5]}, ("a", 0), 7) == "5" and _value_at({"a": [5]}, ("a", 3), 7) == "7"
+    assert _value_at({"a": "text"}, ("a",), 2.5) == "2.5" and _value_at({"a": True}, ("a",), 1) == "1"
+    assert _value_at(None, ("a",), 3) == "3" and _value_at({"a": 1.0}, ("a",), 9) == "1.0"
+
+
+@pytest.mark.parametrize("where, short", [("protocolSection.designModule.enrollmentInfo.count", "enrollmentInfo.count"),
+                                          ("protocolSection.designModule", "protocolSection.designModule"),
+                                          ("resultsSection.a.b.c", "resultsSection.a.b.c"), ("count", "count")])
+def test_a_warning_names_a_field_without_protocol_section_and_its_module(where, short):
+    from trialsync.transform.rows import _short_field
+
+    assert _short_field(where) == short
+
+
+def test_a_record_holding_an_integer_past_64_bits_serializes_compactly_and_parses_back_exactly():
+    import json
+
+    record = {"protocolSection": {"designModule": {"enrollmentInfo": {"count": 2 ** 70}}}, "t": "Zürich ®"}
+    raw = serialize(record)
+    assert json.loads(raw) == record and raw == json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+    assert b" " not in raw.replace(b"Z\xc3\xbcrich \xc2\xae", b"")
+
+
+@pytest.mark.parametrize("value, message", [
+    ([], "not a study record (no protocolSection)"),
+    ({"protocolSection": []}, "not a study record (no protocolSection)"),
+    ({"protocolSection": {"identificationModule": {"nctId": "NCT123"}}}, "study record without a valid NCT id ('NCT123')"),
+])
+def test_a_value_that_is_not_a_study_is_refused_saying_why(value, message):
+    with pytest.raises(NotAStudyRecord) as caught:
+        study_rows(value)
+    assert str(caught.value) == message
+
+
+def test_central_and_site_contacts_are_rows_of_name_role_phone_and_email():
+    record = fixture_record("NCT05489822")
+    locations = record["protocolSection"].setdefault("contactsLocationsModule", {}).setdefault("locations", [{}])
+    contact = {"name": "A. Person", "role": "CONTACT", "phone": "555-0100", "email": "a@example.org"}
+    record["protocolSection"]["contactsLocationsModule"]["centralContacts"] = [contact]
+    locations[0]["contacts"] = [contact]
+    rows = study_rows(record)
+    assert rows.children["central_contacts"] == [("A. Person", "CONTACT", "555-0100", "a@example.org")]
+    assert rows.children["location_contacts"] == [(0, "A. Person", "CONTACT", "555-0100", "a@example.org")]
+    from trialsync.errors import RecordError
+
+    contact["email"] = ["a@example.org"]
+    with pytest.raises(RecordError, match=r"centralContacts\.email is an array"):
+        study_rows(record)
+
+
+def test_the_full_text_values_join_lists_in_order_and_leave_an_empty_list_empty():
+    from trialsync.transform.rows import fts_values
+
+    record = fixture_record("NCT05489822")
+    p = record["protocolSection"]
+    p["conditionsModule"] = {"conditions": ["Back Pain", "Disc"], "keywords": []}
+    values = fts_values(study_rows(record))
+    assert values[0] == p["identificationModule"]["briefTitle"] and values[4] == "Back Pain ; Disc"
+    assert values[6] is None and len(values) == 7

@@ -30,7 +30,19 @@ def loads(data: bytes | str):
             raise exc from None
 
 
+class NumberAsSent(float):
+    """A JSON number with a fraction or exponent that also keeps its text as sent (``1e999`` is infinity as a
+    float, and a message should name what the API sent)."""
+
+    text: str
+
+    def __new__(cls, text: str):
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
 def exact(data: bytes | str):
     """``data`` parsed by the standard library: integers exact whatever their size (orjson reads an integer
-    past 64 bits as a float). For naming a value in a message, not for bulk work."""
-    return json.loads(data, parse_constant=_not_json)
+    past 64 bits as a float), other numbers as NumberAsSent. For naming a value in a message, not for bulk work."""
+    return json.loads(data, parse_constant=_not_json, parse_float=NumberAsSent)

@@ -16,7 +16,7 @@ import orjson
 from ..dates import sortable_date
 from ..errors import RecordError
 from ..ids import is_nct_id, nct_id_of
-from ..jsontext import exact
+from ..jsontext import NumberAsSent, exact
 
 STUDY_COLUMNS: tuple[str, ...] = (
     "nct_id", "brief_title", "acronym",
@@ -312,6 +312,8 @@ def _value_at(record, path: tuple, fallback):
             break
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         value = fallback
+    if isinstance(value, NumberAsSent):
+        return value.text
     return repr(value) if isinstance(value, float) else str(value)
 
 
