@@ -355,3 +355,31 @@ def test_the_full_text_values_join_lists_in_order_and_leave_an_empty_list_empty(
     values = fts_values(study_rows(record))
     assert values[0] == p["identificationModule"]["briefTitle"] and values[4] == "Back Pain ; Disc"
     assert values[6] is None and len(values) == 7
+
+
+@pytest.mark.parametrize("module", ["identificationModule", "statusModule", "designModule", "sponsorCollaboratorsModule",
+                                    "conditionsModule", "armsInterventionsModule", "contactsLocationsModule",
+                                    "descriptionModule", "eligibilityModule", "outcomesModule", "referencesModule"])
+def test_a_module_of_the_wrong_type_is_named_by_its_path_and_the_type_it_holds(module):
+    from trialsync.errors import RecordError
+
+    record = fixture_record("NCT05489822")
+    record["protocolSection"][module] = ["not", "an object"]
+    if module == "identificationModule":  # the NCT id is read before the module's type is checked
+        record["protocolSection"]["identificationModule"] = {"nctId": "NCT05489822", "orgStudyIdInfo": []}
+        module = "identificationModule.orgStudyIdInfo"
+    with pytest.raises(RecordError) as caught:
+        study_rows(record)
+    assert str(caught.value) == (f"NCT05489822: protocolSection.{module} is an array, where the API's spec has an "
+                                 "object; the record was not stored")
+
+
+@pytest.mark.parametrize("reader, value, got, wanted", [("text", 5, "an integer", "a string"),
+                                                        ("obj", [1], "an array", "an object"),
+                                                        ("obj", "x", "a string", "an object")])
+def test_a_wrong_value_is_named_by_the_type_it_holds(reader, value, got, wanted):
+    from trialsync.errors import RecordError
+
+    with pytest.raises(RecordError) as caught:
+        getattr(_typed(), reader)({"a": value}, "a", "m")
+    assert str(caught.value) == f"NCT05489822: m.a is {got}, where the API's spec has {wanted}; the record was not stored"
