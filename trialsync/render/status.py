@@ -90,6 +90,12 @@ def _as_of_line(report: dict) -> str:
         if report["total"]:
             return ("No pull or import of this topic has completed yet: these are the studies its unfinished "
                     "first pull stored so far. Run `trialsync pull` to finish it.")
+        failed = report.get("last_failed_pull")
+        if failed:
+            how = {"failed": "failed", "interrupted": "was interrupted", "killed": "was killed"}.get(
+                failed["outcome"], failed["outcome"])
+            when = f" of {failed['finished_at']}" if failed["finished_at"] else ""
+            return f"Not pulled yet: the last pull{when} {how}: {failed['error'] or 'no error recorded'}"
         return "Not pulled yet: run `trialsync pull` (or `trialsync import FILE`)."
     api = f"; API data of {report['data_timestamp']}" if report["data_timestamp"] else ""
     return f"Data as of {report['as_of']} (last successful pull or import{api})."
