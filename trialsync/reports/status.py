@@ -118,12 +118,6 @@ def history(conn: sqlite3.Connection, topic: str, last: int | None = None, finis
     return rows
 
 
-def status_trend(rows: list[dict]) -> dict[str, list[int]]:
-    """Each status's count at each of the pulls of ``history`` rows, in their order (0 where it had none)."""
-    statuses = sorted({s for row in rows for s in row["statuses"]}, key=status_sort_key)
-    return {status: [row["statuses"].get(status, 0) for row in rows] for status in statuses}
-
-
 def every_topic(conn: sqlite3.Connection) -> list[dict]:
     """Each stored topic's status report, by name."""
     names = [row[0] for row in conn.execute("SELECT name FROM topics ORDER BY name")]
