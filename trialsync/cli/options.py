@@ -16,6 +16,7 @@ import typer
 
 from ..defaults import DEFAULT_ATTEMPTS, DEFAULT_DEADLINE
 from ..errors import UsageError
+from .completion import complete_topic
 
 
 class Format(str, Enum):
@@ -70,7 +71,7 @@ WaitOption = Annotated[float, typer.Option(
     "--wait", min=0, max=86400, callback=finite("--wait"),
     help="Seconds to wait for another pull's lock before giving up (exit code 75).")]
 TopicArgument = Annotated[Optional[str], typer.Argument(
-    help="Topic; default: the only stored one, or stem-cell-spine.", show_default=False)]
+    help="Topic; default: the only stored one, or stem-cell-spine.", show_default=False, autocompletion=complete_topic)]
 ChartOption = Annotated[bool, typer.Option(
     "--chart", help="Draw the counts as a chart (bars, or a line of each status over time) instead of a table.")]
 AsOfOption = Annotated[Optional[str], typer.Option(

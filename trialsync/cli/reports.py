@@ -11,6 +11,7 @@ from .options import (
     AsOfOption, ChartOption, DbOption, FormatOption, TopicArgument, chart_format, emit, not_both, read_db, resolve_format,
     topic_name,
 )
+from .completion import complete_topic
 
 TREND_PULLS = 12  # the complete pulls the status report's sparklines span
 
@@ -83,7 +84,8 @@ def history(topic: TopicArgument = None, chart: ChartOption = False, db: DbOptio
 
 
 def changes(
-    topic: Annotated[Optional[str], typer.Argument(help="Topic; default: every topic.", show_default=False)] = None,
+    topic: Annotated[Optional[str], typer.Argument(help="Topic; default: every topic.", show_default=False,
+                                                          autocompletion=complete_topic)] = None,
     since: Annotated[Optional[str], typer.Option("--since", help="Only changes observed on or after this date (YYYY-MM-DD).",
                                                  show_default=False)] = None,
     pulls: Annotated[Optional[int], typer.Option("--pulls", min=1, max=1_000_000,
@@ -112,7 +114,8 @@ def changes(
 
 
 def pulls_command(
-    topic: Annotated[Optional[str], typer.Argument(help="Topic; default: every topic.", show_default=False)] = None,
+    topic: Annotated[Optional[str], typer.Argument(help="Topic; default: every topic.", show_default=False,
+                                                          autocompletion=complete_topic)] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1_000_000, help="How many pulls to list.")] = 20,
     db: DbOption = None,
     fmt: FormatOption = None,
