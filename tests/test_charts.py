@@ -125,3 +125,12 @@ def test_chart_refuses_a_format_it_cannot_draw_in_and_other_views(cli):
                  ["status-report", "--chart", "--by", "phase"], ["status-report", "--chart", "--all"]):
         result = cli(*args)
         assert result.code == 2 and len(result.err.splitlines()) == 1 and "--chart" in result.err, (args, result)
+
+
+def test_trend_chart_keeps_the_newest_values_that_fit():
+    values = list(range(100))
+    shown, lines = charts.trend_chart([("Recruiting", values), ("Total", [1] * 100)], 40)
+    assert all(len(line) <= 40 for line in lines)
+    assert shown == 40 - len("Recruiting") - (2 * 2 + 3) - 2  # "99 → 99" at the widest
+    assert lines[0].endswith(f" {100 - shown} → 99") and lines[1].endswith("1 → 1")
+    assert lines[0].split()[1] == charts.sparkline(values[-shown:])

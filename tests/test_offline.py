@@ -97,3 +97,13 @@ def test_status_report_tells_of_the_failed_first_pull(cli):
     assert "failed: cannot reach the API at http://nonexistent.invalid (host name not found)" in " ".join(report.split())
     assert cli("import", "data/stem-cell-spine-sample.json").code == 0
     assert "Not pulled yet" not in cli("status-report").out
+
+
+def test_an_interrupted_or_killed_first_pull_is_told_too():
+    from trialsync.render.status import render_status_report
+
+    report = {"topic": "t", "total": 0, "as_of": None, "data_timestamp": None, "statuses": [],
+              "unknown_by_last_known": {}, "left_since_previous": 0, "previous": None,
+              "last_failed_pull": {"finished_at": "2026-11-26T01:04:10Z", "outcome": "killed", "error": "power lost"}}
+    assert render_status_report(report, "0 studies", "text")[-1] == (
+        "Not pulled yet: the last pull of 2026-11-26T01:04:10Z was killed: power lost")
