@@ -55,12 +55,12 @@ def test_status_report_text(two_imports):
     assert result.code == 0 and result.err == ""
     assert result.out == """\
 stem-cell-spine: 7 studies: 2 not yet recruiting, 2 recruiting, 1 terminated, 2 completed.
-Status              Studies   Share  Change
-Not yet recruiting        2   28.6%       0
-Recruiting                2   28.6%      -1
-Terminated                1   14.3%      +1
-Completed                 2   28.6%       0
-Total                     7  100.0%       0
+Status              Studies   Share  Change  Last 2 pulls
+Not yet recruiting        2   28.6%       0  ██
+Recruiting                2   28.6%      -1  █▆
+Terminated                1   14.3%      +1  ▁█
+Completed                 2   28.6%       0  ██
+Total                     7  100.0%       0  ██
 
 Data as of 2026-11-24T10:00:00Z (last successful pull or import).
 
@@ -116,9 +116,9 @@ def test_status_report_table_is_a_rich_table(two_imports, monkeypatch):
     monkeypatch.setattr(options, "is_terminal", lambda: True)
     lines = two_imports("status-report").out.splitlines()
     assert lines[0] == "stem-cell-spine: 7 studies: 2 not yet recruiting, 2 recruiting, 1 terminated, 2 completed."
-    assert lines[1].split() == ["Status", "Studies", "Share", "Change"]
+    assert lines[1].split() == ["Status", "Studies", "Share", "Change", "Last", "2", "pulls"]
     assert set(lines[2]) == {"─"}  # the rule under the header: a table, not aligned text
-    assert lines[5].split() == ["Terminated", "1", "14.3%", "+1"]
+    assert lines[5].split() == ["Terminated", "1", "14.3%", "+1", "▁█"]
 
 
 def test_unknown_status_is_broken_down_by_last_known_status(cli, tmp_path, fixed_clock):
@@ -307,8 +307,10 @@ def test_pull_reports_an_api_that_stays_down_in_one_line(cli, monkeypatch):
     monkeypatch.setenv("TRIALSYNC_RETRIES", "2")
     result = cli("pull", "--api-url", "http://127.0.0.1:9/api/v2")
     assert result.code == 1
-    assert result.err == ("trialsync: stem-cell-spine: GET http://127.0.0.1:9/api/v2/version: "
-                          "cannot connect (connection refused) (gave up after 2 tries)\n")
+    # Refused before the API ever answered: offline, told at once (tests/test_offline.py has the rest).
+    assert result.err == ("trialsync: cannot reach the API at http://127.0.0.1:9/api/v2 (connection refused); "
+                          "no network? `trialsync import data/stem-cell-spine-sample.json` loads the bundled sample "
+                          "without one (or a file downloaded from ClinicalTrials.gov)\n")
 
 
 def test_a_second_pull_exits_75_while_another_holds_the_lock(cli, tmp_path, served):

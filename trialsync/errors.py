@@ -43,6 +43,11 @@ class ApiError(TrialsyncError):
         self.status = status  # the HTTP status of the API's answer, when there was one
 
 
+class ApiUnreachable(ApiError):
+    """The API could not be reached at all (its host name does not resolve, or it refuses connections) before it
+    had answered once in this run: the machine is most likely offline, so no retry is worth waiting for."""
+
+
 class IncompleteListing(ApiError):
     """A listing that cannot be proven complete: fewer studies than its totalCount, an id twice, a broken
     token chain. Nothing may be concluded from it about studies it does not hold."""

@@ -14,13 +14,13 @@ from urllib.parse import urlencode, urlsplit
 import orjson
 import requests
 import urllib3
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from .. import __version__
 from ..defaults import (  # noqa: F401 (DEFAULT_BACKOFF: the tests shorten it here)
     DEFAULT_API_URL, DEFAULT_ATTEMPTS, DEFAULT_BACKOFF, DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_MB, DEFAULT_RATE,
 )
-from ..errors import ApiError, Interrupted, UsageError
+from ..errors import ApiError, ApiUnreachable, Interrupted, UsageError
 
 MB = 1024 * 1024
 CONNECT_TIMEOUT = 10.0
@@ -29,6 +29,8 @@ USER_AGENT = f"trialsync/{__version__} (ClinicalTrials.gov mirror; python-reques
 MAX_RETRY_AFTER = 300.0  # seconds; a longer Retry-After would stall a nightly pull for no gain
 ERROR_TEXT_LIMIT = 300
 POLL_SECONDS = 0.05  # how often a wait looks for a stop request
+OFFLINE_HINT = ("no network? `trialsync import data/stem-cell-spine-sample.json` loads the bundled sample "
+                "without one (or a file downloaded from ClinicalTrials.gov)")
 
 T = TypeVar("T")
 
@@ -40,10 +42,12 @@ class ResponseTooLarge(ApiError):
 class TransientApiError(ApiError):
     """One attempt failed in a way worth retrying (429, 5xx, dropped connection, broken body, no answer in time)."""
 
-    def __init__(self, message: str, reason: str, retry_after: float | None = None, status: int | None = None):
+    def __init__(self, message: str, reason: str, retry_after: float | None = None, status: int | None = None,
+                 unreachable: str | None = None):
         super().__init__(message, status)
         self.reason = reason  # a few words for a progress line: "HTTP 429", "connection dropped"
         self.retry_after = retry_after
+        self.unreachable = unreachable  # "host name not found" / "connection refused": no connection was made
 
 
 @dataclass
@@ -124,7 +128,8 @@ class ApiClient:
 
     Every request goes through ``send``: it runs in a thread of its own, so that the caller can give up
     on it when its deadline passes or a stop is requested, and every retry is a new request.
-    ``requests_made`` counts every HTTP request sent, retries included.
+    ``requests_made`` counts every HTTP request sent, retries included; ``answered`` says whether the
+    service has answered one of them (any HTTP status) since the client was made.
     """
 
     def __init__(
@@ -148,6 +153,7 @@ class ApiClient:
         self.deadline = deadline
         self.idle_timeout = min(IDLE_TIMEOUT, deadline)
         self.requests_made = 0
+        self.answered = False
         self.stop = stop or threading.Event()
         self.on_wait = on_wait or (lambda message: None)
         self._count_lock = threading.Lock()
@@ -206,12 +212,14 @@ class ApiClient:
         the endpoint sends (HTML, cut JSON). 429 and 5xx, dropped connections and answers past the deadline
         are retried with exponential backoff, at least ``Retry-After``; other 4xx fail at once. After the
         last try: ApiError in one line, with the URL, the status and the API's own text. A stop request
-        raises Interrupted at once, whatever is under way.
+        raises Interrupted at once, whatever is under way. A host name that does not resolve, or a refused
+        connection, before the service has answered once (``answered``) is not retried: ApiUnreachable at
+        once, pointing to ``trialsync import``.
         """
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
             wait=self._wait_before_retry,
-            retry=retry_if_exception_type(TransientApiError),
+            retry=retry_if_exception(lambda exc: isinstance(exc, TransientApiError) and not self._offline(exc)),
             sleep=self._sleep,
             before_sleep=self._announce_wait,
             reraise=True,
@@ -223,6 +231,9 @@ class ApiClient:
                     pending, first = first or self.start(path, params), None
                     return read(self._checked(self._await(pending)))
         except TransientApiError as exc:
+            if self._offline(exc):
+                raise ApiUnreachable(f"cannot reach the API at {self.base_url} ({exc.unreachable}); "
+                                     f"{OFFLINE_HINT}") from None
             tries = "1 try" if self.attempts == 1 else f"{self.attempts} tries"
             raise ApiError(f"{exc} (gave up after {tries})", exc.status) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
@@ -243,6 +254,10 @@ class ApiClient:
         return data
 
     # -- internals -------------------------------------------------------------------------------------
+
+    def _offline(self, exc: TransientApiError) -> bool:
+        # Retries are for a service that answered before; a machine that cannot even connect is offline.
+        return exc.unreachable is not None and not self.answered
 
     def _pause(self, seconds: float) -> None:
         if self.stop.wait(seconds):
@@ -277,7 +292,8 @@ class ApiClient:
             raise ApiError(f"invalid API URL {url}: {one_line(str(exc))}") from None
         except requests.RequestException as exc:
             raise TransientApiError(f"GET {short_url(pending.url)}: {_describe_network_error(exc)}",
-                                    _short_network_reason(exc)) from None
+                                    _short_network_reason(exc), unreachable=_unreachable(exc)) from None
+        self.answered = True
         limit = self.max_response_bytes
         declared = response.headers.get("Content-Length", "")
         if not response.headers.get("Content-Encoding") and declared.isdigit() and int(declared) > limit:
@@ -355,6 +371,20 @@ def _describe_read_error(exc: Exception) -> str:
     if isinstance(exc, urllib3.exceptions.DecodeError):
         return "the compressed answer does not decompress"
     return "connection dropped while reading the answer (truncated body)"
+
+
+def _unreachable(exc: requests.RequestException) -> str | None:
+    """"host name not found" or "connection refused" when ``exc`` means no connection could be made at all."""
+    if not isinstance(exc, requests.exceptions.ConnectionError) or isinstance(exc, requests.exceptions.Timeout):
+        return None
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(reason, urllib3.exceptions.NameResolutionError):
+        return "host name not found"
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):
+        cause = reason.__cause__ or reason.__context__
+        if isinstance(cause, ConnectionRefusedError) or "Connection refused" in str(reason):
+            return "connection refused"
+    return None
 
 
 def _short_network_reason(exc: requests.RequestException) -> str:

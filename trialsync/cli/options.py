@@ -16,6 +16,7 @@ import typer
 
 from ..defaults import DEFAULT_ATTEMPTS, DEFAULT_DEADLINE
 from ..errors import UsageError
+from .completion import complete_topic
 
 
 class Format(str, Enum):
@@ -70,7 +71,9 @@ WaitOption = Annotated[float, typer.Option(
     "--wait", min=0, max=86400, callback=finite("--wait"),
     help="Seconds to wait for another pull's lock before giving up (exit code 75).")]
 TopicArgument = Annotated[Optional[str], typer.Argument(
-    help="Topic; default: the only stored one, or stem-cell-spine.", show_default=False)]
+    help="Topic; default: the only stored one, or stem-cell-spine.", show_default=False, autocompletion=complete_topic)]
+ChartOption = Annotated[bool, typer.Option(
+    "--chart", help="Draw the counts as a chart (bars, or a line of each status over time) instead of a table.")]
 AsOfOption = Annotated[Optional[str], typer.Option(
     "--as-of", help="Show the topic as it stood after its last complete pull at or before this date "
     "(YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM, UTC).", show_default=False)]
@@ -114,6 +117,14 @@ def resolve_format(fmt: Enum | None) -> str:
     if fmt is not None:
         return fmt.value
     return "table" if is_terminal() else "text"
+
+
+def chart_format(fmt: Enum | None) -> str:
+    """The format of a ``--chart``: table (colour) or text (plain characters); UsageError for another."""
+    chosen = resolve_format(fmt)
+    if chosen not in ("table", "text"):
+        raise UsageError(f"--chart draws with characters: use it with --format table or text, not {chosen}")
+    return chosen
 
 
 def emit(blocks: list) -> None:

@@ -7,7 +7,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import AsOfOption, DbOption, FormatOption, TopicArgument, emit, not_both, read_db, resolve_format, topic_name
+from .options import (
+    AsOfOption, ChartOption, DbOption, FormatOption, TopicArgument, chart_format, emit, not_both, read_db, resolve_format,
+    topic_name,
+)
+from .completion import complete_topic
+
+TREND_PULLS = 12  # the complete pulls the status report's sparklines span
 
 
 class Dimension(str, Enum):
@@ -29,6 +35,7 @@ def status_report(
         "or condition.", show_default=False)] = None,
     every: Annotated[bool, typer.Option("--all", help="One line per stored topic.")] = False,
     as_of: AsOfOption = None,
+    chart: ChartOption = False,
     db: DbOption = None,
     fmt: FormatOption = None,
 ) -> None:
@@ -42,9 +49,11 @@ def status_report(
     not_both(topic=topic, all=every)
     not_both(all=every, by=by)
     not_both(all=every, as_of=as_of)
+    not_both(chart=chart, all=every)
+    not_both(chart=chart, by=by)
     moment = read_moment(as_of) if as_of is not None else None
     conn = read_db(db)
-    fmt = resolve_format(fmt)
+    fmt = chart_format(fmt) if chart else resolve_format(fmt)
     if every:
         found = reports.every_topic(conn)
         emit(render_every_topic(found, [reports.status_summary(r) for r in found], fmt))
@@ -58,21 +67,25 @@ def status_report(
             emit(render_breakdown({**breakdown(conn, name, by.value), "as_of": pull["finished_at"]}, fmt))
         return
     report = reports.status_report(conn, name, as_of=moment)
-    emit(render_status_report(report, reports.status_summary(report), fmt))
+    trend = reports.history(conn, name, last=TREND_PULLS, finished_by=moment)
+    emit(render_status_report(report, reports.status_summary(report), fmt, trend=trend, chart=chart))
 
 
-def history(topic: TopicArgument = None, db: DbOption = None, fmt: FormatOption = None) -> None:
+def history(topic: TopicArgument = None, chart: ChartOption = False, db: DbOption = None,
+            fmt: FormatOption = None) -> None:
     """The topic's counts by status at each complete pull, oldest first. Example: trialsync history stem-cell-spine"""
     from .. import reports
     from ..render.status import render_history
 
     conn = read_db(db)
     name = topic_name(conn, topic)
-    emit(render_history(name, reports.history(conn, name), resolve_format(fmt)))
+    fmt = chart_format(fmt) if chart else resolve_format(fmt)
+    emit(render_history(name, reports.history(conn, name), fmt, chart=chart))
 
 
 def changes(
-    topic: Annotated[Optional[str], typer.Argument(help="Topic; default: every topic.", show_default=False)] = None,
+    topic: Annotated[Optional[str], typer.Argument(help="Topic; default: every topic.", show_default=False,
+                                                          autocompletion=complete_topic)] = None,
     since: Annotated[Optional[str], typer.Option("--since", help="Only changes observed on or after this date (YYYY-MM-DD).",
                                                  show_default=False)] = None,
     pulls: Annotated[Optional[int], typer.Option("--pulls", min=1, max=1_000_000,
@@ -101,7 +114,8 @@ def changes(
 
 
 def pulls_command(
-    topic: Annotated[Optional[str], typer.Argument(help="Topic; default: every topic.", show_default=False)] = None,
+    topic: Annotated[Optional[str], typer.Argument(help="Topic; default: every topic.", show_default=False,
+                                                          autocompletion=complete_topic)] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1_000_000, help="How many pulls to list.")] = 20,
     db: DbOption = None,
     fmt: FormatOption = None,

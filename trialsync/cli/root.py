@@ -15,7 +15,7 @@ from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, InvalidValue, Tr
 # The option that carries each kind of value the lower layers may refuse (errors.InvalidValue).
 OPTION_FOR = {"place": "--near", "distance": "--within", "search": "--search", "sort": "--sort"}
 from ..store.db import describe_error
-from . import reports, studies, sync
+from . import completion, reports, studies, sync
 from .options import err
 from .streams import GuardedOutput, OutputError, discard_unwritten_output
 from .topics import topics_app
@@ -35,6 +35,7 @@ app.command("list")(studies.list_command)
 app.command("show")(studies.show)
 app.command("export")(studies.export)
 app.add_typer(topics_app, name="topics")
+app.command("completion")(completion.completion)
 
 
 def _print_version(value: bool) -> None:
@@ -72,6 +73,8 @@ def run() -> None:
             shown = argument.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
             err(f"argument '{shown}' is not valid UTF-8 text")
             sys.exit(EXIT_USAGE)
+    if completion.COMPLETE_VAR in os.environ:  # the shell asks for candidates
+        completion.enable()
     if not isinstance(sys.stdout, GuardedOutput):
         sys.stdout = GuardedOutput(sys.stdout)
     try:

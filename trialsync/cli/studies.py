@@ -12,6 +12,7 @@ import typer
 from ..defaults import DEFAULT_RATE
 from ..errors import UsageError
 from ..vocab import plural
+from .completion import complete_status
 from .options import (
     ApiUrlOption, AsOfOption, DbOption, FormatOption, StudyFormat, TopicArgument, api_client, db_path, emit, err, finite,
     read_db, resolve_format, topic_name,
@@ -54,7 +55,7 @@ def list_command(
     topic: TopicArgument = None,
     status: Annotated[Optional[list[str]], typer.Option(
         "--status", help="Overall status, as the API or the website writes it (repeat, or separate with commas).",
-        show_default=False)] = None,
+        show_default=False, autocompletion=complete_status)] = None,
     phase: Annotated[Optional[list[str]], typer.Option("--phase", help="Phase: 1, 2, 'phase 3', early1, NA (repeatable).",
                                                        show_default=False)] = None,
     study_type: Annotated[Optional[str], typer.Option("--type", help="interventional, observational or expanded access.",
@@ -72,7 +73,7 @@ def list_command(
                                                    "is written, else km).", show_default=False)] = None,
     site_status: Annotated[Optional[list[str]], typer.Option(
         "--site-status", help="With --near: the site statuses that count (default: open sites when every "
-        "--status is open, else every site).", show_default=False)] = None,
+        "--status is open, else every site).", show_default=False, autocompletion=complete_status)] = None,
     age: Annotated[Optional[float], typer.Option("--age", min=0, max=150, callback=finite("--age"),
                                                  help="Takes participants of this age (years).", show_default=False)] = None,
     sex: Annotated[Optional[str], typer.Option("--sex", help="Takes participants of this sex (female, male).",

@@ -11,6 +11,7 @@ import typer
 
 from ..defaults import DEFAULT_ATTEMPTS, DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_MB, DEFAULT_RATE, DEFAULT_TOPIC_NAME
 from ..errors import EXIT_FAILED, Interrupted
+from .completion import complete_topic
 from .options import (
     ApiUrlOption, DbOption, FormatOption, MaxResponseOption, RateOption, RetriesOption, TimeoutOption, TopicArgument, WaitOption,
     api_client, emit, err, print_digest, print_digests, read_db, resolve_format, stop_on_signal, topic_name, write_db,
@@ -19,7 +20,8 @@ from .options import (
 
 def pull(
     topics: Annotated[Optional[list[str]], typer.Argument(
-        help="Topics to pull; default: every stored topic, or the built-in stem-cell-spine.", show_default=False)] = None,
+        help="Topics to pull; default: every stored topic, or the built-in stem-cell-spine.", show_default=False,
+        autocompletion=complete_topic)] = None,
     db: DbOption = None,
     api_url: ApiUrlOption = None,
     rate: RateOption = DEFAULT_RATE,

@@ -11,6 +11,7 @@ import typer
 from ..defaults import DEFAULT_RATE
 from ..errors import NotFound, TrialsyncError, UsageError
 from ..vocab import plural
+from .completion import complete_topic
 from .options import (
     ApiUrlOption, DbOption, FormatOption, RateOption, WaitOption, api_client, db_path, emit, read_db,
     resolve_format, write_db,
@@ -109,7 +110,7 @@ def topics_list(db: DbOption = None, fmt: FormatOption = None) -> None:
 
 @topics_app.command("show")
 def topics_show(
-    name: Annotated[str, typer.Argument(help="Topic name.", show_default=False)],
+    name: Annotated[str, typer.Argument(help="Topic name.", show_default=False, autocompletion=complete_topic)],
     db: DbOption = None,
     api_url: ApiUrlOption = None,
 ) -> None:
@@ -134,7 +135,7 @@ def topics_show(
 
 @topics_app.command("remove")
 def topics_remove(
-    name: Annotated[str, typer.Argument(help="Topic name.", show_default=False)],
+    name: Annotated[str, typer.Argument(help="Topic name.", show_default=False, autocompletion=complete_topic)],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     db: DbOption = None,
     wait: WaitOption = 0,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from ..statuses import status_label, status_sort_key
 from ..vocab import PHASE_LABELS, SPONSOR_CLASS_LABELS, STUDY_TYPE_LABELS, label
+from .charts import bar_chart, bar_chart_rich, sparkline, trend_chart, trend_chart_rich
 from .formats import to_json
 from .visible import visible
 from .tables import Column, fit, rows_as, sentence, terminal_width
@@ -20,6 +21,7 @@ STATUS_HEADERS = {
     "WITHHELD": "Withheld", "NONE": "None",
 }
 OTHER = "OTHER"
+CHART_WIDTH = 80  # charts are drawn to fit this, or the terminal when it is narrower
 
 
 def _percent(count: int, total: int) -> str:
@@ -51,9 +53,22 @@ def status_rows(report: dict) -> list[dict]:
     return rows
 
 
-def render_status_report(report: dict, summary: str, fmt: str) -> list:
+def chart_width() -> int:
+    """The width charts are drawn to: 80 columns, or the terminal's when narrower."""
+    return min(CHART_WIDTH, terminal_width())
+
+
+def _series(rows: Sequence[dict], statuses: Sequence[str]) -> dict[str, list[int]]:
+    """Each status's count at each of the ``history`` rows, in their order (0 where it had none)."""
+    return {status: [row["statuses"].get(status, 0) for row in rows] for status in statuses}
+
+
+def render_status_report(report: dict, summary: str, fmt: str, trend: Sequence[dict] = (),
+                         chart: bool = False) -> list:
     """The status report in ``fmt``: the summary as a sentence, counts with share and change, the unknown
-    breakdown, the date of the data."""
+    breakdown, the date of the data. With ``trend`` (``history`` rows, oldest first; two or more) the table
+    and text formats add a sparkline of each status over those pulls. With ``chart`` (table and text only)
+    the counts are drawn as horizontal bars instead of the table."""
     if fmt == "json":
         data = {key: report[key] for key in ("topic", "total", "as_of", "statuses", "unknown_by_last_known")}
         data.update({key: report[key] for key in ("data_timestamp", "left_since_previous", "previous")})
@@ -62,6 +77,14 @@ def render_status_report(report: dict, summary: str, fmt: str) -> list:
     if fmt in ("csv", "nl"):
         keys = ("status", "label", "count", "percent", "previous_count")
         return rows_as(rows, [Column(k, k) for k in keys], fmt, data=[{k: r[k] for k in keys} for r in rows])
+    title = f"{report['topic']}: {summary}."
+    if chart:
+        items = [(row["label"], row["count"]) for row in rows]
+        if fmt == "table":
+            drawn = [sentence(title)] + ([bar_chart_rich(items, chart_width())] if items else [])
+        else:
+            drawn = ["\n".join([sentence(title), *bar_chart(items, chart_width())])]
+        return drawn + [sentence(_as_of_line(report))]
     has_previous = report.get("previous") is not None
     columns = [Column("label", "Status"), Column("count", "Studies", numeric=True),
                Column("percent", "Share", numeric=True)]
@@ -72,7 +95,13 @@ def render_status_report(report: dict, summary: str, fmt: str) -> list:
     if has_previous:
         before_total = sum(e["count"] for e in report["previous"]["statuses"])
         total_row["change"] = _signed(report["total"] - before_total)
-    blocks = rows_as(rows + [total_row], columns, fmt, title=f"{report['topic']}: {summary}.")
+    if len(trend) >= 2 and fmt in ("table", "text"):
+        series = _series(trend, [row["status"] for row in rows])
+        for row in rows:
+            row["trend"] = sparkline(series[row["status"]])
+        total_row["trend"] = sparkline([sum(r["statuses"].values()) for r in trend])
+        columns.append(Column("trend", f"Last {len(trend)} pulls", drop=1))
+    blocks = rows_as(rows + [total_row], columns, fmt, title=title)
     blocks.append(sentence(_as_of_line(report)))
     if report["unknown_by_last_known"]:
         unknown_rows = [{"label": status_label(s), "count": n} for s, n in report["unknown_by_last_known"].items()]
@@ -90,6 +119,12 @@ def _as_of_line(report: dict) -> str:
         if report["total"]:
             return ("No pull or import of this topic has completed yet: these are the studies its unfinished "
                     "first pull stored so far. Run `trialsync pull` to finish it.")
+        failed = report.get("last_failed_pull")
+        if failed:
+            how = {"failed": "failed", "interrupted": "was interrupted", "killed": "was killed"}.get(
+                failed["outcome"], failed["outcome"])
+            when = f" of {failed['finished_at']}" if failed["finished_at"] else ""
+            return f"Not pulled yet: the last pull{when} {how}: {failed['error'] or 'no error recorded'}"
         return "Not pulled yet: run `trialsync pull` (or `trialsync import FILE`)."
     api = f"; API data of {report['data_timestamp']}" if report["data_timestamp"] else ""
     return f"Data as of {report['as_of']} (last successful pull or import{api})."
@@ -154,13 +189,24 @@ def render_breakdown(report: dict, fmt: str) -> list:
     return rows_as(flat, columns, fmt, title=title) + ([sentence(multi)] if multi else [])
 
 
-def render_history(topic: str, rows: Sequence[dict], fmt: str) -> list:
-    """The topic's counts by status at each complete pull or import, oldest first."""
+def render_history(topic: str, rows: Sequence[dict], fmt: str, chart: bool = False) -> list:
+    """The topic's counts by status at each complete pull or import, oldest first. With ``chart`` (table and
+    text only): one sparkline per status over the newest pulls that fit the width, with its first and last
+    count."""
     if fmt == "json":
         return [to_json({"topic": topic, "pulls": list(rows)})]
     if not rows:
         return [f"No complete pull of {topic} is recorded yet."]
     statuses = sorted({s for row in rows for s in row["statuses"]}, key=status_sort_key)
+    if chart:
+        series = [(status_label(s), counts) for s, counts in _series(rows, statuses).items()]
+        series.append(("Total", [row["total"] for row in rows]))
+        shown, drawn = (trend_chart_rich if fmt == "table" else trend_chart)(series, chart_width())
+        first, last = (rows[-shown]["finished_at"] or "?"), (rows[-1]["finished_at"] or "?")
+        which = f"its {plural(shown, 'complete pull')}" if shown == len(rows) else \
+            f"its last {shown} of {len(rows)} complete pulls"
+        title = sentence(f"{topic}: each status at {which}, " + (f"{first} to {last}." if shown > 1 else f"{last}."))
+        return [title, drawn] if fmt == "table" else ["\n".join([title, *drawn])]
     data = [{**row, "when": (row["finished_at"] or "").replace("T", " ").rstrip("Z")} for row in rows]
     if fmt in ("csv", "nl"):
         flat = [_flat(row, statuses) for row in rows]

@@ -8,6 +8,8 @@ from ..errors import NotFound
 from ..statuses import NO_STATUS, status_label, status_phrase, status_sort_key
 from ..change_kinds import LEFT, MEMBERSHIP
 from ..store.pulls import COUNT_BY_STATUS
+
+FAILED_OUTCOMES = ("failed", "interrupted", "killed")
 from .common import last_pull, topic_epoch
 
 
@@ -29,7 +31,9 @@ def status_report(conn: sqlite3.Connection, topic: str, as_of: str | None = None
     """Count the topic's present studies by overall status, with the previous complete pull's counts.
 
     Returns ``{"topic", "total", "as_of", "data_timestamp", "statuses", "unknown_by_last_known",
-    "left_since_previous", "previous"}``; ``statuses`` lists, in report order, each status with a study.
+    "left_since_previous", "previous", "last_failed_pull"}``; ``statuses`` lists, in report order, each status
+    with a study. ``last_failed_pull`` (``{"finished_at", "outcome", "error"}``) is the newest pull that failed,
+    was interrupted or killed, for a topic no pull or import ever completed for (else None).
     The counts come from the last complete pull's snapshot when nothing has been written since. With
     ``as_of`` (``YYYY-MM-DDTHH:MM:SSZ``): the topic as it stood after its last complete pull at or before
     that moment (NotFound when there was none).
@@ -71,7 +75,13 @@ def status_report(conn: sqlite3.Connection, topic: str, as_of: str | None = None
         "unknown_by_last_known": {k: unknown[k] for k in sorted(unknown, key=status_sort_key)},
         "left_since_previous": left,
         "previous": previous_report,
+        "last_failed_pull": _last_failed_pull(conn, topic) if latest is None and as_of is None else None,
     }
+
+
+def _last_failed_pull(conn: sqlite3.Connection, topic: str) -> dict | None:
+    failed = last_pull(conn, topic, FAILED_OUTCOMES)
+    return {key: failed[key] for key in ("finished_at", "outcome", "error")} if failed else None
 
 
 def _written_since(conn: sqlite3.Connection, pull_id: int) -> bool:
@@ -88,12 +98,14 @@ def status_summary(report: dict) -> str:
     return f"{head}: {', '.join(parts)}" if parts else head
 
 
-def history(conn: sqlite3.Connection, topic: str) -> list[dict]:
+def history(conn: sqlite3.Connection, topic: str, last: int | None = None, finished_by: str | None = None) -> list[dict]:
     """The topic's counts by status at each complete pull or import, oldest first:
-    ``[{"pull_id", "finished_at", "kind", "mode", "total", "statuses": {status: count}}]``."""
+    ``[{"pull_id", "finished_at", "kind", "mode", "total", "statuses": {status: count}}]``; with ``last``, only
+    the newest ``last`` of them; with ``finished_by``, only those finished at or before that moment."""
     pulls = conn.execute(
-        "SELECT id, finished_at, kind, mode FROM pulls WHERE topic = ? AND id > ? AND outcome = 'complete' ORDER BY id",
-        [topic, topic_epoch(conn, topic)]).fetchall()
+        "SELECT id, finished_at, kind, mode FROM pulls WHERE topic = ? AND id > ? AND outcome = 'complete' "
+        "AND (? IS NULL OR finished_at <= ?) ORDER BY id DESC LIMIT ?",
+        [topic, topic_epoch(conn, topic), finished_by, finished_by, -1 if last is None else last]).fetchall()[::-1]
     rows = []
     for pull_id, finished_at, kind, mode in pulls:
         counts: dict[str, int] = {}

@@ -129,3 +129,22 @@ def mark_reported(conn: sqlite3.Connection, name: str, through: int) -> None:
     with transaction(conn):
         conn.execute("UPDATE topics SET reported_through = max(reported_through, ?) WHERE name = ?", [through, name])
         conn.execute("DELETE FROM digest_backlog WHERE topic = ? AND change_id <= ?", [name, through])
+
+
+def stored_topic_names(path) -> list[str]:
+    """The names of the topics stored in the database at ``path``, for shell completion: read-only (SQLite's
+    ``mode=ro`` creates no file and writes nothing, not even a migration), and [] when there is no database or
+    it cannot be read (locked, damaged, not ours)."""
+    from pathlib import Path
+
+    path = Path(path).expanduser()
+    try:
+        if not path.is_file():
+            return []
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=0.2)
+        try:
+            return [row[0] for row in conn.execute("SELECT name FROM topics ORDER BY name")]
+        finally:
+            conn.close()
+    except (sqlite3.Error, OSError, ValueError):
+        return []

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..api import ApiClient
-from ..errors import Interrupted, StoreError, TrialsyncError
+from ..errors import ApiUnreachable, Interrupted, StoreError, TrialsyncError
 from ..store import topics
 from ..topics import DEFAULT_TOPIC_NAME
 from .pull import Progress, PullOptions, PullResult, pull_topic
@@ -46,7 +46,8 @@ def pull_topics(conn: sqlite3.Connection, client: ApiClient, names: list[str] | 
     """Pull each topic ``topics_to_pull`` gives, yielding its outcome before the next one starts.
 
     A topic that holds imported studies only is skipped with a note when not named. One topic's failure
-    does not stop the others; a stop request (Interrupted) or a database that fails (StoreError) does.
+    does not stop the others; a stop request (Interrupted), a database that fails (StoreError) or an API that
+    cannot be reached at all (ApiUnreachable: offline) does.
     """
     for name, named in topics_to_pull(conn, names):
         state = topics.topic_state(conn, name)
@@ -55,7 +56,7 @@ def pull_topics(conn: sqlite3.Connection, client: ApiClient, names: list[str] | 
             continue
         try:
             yield TopicOutcome(name, result=pull_topic(conn, client, name, options, progress_for(name), warn))
-        except (Interrupted, StoreError):
-            raise  # a stop request, or a database that cannot be written, ends every topic's turn
+        except (Interrupted, StoreError, ApiUnreachable):
+            raise  # a stop request, a database that cannot be written, or no network ends every topic's turn
         except TrialsyncError as exc:
             yield TopicOutcome(name, error=exc)
