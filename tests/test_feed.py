@@ -188,6 +188,29 @@ def test_entry_ids_stay_the_same_across_rewrites_and_no_entry_is_repeated(cli, s
     assert after.entries[0].updated == after.feed.updated == "2026-11-25T10:00:00Z"
 
 
+def test_pull_feed_writes_one_feed_per_topic_it_pulled(cli, spine, clock, tmp_path):
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    first_fill(cli, spine, feeds)
+    assert cli("topics", "add", "mine", "--ids", TERMINATED).code == 0
+    change_the_spine(spine, clock)
+    pull(cli, spine, feeds=feeds)  # every stored topic
+    assert sorted(p.name for p in feeds.iterdir()) == ["mine.atom", "spine.atom"]
+    # mine's first pull (pull 2) saw the shared study's change: news in both topics, each feed with its own ids
+    assert [e.id for e in read_feed(feeds / "mine.atom").entries] == [f"tag:trialsync,2026:mine/2/{TERMINATED}"]
+    assert [e.id for e in read_feed(feeds / "spine.atom").entries] == [
+        f"tag:trialsync,2026:spine/3/{GONE}", f"tag:trialsync,2026:spine/2/{TERMINATED}"]  # newest pull first
+    clock["now"] = "2026-11-25T10:00:00Z"
+    spine.data_timestamp = "2026-11-25T09:00:00"
+    spine.corpus.put(with_status(fixture_record(TERMINATED), "COMPLETED", updated="2026-11-25"))
+    pull(cli, spine, "spine", feeds=feeds)  # one topic: the other's feed waits for its own pull
+    assert [e.id for e in read_feed(feeds / "spine.atom").entries][0] == f"tag:trialsync,2026:spine/4/{TERMINATED}"
+    assert len(read_feed(feeds / "mine.atom").entries) == 1
+    pull(cli, spine, "mine", feeds=feeds)
+    assert [e.id for e in read_feed(feeds / "mine.atom").entries] == [
+        f"tag:trialsync,2026:mine/4/{TERMINATED}", f"tag:trialsync,2026:mine/2/{TERMINATED}"]
+
+
 def test_the_feed_keeps_the_newest_100_entries(cli, clock, tmp_path):
     corpus = Corpus(clones=120)
     with FakeApi(corpus) as server:

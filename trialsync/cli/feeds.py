@@ -1,4 +1,4 @@
-"""The Atom feed of a topic's changes: the ``feed`` command, and the feeds ``pull --feed DIR`` writes."""
+"""The Atom feed of a topic's changes: the ``feed`` command (``pull --feed DIR`` writes them too)."""
 
 from __future__ import annotations
 
@@ -42,14 +42,3 @@ def feed(
     else:
         err(f"{output} already holds the feed of {name} ({entries}); left as it was")
 
-
-def write_feeds(conn, topics: list[str], directory: Path, db: Path | None) -> None:
-    """Write each of ``topics``' feeds to ``DIR/<topic>.atom``; a file whose feed did not change is left as it
-    is (its modification time too). Check ``directory`` with ``check_feed_directory`` before pulling."""
-    from ..render.feed import feed_path, render_feed, write_feed_file
-    from ..reports.changes import feed_entries
-    from ..store.db import database_files
-
-    protected = database_files(db_path(db))
-    for topic in dict.fromkeys(topics):
-        write_feed_file(feed_path(directory, topic), render_feed(feed_entries(conn, topic)), protected)

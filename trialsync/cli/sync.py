@@ -11,10 +11,9 @@ import typer
 
 from ..defaults import DEFAULT_ATTEMPTS, DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_MB, DEFAULT_RATE, DEFAULT_TOPIC_NAME
 from ..errors import EXIT_FAILED, Interrupted
-from .feeds import write_feeds
 from .options import (
     ApiUrlOption, DbOption, FormatOption, MaxResponseOption, RateOption, RetriesOption, TimeoutOption, TopicArgument, WaitOption,
-    api_client, emit, err, print_digest, print_digests, read_db, resolve_format, stop_on_signal, topic_name, write_db,
+    api_client, db_path, emit, err, print_digest, print_digests, read_db, resolve_format, stop_on_signal, topic_name, write_db,
 )
 
 
@@ -41,7 +40,9 @@ def pull(
     """Fetch the studies of topics from ClinicalTrials.gov into the database. Example: trialsync pull"""
     from .. import reports, store
     from ..render.changes import pull_summary
-    from ..render.feed import check_feed_directory
+    from ..render.feed import check_feed_directory, write_feeds
+    from ..reports.changes import feed_entries
+    from ..store.db import database_files
     from ..sync.pull import PullOptions
     from ..sync.run import pull_topics
 
@@ -77,7 +78,8 @@ def pull(
             raise
         print_digests(conn, digested)
         if feed_dir is not None:
-            write_feeds(conn, digested, feed_dir, db)
+            write_feeds(feed_dir, (feed_entries(conn, topic) for topic in dict.fromkeys(digested)),
+                        database_files(db_path(db)))
     if failures:
         raise typer.Exit(EXIT_FAILED)
 

@@ -140,3 +140,16 @@ def write_feed_file(output: Path, text: str, protected: Iterable[Path] = ()) -> 
             raise UsageError(f"{output} exists and is not a trialsync feed; choose another file or remove it")
     write_whole(output, lambda out: out.write(text))
     return True
+
+
+def write_feeds(directory: Path, feeds: Iterable[dict], protected: Iterable[Path] = ()) -> list[Path]:
+    """Write each of ``feeds`` (as ``render_feed`` takes them) to ``DIR/<topic>.atom`` with ``write_feed_file``:
+    a file whose feed did not change is left as it is. Returns the files written. Check ``directory`` with
+    ``check_feed_directory`` before the work that fills the feeds."""
+    protected = list(protected)
+    written = []
+    for feed in feeds:
+        path = feed_path(directory, feed["topic"])
+        if write_feed_file(path, render_feed(feed), protected):
+            written.append(path)
+    return written
