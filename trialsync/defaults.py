@@ -13,3 +13,5 @@ DEFAULT_PAGE_SIZE = 1000  # the API's maximum; larger values are quietly cut to 
 
 # Outcomes of a pull or import after which the store equals what the API (or the file) served.
 COMPLETE_OUTCOMES = ("complete", "unchanged")
+
+FEED_ENTRIES = 100  # the newest entries an Atom feed keeps (one per study and pull)

@@ -14,7 +14,7 @@ from ..errors import EXIT_FAILED, Interrupted
 from .completion import complete_topic
 from .options import (
     ApiUrlOption, DbOption, FormatOption, MaxResponseOption, RateOption, RetriesOption, TimeoutOption, TopicArgument, WaitOption,
-    api_client, emit, err, print_digest, print_digests, read_db, resolve_format, stop_on_signal, topic_name, write_db,
+    api_client, db_path, emit, err, print_digest, print_digests, read_db, resolve_format, stop_on_signal, topic_name, write_db,
 )
 
 
@@ -35,14 +35,22 @@ def pull(
         "--list-every", envvar="TRIALSYNC_LIST_EVERY", min=1, max=10000,
         help="Check which studies left a topic every N incremental pulls.")] = 1,
     max_response_mb: MaxResponseOption = DEFAULT_MAX_RESPONSE_MB,
+    feed_dir: Annotated[Optional[Path], typer.Option(
+        "--feed", help="Then write each pulled topic's Atom feed of changes to DIR/<topic>.atom.",
+        metavar="DIR", show_default=False)] = None,
 ) -> None:
     """Fetch the studies of topics from ClinicalTrials.gov into the database. Example: trialsync pull"""
     from .. import reports, store
     from ..render.changes import pull_summary
+    from ..render.feed import check_feed_directory, write_feeds
+    from ..reports.changes import feed_entries
+    from ..store.db import database_files
     from ..sync.pull import PullOptions
     from ..sync.run import pull_topics
 
     options = PullOptions(full=full, page_size=page_size, list_every=list_every)
+    if feed_dir is not None:
+        check_feed_directory(feed_dir)
     failures = 0
     with write_db(db, wait) as conn, stop_on_signal() as stop:
         client = api_client(api_url, rate, retries, timeout, stop, max_response_mb)
@@ -71,6 +79,9 @@ def pull(
             _print_digests_after_a_stop(conn, digested)
             raise
         print_digests(conn, digested)
+        if feed_dir is not None:
+            write_feeds(feed_dir, (feed_entries(conn, topic) for topic in dict.fromkeys(digested)),
+                        database_files(db_path(db)))
     if failures:
         raise typer.Exit(EXIT_FAILED)
 

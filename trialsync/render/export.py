@@ -1,5 +1,5 @@
 """Exports, written as they are read: flattened studies as CSV, JSON or JSON lines, or raw records as a
-``ctg-studies.json`` array."""
+``ctg-studies.json`` array; and any file written whole or not at all."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 import orjson
 
 from ..errors import TrialsyncError, UsageError
 from .tables import csv_value
+
+T = TypeVar("T")
 
 
 def write_export(items: Iterable, kind: str, out: TextIO) -> int:
@@ -65,27 +67,33 @@ def check_export_target(output: Path, force: bool, protected: Iterable[Path] = (
 
 
 def write_export_file(output: Path, items: Iterable, kind: str) -> int:
-    """Write an export (as ``write_export``) to ``output``, whole or not at all: into a new hidden partial
-    file of a unique name beside the real target (a symlink is followed, not replaced), renamed over it at
-    the end; a device or pipe is written in place. Returns how many were written; UsageError naming the file
-    when it cannot be."""
+    """Write an export (as ``write_export``) to ``output`` as ``write_whole`` does. Returns how many were
+    written; UsageError naming the file when it cannot be."""
+    return write_whole(output, lambda out: write_export(items, kind, out))
+
+
+def write_whole(output: Path, write: Callable[[TextIO], T]) -> T:
+    """Call ``write(out)`` on a text stream (UTF-8) that lands in ``output`` whole or not at all: a new hidden
+    partial file of a unique name beside the real target (a symlink is followed, not replaced), renamed over
+    it at the end; a device or pipe is written in place. Returns what ``write`` returned; UsageError naming
+    the file when it cannot be written, TrialsyncError when the device fails."""
     try:
         if _is_stream(output):
             with open(output, "w", encoding="utf-8", newline="") as out:
-                return write_export(items, kind, out)
+                return write(out)
         target = output.resolve() if output.is_symlink() else output
         mode = _mode_for(target)
         handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
         partial = Path(name)
         try:
             with open(handle, "w", encoding="utf-8", newline="") as out:
-                count = write_export(items, kind, out)
-            os.chmod(partial, mode)  # mkstemp's file is private (0600); the export is not
+                result = write(out)
+            os.chmod(partial, mode)  # mkstemp's file is private (0600); the written file is not
             partial.replace(target)
         except BaseException:
             _remove_quietly(partial)
             raise
-        return count
+        return result
     except RuntimeError:
         raise UsageError(f"{output} is a symlink loop; name a file to write") from None
     except OSError as exc:

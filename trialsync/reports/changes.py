@@ -1,11 +1,12 @@
 """What changed: the change log of a topic or of every topic, a topic's unreported changes (its digest),
-the pulls log."""
+its newest changes by study and pull (its feed), the pulls log."""
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
 
+from ..defaults import FEED_ENTRIES
 from ..errors import NotFound
 from ..store.history import BROUGHT_IN_BY_A_JOIN, IN_BACKLOG, REPORTABLE_AFTER_CURSOR, TOPIC_CHANGES
 from .common import dicts
@@ -77,6 +78,42 @@ def unreported_changes(conn: sqlite3.Connection, topic: str) -> Digest:
                                   f"WHERE c.id <= :cursor AND {IN_BACKLOG}", params))
     changes = sorted({c["id"]: c for c in changes}.values(), key=lambda c: c["id"])
     return Digest(topic, changes, max([row[0]] + [c["id"] for c in changes]))
+
+
+# The topic's changes (as ``changes TOPIC`` lists them) of its newest (pull, study) pairs, each pair once.
+_FEED_CHANGES = f"""
+    WITH topic_changes AS (SELECT c.id, c.pull_id, c.nct_id FROM changes c WHERE {TOPIC_CHANGES}),
+    entries AS (SELECT pull_id, nct_id, min(id) AS first FROM topic_changes GROUP BY pull_id, nct_id
+                ORDER BY pull_id DESC, first LIMIT :entries)
+    SELECT {_CHANGE_COLUMNS}, coalesce(p.finished_at, p.started_at) AS updated
+    FROM entries e JOIN topic_changes t ON t.pull_id = e.pull_id AND t.nct_id = e.nct_id
+    JOIN changes c ON c.id = t.id LEFT JOIN studies s ON s.nct_id = c.nct_id LEFT JOIN pulls p ON p.id = c.pull_id
+    ORDER BY e.pull_id DESC, e.first, c.id"""
+
+# An empty feed's time: when its topic was (last) added, else a fixed moment, never the clock's.
+NO_CHANGES_YET = "1970-01-01T00:00:00Z"
+
+
+def feed_entries(conn: sqlite3.Connection, topic: str, entries: int = FEED_ENTRIES) -> dict:
+    """``topic``'s newest ``entries`` entries of a feed, newest pull first: one per study and pull that
+    observed changes of it (the changes ``list_changes(conn, topic)`` gives), as a dict of ``topic``,
+    ``updated`` and ``entries``. Each entry is ``pull_id, nct_id, brief_title, updated, changes``; its
+    ``updated`` is when its pull finished (started, for one that never did). The feed's ``updated`` is its
+    newest entry's, else when the topic was added: every time comes from the data, so the same data gives
+    the same feed."""
+    found: dict[tuple[int, str], dict] = {}
+    for change in dicts(conn.execute(_FEED_CHANGES, {"topic": topic, "entries": entries})):
+        updated = change.pop("updated")
+        entry = found.setdefault((change["pull_id"], change["nct_id"]), {
+            "pull_id": change["pull_id"], "nct_id": change["nct_id"], "brief_title": change["brief_title"],
+            "updated": updated, "changes": []})
+        entry["changes"].append(change)
+    if found:
+        updated = max(entry["updated"] for entry in found.values())
+    else:
+        row = conn.execute("SELECT created_at FROM topics WHERE name = ?", [topic]).fetchone()
+        updated = row[0] if row and row[0] else NO_CHANGES_YET
+    return {"topic": topic, "updated": updated, "entries": list(found.values())}
 
 
 def list_pulls(conn: sqlite3.Connection, topic: str | None = None, limit: int = 20) -> list[dict]:
