@@ -34,8 +34,14 @@ def test_a_pull_killed_at_random_moments_then_rerun_holds_exactly_the_served_rec
     db_path = tmp_path / "killed.db"
     chance = random.Random(7)
     for _ in range(6):
+        asked = len(slow_server.requests)
         process = start_pull(db_path, slow_server)
-        time.sleep(chance.uniform(0.3, 1.6))
+        # The moment is counted from the pull's first request, so that a slow start on a busy machine does not
+        # turn every kill into one before the pull began.
+        deadline = time.monotonic() + 60
+        while len(slow_server.requests) == asked and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(chance.uniform(0.0, 1.2))
         process.send_signal(signal.SIGKILL)
         process.wait()
     finished = start_pull(db_path, slow_server)
