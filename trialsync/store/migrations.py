@@ -492,11 +492,13 @@ def _search_text_of_old() -> str:
 
 
 def _forget_search_text(where: str) -> str:
+    """SQL: the index forgets the text of the studies of the view ``studies_search`` matching ``where``."""
     return (f"INSERT INTO studies_fts (studies_fts, rowid, {_SEARCH_COLUMNS}) "
             f"SELECT 'delete', rowid, {_SEARCH_COLUMNS} FROM studies_search WHERE {where};")
 
 
 def _index_search_text(where: str) -> str:
+    """SQL: the index takes the text of the studies of the view ``studies_search`` matching ``where``."""
     return (f"INSERT INTO studies_fts (rowid, {_SEARCH_COLUMNS}) "
             f"SELECT rowid, {_SEARCH_COLUMNS} FROM studies_search WHERE {where};")
 
