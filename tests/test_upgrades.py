@@ -39,6 +39,15 @@ def stored(path: Path, sql: str) -> list[tuple]:
         conn.close()
 
 
+def assert_search_index_matches(path: Path) -> None:
+    """FTS5's own check that the full-text index holds exactly the text of the view it indexes (raises if not)."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("INSERT INTO studies_fts (studies_fts, rank) VALUES ('integrity-check', 1)")
+    finally:
+        conn.close()
+
+
 def named_fields(err: str) -> list[tuple[str, str]]:
     """(NCT id, field) of each odd-record line on stderr."""
     found = []
@@ -98,6 +107,8 @@ def test_an_old_database_upgrades_and_every_command_reads_it(cli, old, tmp_path)
     json.loads(first.out)
     assert stored(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert stored(path, "PRAGMA integrity_check") == [("ok",)]
+    assert stored(path, "PRAGMA foreign_key_check") == []  # every declared reference holds
+    assert_search_index_matches(path)
 
     # One shape: the upgraded schema is the schema this release creates.
     fresh = tmp_path / "fresh.db"
@@ -178,6 +189,8 @@ def test_a_pull_after_the_upgrade_replaces_odd_records_and_calls_the_killed_pull
     json.loads(cli("list", "-n", "1000", "-f", "json").out)
     for table in ("studies_fts",):
         assert stored(path, f"SELECT count(*) FROM {table}")[0][0] == len(records)
+    assert stored(path, "PRAGMA foreign_key_check") == []
+    assert_search_index_matches(path)
 
 
 def test_a_database_with_a_broken_page_is_called_damaged(cli, tmp_path):

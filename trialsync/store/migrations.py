@@ -476,6 +476,144 @@ def m005_digest_backlog(db: Database) -> None:
     db.execute(_DIGEST_BACKLOG)
 
 
+# Each list the search text joins, as the view ``studies_search`` joins it: table, column, the view's column.
+_SEARCH_LISTS = (("conditions", "condition", "conditions"), ("interventions", "name", "interventions"),
+                 ("keywords", "keyword", "keywords"))
+_SEARCH_COLUMNS = "brief_title, official_title, acronym, brief_summary, conditions, interventions, keywords"
+
+
+def _search_text_of_old() -> str:
+    """SQL: the text the index holds for the study row ``old`` of a trigger, as the view gives it (its lists
+    read from the child tables by ``old.nct_id``)."""
+    lists = [f"(SELECT group_concat({column}, ' ; ') FROM (SELECT {column} FROM {table} c "
+             f"WHERE c.nct_id = old.nct_id AND {column} IS NOT NULL ORDER BY seq))"
+             for table, column, _ in _SEARCH_LISTS]
+    return ", ".join(["old.brief_title", "old.official_title", "old.acronym", "old.brief_summary", *lists])
+
+
+def _forget_search_text(where: str) -> str:
+    """SQL: the index forgets the text of the studies of the view ``studies_search`` matching ``where``."""
+    return (f"INSERT INTO studies_fts (studies_fts, rowid, {_SEARCH_COLUMNS}) "
+            f"SELECT 'delete', rowid, {_SEARCH_COLUMNS} FROM studies_search WHERE {where};")
+
+
+def _index_search_text(where: str) -> str:
+    """SQL: the index takes the text of the studies of the view ``studies_search`` matching ``where``."""
+    return (f"INSERT INTO studies_fts (rowid, {_SEARCH_COLUMNS}) "
+            f"SELECT rowid, {_SEARCH_COLUMNS} FROM studies_search WHERE {where};")
+
+
+def _create_search_triggers(db) -> None:
+    """The triggers that keep ``studies_fts`` equal to the view ``studies_search``, whatever writes the tables
+    it reads. A study's text leaves the index while its row is deleted, with the lists as they still are; a
+    change to a list of a stored study re-indexes that study; while a study has no row (the writer deletes
+    it, replaces its lists, then inserts it) its lists change without touching the index, so that a saved
+    study is indexed once, not once per list item."""
+    db.execute(f"""
+        CREATE TRIGGER studies_fts_insert AFTER INSERT ON studies BEGIN
+            {_index_search_text("rowid = new.rowid")}
+        END""")
+    db.execute(f"""
+        CREATE TRIGGER studies_fts_delete AFTER DELETE ON studies BEGIN
+            INSERT INTO studies_fts (studies_fts, rowid, {_SEARCH_COLUMNS})
+            VALUES ('delete', old.rowid, {_search_text_of_old()});
+        END""")
+    # A refreshed record (only versionHolder moved) changes no indexed text: the index is left alone.
+    changed = " OR ".join(f"old.{column} IS NOT new.{column}" for column in
+                          ("rowid", "nct_id", "brief_title", "official_title", "acronym", "brief_summary"))
+    db.execute(f"""
+        CREATE TRIGGER studies_fts_update AFTER UPDATE ON studies WHEN {changed} BEGIN
+            INSERT INTO studies_fts (studies_fts, rowid, {_SEARCH_COLUMNS})
+            VALUES ('delete', old.rowid, {_search_text_of_old()});
+            {_index_search_text("rowid = new.rowid")}
+        END""")
+    for table, _, _ in _SEARCH_LISTS:
+        for event, studies in (("INSERT", "new.nct_id"), ("DELETE", "old.nct_id"),
+                               ("UPDATE", "old.nct_id, new.nct_id")):
+            where = f"nct_id IN ({studies})"
+            db.execute(f"""
+                CREATE TRIGGER {table}_fts_before_{event.lower()} BEFORE {event} ON {table} BEGIN
+                    {_forget_search_text(where)}
+                END""")
+            db.execute(f"""
+                CREATE TRIGGER {table}_fts_after_{event.lower()} AFTER {event} ON {table} BEGIN
+                    {_index_search_text(where)}
+                END""")
+
+
+_VIEWS = {
+    # The counts of status-report: a topic's present studies by overall status ('NONE': a record without one).
+    "topic_status_counts": """
+        SELECT ts.topic, coalesce(s.overall_status, 'NONE') AS overall_status, count(*) AS studies
+        FROM topic_studies ts JOIN studies s ON s.nct_id = ts.nct_id
+        WHERE ts.present = 1
+        GROUP BY ts.topic, coalesce(s.overall_status, 'NONE')""",
+    "studies_with_topics": """
+        SELECT s.nct_id, s.brief_title, s.overall_status, s.phases, s.study_type, s.lead_sponsor,
+               s.lead_sponsor_class, s.enrollment_count, s.start_date, s.last_update_posted,
+               (SELECT group_concat(topic, ', ') FROM
+                   (SELECT topic FROM topic_studies ts WHERE ts.nct_id = s.nct_id AND ts.present = 1 ORDER BY topic))
+                   AS topics,
+               'https://clinicaltrials.gov/study/' || s.nct_id AS url
+        FROM studies s""",
+    # Newest first; a warning may name a study the registry does not have (no title then).
+    "recent_changes": """
+        SELECT c.id, c.observed_at, c.nct_id, s.brief_title, c.field, c.item, c.old, c.new, c.topic, c.reason,
+               c.pull_id
+        FROM changes c LEFT JOIN studies s ON s.nct_id = c.nct_id
+        ORDER BY c.id DESC""",
+    "sites": """
+        SELECT l.nct_id, l.seq, s.brief_title, s.overall_status, l.facility, l.city, l.state, l.zip, l.country,
+               l.status AS site_status, l.latitude, l.longitude
+        FROM locations l JOIN studies s ON s.nct_id = l.nct_id""",
+}
+
+# Tables that gain the foreign keys Datasette follows (and PRAGMA foreign_key_check checks), as rebuilt here.
+_WITH_FOREIGN_KEYS = {
+    "versions": ("""
+        CREATE TABLE versions_v6 (
+            id INTEGER PRIMARY KEY,
+            nct_id TEXT NOT NULL REFERENCES studies(nct_id), pull_id INTEGER NOT NULL REFERENCES pulls(id),
+            replaced_at TEXT NOT NULL, last_update_posted TEXT,
+            raw_zlib BLOB NOT NULL         -- the replaced raw JSON, zlib-compressed
+        )""", "id, nct_id, pull_id, replaced_at, last_update_posted, raw_zlib",
+        ["CREATE INDEX versions_nct_id ON versions (nct_id)"]),
+    "topic_studies": ("""
+        CREATE TABLE topic_studies_v6 (
+            topic TEXT NOT NULL REFERENCES topics(name), nct_id TEXT NOT NULL REFERENCES studies(nct_id),
+            present INTEGER NOT NULL,      -- 1 while the API returns the study for the topic
+            first_pull INTEGER REFERENCES pulls(id), left_at TEXT, left_pull INTEGER REFERENCES pulls(id),
+            api_seen INTEGER NOT NULL DEFAULT 1,
+            PRIMARY KEY (topic, nct_id)
+        ) WITHOUT ROWID""", "topic, nct_id, present, first_pull, left_at, left_pull, api_seen", []),
+    "digest_backlog": ("""
+        CREATE TABLE digest_backlog_v6 (
+            topic TEXT NOT NULL REFERENCES topics(name), change_id INTEGER NOT NULL REFERENCES changes(id),
+            PRIMARY KEY (topic, change_id)
+        ) WITHOUT ROWID""", "topic, change_id", []),
+}
+
+
+@migrations()
+def m006_browsable_database(db: Database) -> None:
+    # A database people browse (Datasette's conventions): foreign keys declared wherever the data keeps them,
+    # the full-text index kept in step by triggers, and views for the common questions. Not declared:
+    # changes.nct_id (a warning names an id the registry does not have), changes.topic and pulls.topic (a
+    # removed topic's history stays), site_points.study (a rowid). Tables are rebuilt SQLite's way (create,
+    # copy every row, drop, rename) inside the upgrade's transaction; foreign keys are not enforced, so a row
+    # whose reference has gone (none that trialsync writes) is kept as it is, for foreign_key_check to show.
+    for table, (create, columns, indexes) in _WITH_FOREIGN_KEYS.items():
+        db.execute(create)
+        db.execute(f"INSERT INTO {table}_v6 ({columns}) SELECT {columns} FROM {table}")
+        db.execute(f"DROP TABLE {table}")
+        db.execute(f"ALTER TABLE {table}_v6 RENAME TO {table}")
+        for index in indexes:
+            db.execute(index)
+    _create_search_triggers(db)
+    for name, select in _VIEWS.items():
+        db.execute(f"CREATE VIEW {name} AS {select}")
+
+
 # The lists a study record holds and the type of their items, as the API's spec gives them: an earlier release
 # accepted a record with another shape there, and nothing is derived from such a list (see ``odd_records``).
 _LISTS = (

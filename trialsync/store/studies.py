@@ -14,7 +14,7 @@ import orjson
 
 from .. import dates, jsontext
 from ..dates import iso_day, watermark_date
-from ..transform import CHILD_COLUMNS, FTS_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows, fts_values, site_points
+from ..transform import CHILD_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows, site_points
 from . import history, membership
 from .db import select_in, transaction
 from ..change_kinds import (
@@ -193,7 +193,7 @@ class _Writes:
 
 
 # raw arrives as the UTF-8 bytes the API sent; SQLite turns them into TEXT without a copy through Python.
-_INSERT_STUDY = (f"INSERT OR REPLACE INTO studies ({', '.join(STUDY_COLUMNS)}) "
+_INSERT_STUDY = (f"INSERT INTO studies ({', '.join(STUDY_COLUMNS)}) "
                  f"VALUES ({', '.join('?' * (len(STUDY_COLUMNS) - 1))}, CAST(? AS TEXT))")
 _INSERT_CHILD = {
     table: f"INSERT INTO {table} (nct_id, seq, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 2))})"
@@ -315,32 +315,27 @@ def _plan_membership(nct_id: str, member: tuple[int, int] | None, verdict: str, 
     return "updated" if verdict == CHANGED else "unchanged"
 
 
-_FTS_COLUMNS = ", ".join(FTS_COLUMNS)
-_FTS_INSERT = f"INSERT INTO studies_fts (rowid, {_FTS_COLUMNS}) VALUES (?, {', '.join('?' * len(FTS_COLUMNS))})"
-
-
 def _write(conn: sqlite3.Connection, writes: _Writes) -> None:
+    # Triggers keep the full-text index in step (migration 6). A replaced study's row goes first, while its old
+    # lists are there to tell the index what to forget; its lists then change while it has no row, which
+    # touches no index; inserting its row indexes it once, from the view over the new lists.
     if writes.replaced:
-        # The full-text index forgets a study's old text before its rows change (the view reads what was indexed).
-        conn.execute(f"INSERT INTO studies_fts (studies_fts, rowid, {_FTS_COLUMNS}) "
-                     f"SELECT 'delete', rowid, {_FTS_COLUMNS} FROM studies_search "
-                     f"WHERE nct_id IN (SELECT value FROM json_each(?))", [orjson.dumps(writes.replaced).decode()])
+        conn.execute("DELETE FROM studies WHERE nct_id IN (SELECT value FROM json_each(?))",
+                     [orjson.dumps(writes.replaced).decode()])
     if writes.old_points:
         conn.executemany("DELETE FROM site_points WHERE cell = ? AND study = ?", writes.old_points)
     if writes.studies:
-        conn.executemany(_INSERT_STUDY, writes.studies)
-        # A replaced study's row has a new rowid: the full-text index and site_points are keyed by the new one.
-        rowids = dict(conn.execute("SELECT nct_id, rowid FROM studies WHERE nct_id IN (SELECT value FROM json_each(?))",
-                                   [orjson.dumps([study.nct_id for study in writes.children]).decode()]))
-        conn.executemany("INSERT INTO site_points (cell, study, seq) VALUES (?, ?, ?)",
-                         [(cell, rowids[study.nct_id], seq) for study in writes.children for cell, seq in study.site_points])
         for table in CHILD_COLUMNS:
             if writes.replaced:
                 conn.executemany(_DELETE_CHILD[table], [(nct_id,) for nct_id in writes.replaced])
             conn.executemany(_INSERT_CHILD[table], [
                 (study.nct_id, seq, *child) for study in writes.children for seq, child in enumerate(study.children[table])])
-        # The new text comes from the rows in hand: reading it back through the view would parse each raw record.
-        conn.executemany(_FTS_INSERT, [(rowids[study.nct_id], *fts_values(study)) for study in writes.children])
+        conn.executemany(_INSERT_STUDY, writes.studies)
+        # A replaced study's row has a new rowid: site_points (and the full-text index) are keyed by the new one.
+        rowids = dict(conn.execute("SELECT nct_id, rowid FROM studies WHERE nct_id IN (SELECT value FROM json_each(?))",
+                                   [orjson.dumps([study.nct_id for study in writes.children]).decode()]))
+        conn.executemany("INSERT INTO site_points (cell, study, seq) VALUES (?, ?, ?)",
+                         [(cell, rowids[study.nct_id], seq) for study in writes.children for cell, seq in study.site_points])
     if writes.refreshed:
         conn.executemany("UPDATE studies SET raw = CAST(? AS TEXT), version_holder = ? WHERE nct_id = ?", writes.refreshed)
     if writes.versions:

@@ -1,10 +1,10 @@
 """Record transforms: pure functions from a raw study record to the rows trialsync stores."""
 
 from .rows import (
-    BOOLEAN_COLUMNS, LIST_COLUMNS, as_values, CHILD_COLUMNS, FTS_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, VIRTUAL_COLUMNS, NotAStudyRecord, StudyRows, cell_of,
-    check_study_record, fts_values, serialize, site_points, study_rows, virtual_value,
+    BOOLEAN_COLUMNS, LIST_COLUMNS, as_values, CHILD_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, VIRTUAL_COLUMNS, NotAStudyRecord, StudyRows, cell_of,
+    check_study_record, serialize, site_points, study_rows, virtual_value,
 )
 
-__all__ = ["BOOLEAN_COLUMNS", "LIST_COLUMNS", "as_values", "CHILD_COLUMNS", "FTS_COLUMNS", "STUDY_COLUMNS", "TRACKED_FIELDS", "VIRTUAL_COLUMNS", "NotAStudyRecord",
-           "StudyRows", "cell_of", "check_study_record", "fts_values", "serialize", "site_points", "study_rows",
+__all__ = ["BOOLEAN_COLUMNS", "LIST_COLUMNS", "as_values", "CHILD_COLUMNS", "STUDY_COLUMNS", "TRACKED_FIELDS", "VIRTUAL_COLUMNS", "NotAStudyRecord",
+           "StudyRows", "cell_of", "check_study_record", "serialize", "site_points", "study_rows",
            "virtual_value"]

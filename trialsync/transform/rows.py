@@ -84,11 +84,6 @@ def virtual_value(record: dict, column: str):
     return value
 
 
-# What the full-text index holds for a study, in order: ``fts_values`` gives them, the view ``studies_search``
-# (migration 3) reads the same from the tables.
-FTS_COLUMNS = ("brief_title", "official_title", "acronym", "brief_summary", "conditions", "interventions", "keywords")
-
-
 def cell_of(latitude: float, longitude: float) -> int:
     """The 1-degree cell of a point, numbered from the south-west (the ``site_points`` table's key)."""
     return (math.floor(latitude) + 90) * 360 + (math.floor(longitude) + 180)
@@ -139,18 +134,6 @@ class StudyRows:
         """The ``studies`` column ``column`` of this study (stored or virtual)."""
         index = _COLUMN_INDEX.get(column)
         return self.study[index] if index is not None else self.texts[column]
-
-
-def fts_values(rows: StudyRows) -> tuple:
-    """What the full-text index holds for a study, column by column (FTS_COLUMNS); the lists joined with ' ; '
-    in the API's order, as the view ``studies_search`` joins them."""
-    def joined(values: list) -> str | None:
-        present = [v for v in values if v is not None]
-        return " ; ".join(present) if present else None
-
-    return (rows.value("brief_title"), rows.value("official_title"), rows.value("acronym"),
-            rows.value("brief_summary"), joined([c[0] for c in rows.children["conditions"]]),
-            joined([i[1] for i in rows.children["interventions"]]), joined([k[0] for k in rows.children["keywords"]]))
 
 
 def serialize(record: dict) -> bytes:
