@@ -346,16 +346,6 @@ def test_central_and_site_contacts_are_rows_of_name_role_phone_and_email():
         study_rows(record)
 
 
-def test_the_full_text_values_join_lists_in_order_and_leave_an_empty_list_empty():
-    from trialsync.transform.rows import fts_values
-
-    record = fixture_record("NCT05489822")
-    p = record["protocolSection"]
-    p["conditionsModule"] = {"conditions": ["Back Pain", "Disc"], "keywords": []}
-    values = fts_values(study_rows(record))
-    assert values[0] == p["identificationModule"]["briefTitle"] and values[4] == "Back Pain ; Disc"
-    assert values[6] is None and len(values) == 7
-
 
 @pytest.mark.parametrize("module", ["identificationModule", "statusModule", "designModule", "sponsorCollaboratorsModule",
                                     "conditionsModule", "armsInterventionsModule", "contactsLocationsModule",
