@@ -8,7 +8,7 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TextIO
 
@@ -65,21 +65,27 @@ def check_export_target(output: Path, force: bool, protected: Iterable[Path] = (
 
 
 def write_export_file(output: Path, items: Iterable, kind: str) -> int:
-    """Write an export (as ``write_export``) to ``output``, whole or not at all: into a new hidden partial
+    """Write an export (as ``write_export``) to ``output``, whole or not at all (as ``write_file``). Returns how
+    many were written."""
+    return write_file(output, lambda out: write_export(items, kind, out))
+
+
+def write_file(output: Path, write: Callable[[TextIO], int]) -> int:
+    """Call ``write`` with a text stream that ends up as ``output``, whole or not at all: a new hidden partial
     file of a unique name beside the real target (a symlink is followed, not replaced), renamed over it at
-    the end; a device or pipe is written in place. Returns how many were written; UsageError naming the file
-    when it cannot be."""
+    the end; a device or pipe is written in place. Returns what ``write`` returns; UsageError naming the file
+    when it cannot be written."""
     try:
         if _is_stream(output):
             with open(output, "w", encoding="utf-8", newline="") as out:
-                return write_export(items, kind, out)
+                return write(out)
         target = output.resolve() if output.is_symlink() else output
         mode = _mode_for(target)
         handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
         partial = Path(name)
         try:
             with open(handle, "w", encoding="utf-8", newline="") as out:
-                count = write_export(items, kind, out)
+                count = write(out)
             os.chmod(partial, mode)  # mkstemp's file is private (0600); the export is not
             partial.replace(target)
         except BaseException:
