@@ -58,6 +58,7 @@ table{border-collapse:collapse;font-size:.9rem}
 th,td{padding:.3rem .5rem;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 #studies td:nth-child(1),#studies td:nth-child(5),#studies td:nth-child(6){white-space:nowrap}
+#studies td:nth-child(7){text-align:right;font-variant-numeric:tabular-nums}
 #studies td:nth-child(2){min-width:14rem}#studies td:nth-child(8){min-width:8rem}
 #studies td:nth-child(3),#studies td:nth-child(4){min-width:6.5rem}
 th button{font:inherit;font-weight:600;border:0;background:none;padding:0;cursor:pointer;color:inherit;text-align:left}
@@ -69,14 +70,30 @@ input[type=search]{font:inherit;width:100%;max-width:28rem;padding:.4rem .5rem;b
 details{margin:.6rem 0}summary{cursor:pointer}
 """
 
-# Sorts the studies table by the header clicked (again: the other way), and keeps the rows that hold every word
-# typed in the filter box. A cell's data-v, when it has one, is what it sorts by.
+# Builds the studies table from the page's data (each value as text, never as markup), sorts it by the header
+# clicked (again: the other way), and keeps the rows that hold every word typed in the filter box.
 _SCRIPT = """
 (() => {
-  const table = document.getElementById("studies");
-  if (!table) return;
-  const body = table.tBodies[0], headers = Array.from(table.tHead.rows[0].cells);
-  const rows = Array.from(body.rows), texts = rows.map((row) => row.textContent.toLowerCase());
+  const table = document.getElementById("studies"), data = JSON.parse(document.getElementById("report-data").textContent);
+  const body = table.tBodies[0], headers = Array.from(table.tHead.rows[0].cells), studies = data.studies;
+  const rows = studies.rows.map((study) => {
+    const row = body.insertRow();
+    study.forEach((value, i) => {
+      const cell = row.insertCell();
+      if (i === 0 && /^NCT[0-9]{8}$/.test(value)) {
+        const link = cell.appendChild(document.createElement("a"));
+        link.href = "https://clinicaltrials.gov/study/" + value;
+        link.textContent = value;
+      } else if (i === 2) {
+        cell.dataset.v = value;
+        cell.textContent = studies.statuses[value];
+      } else {
+        cell.textContent = value === null ? "" : value;
+      }
+    });
+    return row;
+  });
+  const texts = rows.map((row) => row.textContent.toLowerCase());
   const filter = document.getElementById("filter"), shown = document.getElementById("shown");
   const key = (row, i, numeric) => {
     const cell = row.cells[i], v = cell.dataset.v !== undefined ? cell.dataset.v : cell.textContent;
@@ -179,7 +196,7 @@ def history_chart(pulls: list[dict]) -> str:
         colour = status_colour(status)
         points = [(x(i), y(pull["statuses"].get(status, 0))) for i, pull in enumerate(pulls)]
         if len(points) > 1:
-            path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+            path = " ".join(f"{px:.0f},{py:.0f}" for px, py in line_points(points))
             parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
         if len(pulls) <= HISTORY_POINTS:
             for (px, py), pull in zip(points, pulls):
@@ -192,6 +209,12 @@ def history_chart(pulls: list[dict]) -> str:
     return (f'<svg id="history-chart" viewBox="0 0 {width} {height}" role="img" aria-labelledby="history-chart-title">'
             f'<title id="history-chart-title">Studies by overall status at each of {plural(len(pulls), "pull")}'
             f'</title>{"".join(parts)}</svg><ul class="legend">{legend}</ul>')
+
+
+def line_points(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points a line through ``points`` needs: the inner points of a level run are left out."""
+    return [point for i, point in enumerate(points)
+            if i in (0, len(points) - 1) or not points[i - 1][1] == point[1] == points[i + 1][1]]
 
 
 def _as_of(report: dict) -> str:
@@ -259,24 +282,29 @@ def _breakdown(found: dict, open_: bool) -> str:
             f'<thead>{head}</thead><tbody>{body}</tbody></table></div>{note}</details>')
 
 
-def _study_row(study: dict) -> str:
-    status = study["overall_status"]
-    rank = status_sort_key(status)[0]
-    enrollment = study["enrollment_count"]
-    return (f'<tr><td>{_study_link(study["nct_id"])}</td><td>{text(study["brief_title"])}</td>'
-            f'<td data-v="{rank:02d}">{text(status_label(status))}</td>'
-            f'<td>{text(phases_label(", ".join(study["phases"] or [])))}</td><td>{text(study["start_date"])}</td>'
-            f'<td>{text(study["last_update_posted"])}</td>'
-            f'<td class="n">{"" if enrollment is None else text(enrollment)}</td><td>{text(study["lead_sponsor"])}</td></tr>')
+def studies_data(studies: list[dict]) -> dict:
+    """The studies as the page's script builds its table from them: ``{"statuses": [label, ...], "rows":
+    [[nct_id, title, status, phase, start, updated, enrollment, lead sponsor], ...]}``, where a row's status is
+    its label's index (the labels in report order, so that the index sorts as the statuses do) and every text
+    is made ``visible``."""
+    statuses = sorted({study["overall_status"] for study in studies}, key=status_sort_key)
+    index = {status: n for n, status in enumerate(statuses)}
+    shown = lambda value: None if value is None else visible(str(value))  # noqa: E731
+    rows = [[shown(study["nct_id"]), shown(study["brief_title"]), index[study["overall_status"]],
+             phases_label(", ".join(study["phases"] or [])), shown(study["start_date"]),
+             shown(study["last_update_posted"]), study["enrollment_count"], shown(study["lead_sponsor"])]
+            for study in studies]
+    return {"statuses": [status_label(status) for status in statuses], "rows": rows}
 
 
-def _studies(studies: list[dict]) -> str:
+def _studies(count: int) -> str:
     head = "".join(f'<th{" class=n data-type=num" if numeric else ""}{" aria-sort=ascending" if index == 0 else ""}>'
                    f'<button type="button">{name}</button></th>' for index, (name, numeric) in enumerate(STUDY_COLUMNS))
-    count = plural(len(studies), "study", "studies")
     return (f'<input id="filter" type="search" placeholder="Filter: words in any column" aria-label="Filter the studies" '
-            f'hidden><p id="shown" class="muted">{count}</p><div class="scroll"><table id="studies"><thead><tr>{head}'
-            f'</tr></thead><tbody>{"".join(_study_row(s) for s in studies)}</tbody></table></div>')
+            f'hidden><p id="shown" class="muted">{plural(count, "study", "studies")}</p>'
+            '<noscript><p>The table of the studies needs JavaScript; <code>trialsync list</code> prints them.</p>'
+            f'</noscript><div class="scroll"><table id="studies"><thead><tr>{head}</tr></thead><tbody></tbody></table>'
+            '</div>')
 
 
 def _hash(source: str) -> str:
@@ -289,7 +317,7 @@ def render_html(overview: dict) -> str:
     report = overview["status"]
     topic = text(overview["topic"])
     data = {key: report[key] for key in ("topic", "total", "as_of", "data_timestamp", "statuses")}
-    data["history"] = [{"finished_at": p["finished_at"], "statuses": p["statuses"]} for p in overview["history"]]
+    data["studies"] = studies_data(overview["studies"])
     policy = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src '{_hash(_SCRIPT)}'; "
               "base-uri 'none'; form-action 'none'")
     breakdowns = "".join(_breakdown(found, by in ("phase", "study-type", "sponsor-class"))
@@ -325,7 +353,7 @@ def render_html(overview: dict) -> str:
 {breakdowns}
 </section>
 <section id="study-list"><h2>The studies</h2>
-{_studies(overview["studies"])}
+{_studies(len(overview["studies"]))}
 </section>
 </main>
 <footer><p>Data: ClinicalTrials.gov, U.S. National Library of Medicine. Written by trialsync {text(__version__)}.</p></footer>

@@ -11,7 +11,7 @@ from .status import history, status_report, status_summary
 from .studies import StudyQuery, list_studies
 
 RECENT_PULLS = 10  # the changes of the topic's last this many pulls and imports ...
-RECENT_CHANGES = 200  # ... and at most this many of them, newest first
+RECENT_CHANGES = 100  # ... and at most this many of them, newest first
 
 
 def topic_overview(conn: sqlite3.Connection, topic: str) -> dict:
