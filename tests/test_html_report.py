@@ -23,7 +23,7 @@ from conftest import SPINE_CONDITION_IDS, fixture_record, pull_spine_twice
 from fakeapi import Corpus, FakeApi, clone_id, load_fixture_records
 
 from trialsync.ids import nct_id_of
-from trialsync.render.html import render_html, script_json, text
+from trialsync.render.html import line_points, render_html, script_json, text
 from trialsync.reports.overview import RECENT_CHANGES
 from trialsync.statuses import status_label, status_sort_key
 
@@ -126,6 +126,12 @@ def test_json_for_a_script_element_escapes_what_could_end_it():
 def test_text_is_escaped_and_on_one_line():
     assert text('<b a="1">\x1b[31m\n&') == "&lt;b a=&quot;1&quot;&gt;\\x1b[31m &amp;"
     assert text(None) == ""
+
+
+def test_a_level_run_of_the_history_chart_is_one_segment():
+    points = [(0, 5), (1, 5), (2, 5), (3, 6), (4, 6), (5, 6), (6, 6), (7, 5)]
+    assert line_points(points) == [(0, 5), (2, 5), (3, 6), (6, 6), (7, 5)]
+    assert line_points(points[:2]) == points[:2]
 
 
 def test_the_page_keeps_record_markup_as_text(built):

@@ -57,6 +57,7 @@ svg .axis{stroke:#9aa3ad;stroke-width:1}svg .grid{stroke:#e6e9ee;stroke-width:1}
 table{border-collapse:collapse;font-size:.9rem}
 th,td{padding:.3rem .5rem;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+#studies{width:100%}
 #studies td:nth-child(1),#studies td:nth-child(5),#studies td:nth-child(6){white-space:nowrap}
 #studies td:nth-child(7){text-align:right;font-variant-numeric:tabular-nums}
 #studies td:nth-child(2){min-width:14rem}#studies td:nth-child(8){min-width:8rem}
@@ -291,7 +292,7 @@ def studies_data(studies: list[dict]) -> dict:
     index = {status: n for n, status in enumerate(statuses)}
     shown = lambda value: None if value is None else visible(str(value))  # noqa: E731
     rows = [[shown(study["nct_id"]), shown(study["brief_title"]), index[study["overall_status"]],
-             phases_label(", ".join(study["phases"] or [])), shown(study["start_date"]),
+             shown(phases_label(", ".join(study["phases"] or []))), shown(study["start_date"]),
              shown(study["last_update_posted"]), study["enrollment_count"], shown(study["lead_sponsor"])]
             for study in studies]
     return {"statuses": [status_label(status) for status in statuses], "rows": rows}
