@@ -273,6 +273,16 @@ def test_the_page_shows_the_counts_of_status_report(opened, built):
     assert page.text_content("#summary").startswith("12 studies: ")
 
 
+def test_the_page_lists_the_recent_changes_of_the_change_log(opened, built):
+    cli, _ = built
+    logged = json.loads(cli("changes", "spine", "--pulls", "10", "--format", "json").out)
+    assert [c["field"] for c in logged] == ["overall_status", "membership"]
+    shown = opened[0].evaluate("() => Array.from(document.querySelectorAll('#changes li'), (item) => "
+                               "[item.querySelector('a').textContent, item.textContent])")
+    assert [nct_id for nct_id, _ in shown] == [c["nct_id"] for c in logged]
+    assert "status: Recruiting -> Terminated" in shown[0][1] and "left the topic" in shown[1][1]
+
+
 def test_a_title_of_markup_stays_text_in_the_page(opened):
     page = opened[0]
     row = page.locator("#studies tbody tr", has=page.locator(f'a[href$="{HOSTILE_ID}"]'))
