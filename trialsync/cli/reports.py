@@ -1,15 +1,16 @@
-"""Commands that report on what is stored: status-report, history, changes, pulls."""
+"""Commands that report on what is stored: status-report, history, changes, pulls, report."""
 
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from .options import (
-    AsOfOption, ChartOption, DbOption, FormatOption, TopicArgument, chart_format, emit, not_both, read_db, resolve_format,
-    topic_name,
+    AsOfOption, ChartOption, DbOption, FormatOption, TopicArgument, chart_format, db_path, emit, err, not_both, read_db,
+    resolve_format, topic_name,
 )
 from .completion import complete_topic
 
@@ -125,3 +126,35 @@ def pulls_command(
     from ..render.changes import render_pulls
 
     emit(render_pulls(reports.list_pulls(read_db(db), topic, limit), resolve_format(fmt)))
+
+
+def report(
+    html: Annotated[Path, typer.Option("--html", help="Write the report to this HTML file; - means standard output.",
+                                       dir_okay=False, show_default=False)],
+    topic: TopicArgument = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --html file if it exists.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Write a topic's report as one HTML page that opens offline: charts, changes, breakdowns, its studies.
+    Example: trialsync report --html spine.html"""
+    import sys
+
+    from ..reports.overview import topic_overview
+    from ..render.export import check_export_target, write_whole
+    from ..render.html import render_html
+    from ..store.db import database_files
+    from ..vocab import plural
+    from .streams import check_not_closed_stdout
+
+    to_stdout = str(html) == "-"
+    if not to_stdout:
+        check_not_closed_stdout(html)
+        check_export_target(html, force, database_files(db_path(db)))
+    conn = read_db(db)
+    overview = topic_overview(conn, topic_name(conn, topic))
+    page = render_html(overview)
+    if to_stdout:
+        sys.stdout.write(page)
+        return
+    write_whole(html, lambda out: out.write(page))
+    err(f"wrote the report of {overview['topic']} ({plural(len(overview['studies']), 'study', 'studies')}) to {html}")
