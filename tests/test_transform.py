@@ -373,3 +373,92 @@ def test_a_wrong_value_is_named_by_the_type_it_holds(reader, value, got, wanted)
     with pytest.raises(RecordError) as caught:
         getattr(_typed(), reader)({"a": value}, "a", "m")
     assert str(caught.value) == f"NCT05489822: m.a is {got}, where the API's spec has {wanted}; the record was not stored"
+
+
+def _leaves(node, path=()):
+    """(path, value) of each scalar under ``node``, descending only into the first item of each list."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, path + (key,))
+    elif isinstance(node, list):
+        yield from (leaf for value in node[:1] for leaf in _leaves(value, path + (0,)))
+    else:
+        yield path, node
+
+
+def _named(path: tuple) -> str:
+    """A path as an error names it: the list a scalar sits in by index, a list of objects by its name alone."""
+    parts = []
+    for position, step in enumerate(path):
+        if isinstance(step, int):
+            if position == len(path) - 1:
+                parts[-1] += f"[{step}]"
+        else:
+            parts.append(step)
+    return ".".join(parts)
+
+
+READ_FIELDS = """hasResults derivedSection.miscInfoModule.versionHolder
+derivedSection.conditionBrowseModule.meshes.id derivedSection.conditionBrowseModule.meshes.term
+derivedSection.interventionBrowseModule.meshes.id derivedSection.interventionBrowseModule.meshes.term
+protocolSection.armsInterventionsModule.interventions.name protocolSection.armsInterventionsModule.interventions.type
+protocolSection.conditionsModule.conditions[0] protocolSection.conditionsModule.keywords[0]
+protocolSection.contactsLocationsModule.centralContacts.email protocolSection.contactsLocationsModule.centralContacts.name
+protocolSection.contactsLocationsModule.centralContacts.phone protocolSection.contactsLocationsModule.centralContacts.role
+protocolSection.contactsLocationsModule.locations.city protocolSection.contactsLocationsModule.locations.contacts.email
+protocolSection.contactsLocationsModule.locations.contacts.name protocolSection.contactsLocationsModule.locations.contacts.phone
+protocolSection.contactsLocationsModule.locations.contacts.role protocolSection.contactsLocationsModule.locations.country
+protocolSection.contactsLocationsModule.locations.facility protocolSection.contactsLocationsModule.locations.geoPoint.lat
+protocolSection.contactsLocationsModule.locations.geoPoint.lon protocolSection.contactsLocationsModule.locations.state
+protocolSection.contactsLocationsModule.locations.status protocolSection.contactsLocationsModule.locations.zip
+protocolSection.descriptionModule.briefSummary protocolSection.designModule.designInfo.allocation
+protocolSection.designModule.designInfo.maskingInfo.masking protocolSection.designModule.designInfo.primaryPurpose
+protocolSection.designModule.enrollmentInfo.count protocolSection.designModule.enrollmentInfo.type
+protocolSection.designModule.phases[0] protocolSection.designModule.studyType
+protocolSection.eligibilityModule.eligibilityCriteria protocolSection.eligibilityModule.healthyVolunteers
+protocolSection.eligibilityModule.maximumAge protocolSection.eligibilityModule.minimumAge
+protocolSection.eligibilityModule.sex protocolSection.identificationModule.acronym
+protocolSection.identificationModule.briefTitle protocolSection.identificationModule.officialTitle
+protocolSection.identificationModule.orgStudyIdInfo.id protocolSection.identificationModule.secondaryIdInfos.domain
+protocolSection.identificationModule.secondaryIdInfos.id protocolSection.identificationModule.secondaryIdInfos.type
+protocolSection.outcomesModule.primaryOutcomes.measure protocolSection.referencesModule.references.pmid
+protocolSection.referencesModule.references.type protocolSection.sponsorCollaboratorsModule.collaborators.class
+protocolSection.sponsorCollaboratorsModule.collaborators.name protocolSection.sponsorCollaboratorsModule.leadSponsor.class
+protocolSection.sponsorCollaboratorsModule.leadSponsor.name protocolSection.statusModule.completionDateStruct.date
+protocolSection.statusModule.completionDateStruct.type protocolSection.statusModule.lastKnownStatus
+protocolSection.statusModule.lastUpdatePostDateStruct.date protocolSection.statusModule.overallStatus
+protocolSection.statusModule.primaryCompletionDateStruct.date protocolSection.statusModule.primaryCompletionDateStruct.type
+protocolSection.statusModule.resultsFirstPostDateStruct.date protocolSection.statusModule.startDateStruct.date
+protocolSection.statusModule.startDateStruct.type protocolSection.statusModule.statusVerifiedDate
+protocolSection.statusModule.studyFirstPostDateStruct.date protocolSection.statusModule.whyStopped""".split()
+
+
+def test_every_field_the_transform_reads_is_type_checked_and_named_by_its_own_path():
+    """Each scalar of four real records (the fewest that hold the most fields; one given here the few fields
+    none of them has) is set, one at a time, to a value of another type: the fields the transform reads are
+    exactly READ_FIELDS, and each is refused under its own path and with the type it held."""
+    from trialsync.errors import RecordError
+
+    rich = fixture_record("NCT03683472")
+    ident, status = rich["protocolSection"]["identificationModule"], rich["protocolSection"]["statusModule"]
+    ident["acronym"], status["lastKnownStatus"] = "SPINE", "RECRUITING"
+    ident.setdefault("secondaryIdInfos", [{"id": "X-1", "type": "OTHER"}])[0]["domain"] = "A domain"
+    rich["protocolSection"]["contactsLocationsModule"]["locations"][0]["contacts"] = [
+        {"name": "A. Person", "role": "CONTACT", "phone": "555-0100", "email": "a@example.org"}]
+    read = set()
+    for record in (rich, *(fixture_record(n) for n in ("NCT05844332", "NCT05827016", "NCT04326231"))):
+        raw, nct_id = orjson.dumps(record), record["protocolSection"]["identificationModule"]["nctId"]
+        for path, value in _leaves({key: value for key, value in record.items() if key != "resultsSection"}):
+            if path[-1] == "nctId":
+                continue
+            changed = orjson.loads(raw)
+            parent = changed
+            for step in path[:-1]:
+                parent = parent[step]
+            parent[path[-1]], held = ("seven", "a string") if not isinstance(value, str) else (7, "an integer")
+            try:
+                study_rows(changed)
+            except RecordError as error:
+                assert str(error).startswith(f"{nct_id}: {_named(path)} is {held}, where the API's spec has "), error
+                read.add(_named(path))
+    assert sorted(read) == sorted(READ_FIELDS)

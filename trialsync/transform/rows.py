@@ -180,7 +180,8 @@ class _Typed:
 
     def _wrong(self, where: str, key: str, value, expected: type) -> RecordError:
         got = "null" if value is None else _TYPE_NAMES.get(type(value), type(value).__name__)
-        return RecordError(f"{self.nct_id}: {where}.{key} is {got}, where the API's spec has "
+        field_path = f"{where}.{key}" if where else key  # a field at the record's root has no parent to name
+        return RecordError(f"{self.nct_id}: {field_path} is {got}, where the API's spec has "
                            f"{_TYPE_NAMES[expected]}; the record was not stored")
 
     def obj(self, parent: dict, key: str, where: str) -> dict:
