@@ -59,22 +59,34 @@ def doctor(
 
 
 def config(ctx: typer.Context, fmt: Formats = None) -> None:
-    """Print the database path, the API URL, the pace and every TRIALSYNC_* variable in effect. Example: trialsync config"""
+    """Print the database path, the API URL, the rate and every TRIALSYNC_* variable in effect. Example: trialsync config"""
     from ..render.doctor import render_settings
 
     settings = environment_settings(ctx.find_root().command)
-    env = os.environ
-    db = db_path(Path(env["TRIALSYNC_DB"]) if env.get("TRIALSYNC_DB") else None)
-    rate = env.get("TRIALSYNC_RATE")
-    pace = float(rate) if rate and _is_number(rate) else DEFAULT_RATE
-    summary = [
-        ("database", str(db), "TRIALSYNC_DB" if env.get("TRIALSYNC_DB") else "default; --db or TRIALSYNC_DB"),
-        ("API URL", env.get("TRIALSYNC_API_URL") or DEFAULT_API_URL,
-         "TRIALSYNC_API_URL" if env.get("TRIALSYNC_API_URL") else "default; --api-url or TRIALSYNC_API_URL"),
-        ("rate", f"{pace:g} requests a minute" + (f", one every {60 / pace * 1.01:.2f} s" if pace > 0 else ", no pacing"),
-         "TRIALSYNC_RATE" if rate and _is_number(rate) else "default; --rate or TRIALSYNC_RATE"),
+    print(render_settings(settings_in_effect(os.environ), settings, (fmt or CheckFormat.text).value), flush=True)
+
+
+def settings_in_effect(env) -> list[tuple[str, str, str]]:
+    """(name, value, where it comes from) of the database, the API URL and the rate a command without options
+    uses, given the environment ``env``."""
+    from . import signals_held
+
+    with signals_held():  # requests loads compiled modules
+        from ..api.client import RequestPacer
+
+    def source(name: str, option: str, used: bool) -> str:
+        return name if used else f"default; {option} or {name}"
+
+    db, url, rate = env.get("TRIALSYNC_DB"), env.get("TRIALSYNC_API_URL"), env.get("TRIALSYNC_RATE")
+    rate_used = bool(rate) and _is_number(rate)
+    pace = float(rate) if rate_used else DEFAULT_RATE
+    interval = RequestPacer(pace).interval
+    return [
+        ("database", str(db_path(Path(db) if db else None)), source("TRIALSYNC_DB", "--db", bool(db))),
+        ("API URL", url or DEFAULT_API_URL, source("TRIALSYNC_API_URL", "--api-url", bool(url))),
+        ("rate", f"{pace:g} requests a minute, " + (f"one every {interval:.2f} s" if interval else "no pacing"),
+         source("TRIALSYNC_RATE", "--rate", rate_used)),
     ]
-    print(render_settings(summary, settings, (fmt or CheckFormat.text).value), flush=True)
 
 
 def _is_number(text: str) -> bool:
@@ -127,7 +139,9 @@ def environment_settings(root) -> list[dict]:
 def _defaults(by_default: dict) -> str:
     """The default most commands give an option, and the commands whose default differs: ``5 (doctor: 1)``."""
     ordered = sorted(by_default.items(), key=lambda item: -len(item[1]))
-    main = f"{ordered[0][0]:g}" if isinstance(ordered[0][0], float) else str(ordered[0][0])
-    others = [f"{', '.join(sorted(paths))}: {value:g}" if isinstance(value, float) else f"{', '.join(sorted(paths))}: {value}"
-              for value, paths in ordered[1:]]
-    return main + (f" ({'; '.join(others)})" if others else "")
+    others = [f"{', '.join(sorted(paths))}: {_shown(value)}" for value, paths in ordered[1:]]
+    return _shown(ordered[0][0]) + (f" ({'; '.join(others)})" if others else "")
+
+
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -131,7 +131,7 @@ def _integrity(conn: sqlite3.Connection, path: Path) -> Check:
     problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
     if problems == ["ok"]:
         return Check("integrity", OK, "quick_check found no damage")
-    return Check("integrity", FAIL, f"{path} is damaged: {problems[0]}"
+    return Check("integrity", FAIL, f"database {path} is damaged: {problems[0]}"
                  + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""),
                  "restore a backup, or move the file aside and pull again")
 
