@@ -229,3 +229,15 @@ def test_doctor_reports_an_older_schema_without_upgrading_it(cli, tmp_path, api_
         "ok   lock: free (no pull or import under way)",
     ]
     assert snapshot(tmp_path) == before
+
+
+def test_on_a_terminal_the_marks_are_symbols_and_advice_follows_a_dash_only_when_not_well():
+    from trialsync.render.doctor import render_checks
+    from trialsync.sync.doctor import Check
+
+    checks = [Check("lock", "ok", "free", "never shown"), Check("topic a", "warn", "never pulled", "run it"),
+              Check("API", "fail", "down\x1b[2J", "wait")]
+    assert render_checks(checks, "text", terminal=True).splitlines() == [
+        "✓ lock: free", "! topic a: never pulled — run it", "✗ API: down\\x1b[2J — wait"]
+    assert render_checks(checks, "text", quiet=True).splitlines() == [
+        "warn topic a: never pulled -- run it", "FAIL API: down\\x1b[2J -- wait"]

@@ -155,7 +155,7 @@ def _lock(path: Path) -> tuple[Check, int | None | str]:
 
 def _content(conn: sqlite3.Connection, path: Path, holder, now: datetime) -> list[Check]:
     checks = []
-    unfinished = []
+    unfinished, topics = [], set()
     for row in pull_log.unfinished_pulls(conn):
         started = row["started_at"].replace("T", " ")[:16]
         what = f"{row['kind']} #{row['id']} of {row['topic']} (started {started})"
@@ -165,10 +165,10 @@ def _content(conn: sqlite3.Connection, path: Path, holder, now: datetime) -> lis
             unfinished.append(f"{what} never finished: its process is gone")
         else:
             unfinished.append(f"{what} was killed before it finished")
+        topics.add(row["topic"])
     if unfinished:
-        topics = sorted({row["topic"] for row in pull_log.unfinished_pulls(conn)})
         checks.append(Check("pulls", WARN, "; ".join(unfinished),
-                            f"run `trialsync pull {' '.join(topics)}`, which records it and pulls again"))
+                            f"run `trialsync pull {' '.join(sorted(topics))}`, which records it and pulls again"))
     else:
         checks.append(Check("pulls", OK, "every pull and import finished"))
     stored = [(name, Topic(name, orjson.loads(params)).search_params(), finished)
