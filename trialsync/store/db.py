@@ -191,6 +191,56 @@ def _reading_mode(path: Path) -> str:
     return "mode=ro"
 
 
+def open_as_is(path: str | os.PathLike) -> sqlite3.Connection:
+    """A read-only connection to the trialsync database at ``path`` whatever its schema (older ones are not
+    migrated, newer ones may be looked at), for ``doctor``. Creates, migrates and locks nothing: with no
+    ``-wal`` file beside it (no writer has it open) it is read ``immutable=1``, so that SQLite makes no
+    ``-wal`` or ``-shm`` file either. StoreError when it is missing or not ours."""
+    path = Path(path).expanduser()
+    state = inspect_file(path)
+    if state.kind in ("missing", "empty"):
+        raise NotFound(f"no trialsync database at {path} yet: `trialsync pull` or `trialsync import FILE` makes one")
+    if state.kind != "ours":
+        _refuse(path, state)
+    real = path.resolve()
+    wal = Path(f"{real}-wal")
+    try:
+        mode = _reading_mode(path) if wal.exists() and wal.stat().st_size else "mode=ro&immutable=1"
+        return _connect(f"{real.as_uri()}?{mode}", uri=True)
+    except sqlite3.Error as exc:
+        raise describe_error(exc, path) from None
+
+
+def lock_holder(db_path: str | os.PathLike) -> int | None:
+    """The id of the process holding the database's write lock, 0 when it is held but the holder cannot be
+    named, None when it is free; looked up without touching the lock (Linux's /proc/locks lists every
+    ``flock``). Raises OSError where the system does not say (no /proc/locks)."""
+    lock = database_files(db_path)[3]
+    try:
+        info = lock.stat()
+    except FileNotFoundError:
+        return None
+    with open("/proc/locks", encoding="ascii", errors="replace") as handle:
+        lines = handle.read().splitlines()
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 29042 fe:00:2152452 0 EOF"; a waiter's line starts "1: -> FLOCK".
+        if len(fields) < 6 or fields[1] != "FLOCK":
+            continue
+        device, _, inode = fields[5].rpartition(":")
+        if inode.isdigit() and int(inode) == info.st_ino and _same_device(device, info.st_dev):
+            return int(fields[4]) if fields[4].isdigit() else 0
+    return None
+
+
+def _same_device(text: str, device: int) -> bool:
+    major, _, minor = text.partition(":")
+    try:
+        return int(major, 16) == os.major(device) and int(minor, 16) == os.minor(device)
+    except ValueError:
+        return False
+
+
 @contextmanager
 def open_for_writing(path: str | os.PathLike, wait: float = 0.0) -> Iterator[sqlite3.Connection]:
     """Hold the write lock and a read-write connection to the trialsync database at ``path``, creating it

@@ -115,5 +115,32 @@ def pulls_since(conn: sqlite3.Connection, topic: str, epoch: int, limit: int) ->
     cursor = conn.execute(
         "SELECT * FROM pulls WHERE topic = ? AND id > ? AND kind = 'pull' AND outcome = 'complete' "
         "ORDER BY id DESC LIMIT ?", [topic, epoch, limit])
+    return _rows(cursor)
+
+
+def _rows(cursor: sqlite3.Cursor) -> list[dict]:
     columns = [d[0] for d in cursor.description]
     return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+def unfinished_pulls(conn: sqlite3.Connection) -> list[dict]:
+    """Pulls and imports still marked ``running`` (under way, or their process died), and each stored topic's
+    newest pull or import when it ended ``killed``; oldest first."""
+    return _rows(conn.execute(
+        "SELECT p.* FROM pulls p WHERE p.outcome = 'running' OR (p.outcome = 'killed' AND p.id = ("
+        "SELECT max(q.id) FROM pulls q JOIN topics t ON t.name = q.topic WHERE q.topic = p.topic AND q.id > t.epoch)) "
+        "ORDER BY p.id"))
+
+
+def last_complete_pulls(conn: sqlite3.Connection) -> list[tuple[str, str, str | None]]:
+    """Each stored topic with its parameters (JSON text) and when its newest complete pull or import finished
+    (None: never), by topic name."""
+    return conn.execute(
+        f"SELECT t.name, t.params, (SELECT max(p.finished_at) FROM pulls p WHERE p.topic = t.name AND p.id > t.epoch "
+        f"AND p.outcome IN {COMPLETE_OUTCOMES!r}) FROM topics t ORDER BY t.name").fetchall()
+
+
+def recent_pulls(conn: sqlite3.Connection, limit: int) -> list[dict]:
+    """The newest ``limit`` rows of kind ``pull`` that ended (any outcome but ``running``), newest first."""
+    return _rows(conn.execute(
+        "SELECT * FROM pulls WHERE kind = 'pull' AND outcome != 'running' ORDER BY id DESC LIMIT ?", [limit]))
