@@ -45,7 +45,12 @@ class ApiError(TrialsyncError):
 
 class ApiUnreachable(ApiError):
     """The API could not be reached at all (its host name does not resolve, or it refuses connections) before it
-    had answered once in this run: the machine is most likely offline, so no retry is worth waiting for."""
+    had answered once in this run: the machine is most likely offline, so no retry is worth waiting for.
+    ``reason`` says which, in a few words ("host name not found")."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason
 
 
 class IncompleteListing(ApiError):

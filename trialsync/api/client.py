@@ -233,7 +233,7 @@ class ApiClient:
         except TransientApiError as exc:
             if self._offline(exc):
                 raise ApiUnreachable(f"cannot reach the API at {self.base_url} ({exc.unreachable}); "
-                                     f"{OFFLINE_HINT}") from None
+                                     f"{OFFLINE_HINT}", exc.unreachable) from None
             tries = "1 try" if self.attempts == 1 else f"{self.attempts} tries"
             raise ApiError(f"{exc} (gave up after {tries})", exc.status) from None
         raise AssertionError("unreachable: tenacity either returns or raises")

@@ -14,7 +14,7 @@ import orjson
 
 from ..api import ApiClient
 from ..defaults import DEFAULT_RATE
-from ..errors import ApiError, TrialsyncError
+from ..errors import ApiError, ApiUnreachable, TrialsyncError
 from ..store import SCHEMA_VERSION
 from ..store import pulls as pull_log
 from ..store.db import describe_error, inspect_file, lock_holder, open_as_is
@@ -237,6 +237,10 @@ def check_api(client: ApiClient, rate: float) -> list[Check]:
     checks = [_rate(rate)]
     try:
         version = client.version()
+    except ApiUnreachable as exc:
+        return [Check("API", FAIL, f"{client.base_url} cannot be reached ({exc.reason})",
+                      "check the network and --api-url / TRIALSYNC_API_URL; `trialsync import FILE` works offline"),
+                *checks]
     except ApiError as exc:
         return [Check("API", FAIL, f"cannot be reached: {exc}",
                       "check the network and --api-url / TRIALSYNC_API_URL; `trialsync import FILE` works offline"),
