@@ -132,16 +132,21 @@ def mark_reported(conn: sqlite3.Connection, name: str, through: int) -> None:
 
 
 def stored_topic_names(path) -> list[str]:
-    """The names of the topics stored in the database at ``path``, for shell completion: read-only (SQLite's
-    ``mode=ro`` creates no file and writes nothing, not even a migration), and [] when there is no database or
-    it cannot be read (locked, damaged, not ours)."""
+    """The names of the topics stored in the database at ``path``, for shell completion: read-only (it creates
+    no file and writes nothing, not even a migration), and [] when there is no database or it cannot be read
+    (locked, damaged, not ours)."""
     from pathlib import Path
 
     path = Path(path).expanduser()
     try:
         if not path.is_file():
             return []
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=0.2)
+        real = path.resolve()
+        wal = Path(f"{real}-wal")
+        # ``mode=ro`` alone makes -wal and -shm files beside a WAL database; with no commits waiting in a -wal
+        # file the database file holds them all, and ``immutable=1`` reads it creating nothing.
+        mode = "mode=ro" if wal.exists() and wal.stat().st_size else "mode=ro&immutable=1"
+        conn = sqlite3.connect(f"{real.as_uri()}?{mode}", uri=True, timeout=0.2)
         try:
             return [row[0] for row in conn.execute("SELECT name FROM topics ORDER BY name")]
         finally:
