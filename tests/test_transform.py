@@ -462,3 +462,69 @@ def test_every_field_the_transform_reads_is_type_checked_and_named_by_its_own_pa
                 assert str(error).startswith(f"{nct_id}: {_named(path)} is {held}, where the API's spec has "), error
                 read.add(_named(path))
     assert sorted(read) == sorted(READ_FIELDS)
+
+
+def _containers(node, path=()):
+    """The path of each object and list under ``node`` (the first item of each list only), outermost first."""
+    for key, value in (node.items() if isinstance(node, dict) else enumerate(node[:1])):
+        if isinstance(value, (dict, list)):
+            yield path + (key,)
+            yield from _containers(value, path + (key,))
+
+
+READ_CONTAINERS = """derivedSection derivedSection.conditionBrowseModule derivedSection.conditionBrowseModule.meshes
+derivedSection.conditionBrowseModule.meshes[0] derivedSection.interventionBrowseModule
+derivedSection.interventionBrowseModule.meshes derivedSection.interventionBrowseModule.meshes[0]
+derivedSection.miscInfoModule protocolSection.armsInterventionsModule
+protocolSection.armsInterventionsModule.interventions protocolSection.armsInterventionsModule.interventions[0]
+protocolSection.conditionsModule protocolSection.conditionsModule.conditions protocolSection.conditionsModule.keywords
+protocolSection.contactsLocationsModule protocolSection.contactsLocationsModule.centralContacts
+protocolSection.contactsLocationsModule.centralContacts[0] protocolSection.contactsLocationsModule.locations
+protocolSection.contactsLocationsModule.locations[0] protocolSection.contactsLocationsModule.locations.contacts
+protocolSection.contactsLocationsModule.locations.contacts[0] protocolSection.contactsLocationsModule.locations.geoPoint
+protocolSection.descriptionModule protocolSection.designModule protocolSection.designModule.designInfo
+protocolSection.designModule.designInfo.maskingInfo protocolSection.designModule.enrollmentInfo
+protocolSection.designModule.phases protocolSection.eligibilityModule protocolSection.identificationModule.orgStudyIdInfo
+protocolSection.identificationModule.secondaryIdInfos protocolSection.identificationModule.secondaryIdInfos[0]
+protocolSection.outcomesModule protocolSection.outcomesModule.primaryOutcomes
+protocolSection.outcomesModule.primaryOutcomes[0] protocolSection.referencesModule
+protocolSection.referencesModule.references protocolSection.referencesModule.references[0]
+protocolSection.sponsorCollaboratorsModule protocolSection.sponsorCollaboratorsModule.collaborators
+protocolSection.sponsorCollaboratorsModule.collaborators[0] protocolSection.sponsorCollaboratorsModule.leadSponsor
+protocolSection.statusModule protocolSection.statusModule.completionDateStruct
+protocolSection.statusModule.lastUpdatePostDateStruct protocolSection.statusModule.primaryCompletionDateStruct
+protocolSection.statusModule.resultsFirstPostDateStruct protocolSection.statusModule.startDateStruct
+protocolSection.statusModule.studyFirstPostDateStruct""".split()
+
+
+def test_every_object_and_list_the_transform_reads_is_type_checked_and_named_by_its_own_path():
+    """As above, for each object and list of the same real records set, one at a time, to a string."""
+    from trialsync.errors import RecordError
+
+    read = set()
+    for nct_id in ("NCT03683472", "NCT05844332", "NCT05827016", "NCT04326231"):
+        raw = orjson.dumps(fixture_record(nct_id))
+        for path in _containers({key: value for key, value in orjson.loads(raw).items() if key != "resultsSection"}):
+            if path in (("protocolSection",), ("protocolSection", "identificationModule")):
+                continue  # without them the record is no study at all (tested above)
+            changed = orjson.loads(raw)
+            parent = changed
+            for step in path[:-1]:
+                parent = parent[step]
+            parent[path[-1]] = "seven"
+            try:
+                study_rows(changed)
+            except RecordError as error:
+                assert str(error).startswith(f"{nct_id}: {_named(path)} is a string, where the API's spec has "), error
+                read.add(_named(path))
+    assert sorted(read) == sorted(READ_CONTAINERS), sorted(set(read) ^ set(READ_CONTAINERS))
+
+
+def test_a_maximum_age_is_read_in_years_and_a_site_without_a_status_still_names_its_country():
+    record = fixture_record("NCT03683472")
+    record["protocolSection"]["eligibilityModule"].update(minimumAge="18 Years", maximumAge="6 Months")
+    site = record["protocolSection"]["contactsLocationsModule"]["locations"][0]
+    site.pop("status", None)
+    rows = study_rows(record)
+    assert (rows.value("min_age_years"), rows.value("max_age_years")) == (18.0, 0.5)
+    assert (site["country"],) in rows.children["study_countries"]
