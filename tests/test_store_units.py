@@ -727,3 +727,28 @@ def test_diff_references_lists_publications_added_once_with_their_first_type():
     assert diff_references(old, new) == [(REFERENCE_ADDED, "222", None, "RESULT"),
                                          (REFERENCE_ADDED, "333", None, None)]
     assert diff_references(new, old) == []
+
+
+# -- membership.mark_left: each id on its own, whatever comes before it ----------------------------------------
+
+
+def test_mark_left_keeps_api_studies_as_left_drops_imported_ones_and_skips_absent_ones(db):
+    from trialsync.store.studies import FILE
+
+    add_topic(db, "spine")
+    save_records(db, "spine", "NCT05489822", "NCT06589271")  # from the API
+    imported = store.start_pull(db, "spine", kind="import")
+    save_studies(db, [study_rows(fixture_record("NCT04056520"))], SaveContext("spine", imported, FILE, False, "2026-11-24"))
+    pull = store.start_pull(db, "spine")
+    # sorted, the absent id and the imported one come first: neither may stop the ones after it
+    left = membership.mark_left(db, "spine", ["NCT06589271", "NCT00000000", "NCT04056520", "NCT05489822"], pull,
+                                "not in the listing")
+    assert left == 2
+    states = dict(db.execute("SELECT nct_id, present FROM topic_studies WHERE topic = 'spine'").fetchall())
+    assert states == {"NCT05489822": 0, "NCT06589271": 0}  # the imported study is gone, the others are kept
+    assert db.execute("SELECT left_topic FROM pulls WHERE id = ?", [pull]).fetchone() == (2,)
+    logged = db.execute("SELECT pull_id, nct_id, new, reason FROM changes WHERE field = 'membership' "
+                        "ORDER BY nct_id").fetchall()
+    assert logged == [(pull, "NCT05489822", "left", "not in the listing"), (pull, "NCT06589271", "left", "not in the listing")]
+    assert membership.mark_left(db, "spine", [], pull) == 0
+    assert db.execute("SELECT left_topic FROM pulls WHERE id = ?", [pull]).fetchone() == (2,)
