@@ -23,12 +23,9 @@ def feed(
     from ..reports.changes import feed_entries
     from ..store.db import database_files
     from ..vocab import plural
-    from .streams import check_not_closed_stdout
+    from .streams import output_file
 
-    if output is not None and str(output) == "-":
-        output = None
-    if output is not None:
-        check_not_closed_stdout(output)
+    output = output_file(output)
     conn = read_db(db)
     name = topic_name(conn, topic)
     found = feed_entries(conn, name)

@@ -144,17 +144,16 @@ def report(
     from ..render.html import render_html
     from ..store.db import database_files
     from ..vocab import plural
-    from .streams import check_not_closed_stdout
+    from .streams import output_file
 
-    to_stdout = str(html) == "-"
-    if not to_stdout:
-        check_not_closed_stdout(html)
-        check_export_target(html, force, database_files(db_path(db)))
+    target = output_file(html)
+    if target is not None:
+        check_export_target(target, force, database_files(db_path(db)))
     conn = read_db(db)
     overview = topic_overview(conn, topic_name(conn, topic))
     page = render_html(overview)
-    if to_stdout:
+    if target is None:
         sys.stdout.write(page)
         return
-    write_whole(html, lambda out: out.write(page))
+    write_whole(target, lambda out: out.write(page))
     err(f"wrote the report of {overview['topic']} ({plural(len(overview['studies']), 'study', 'studies')}) to {html}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from ..errors import TrialsyncError
 
@@ -66,6 +67,15 @@ def discard_unwritten_output() -> None:
 
 
 _STDOUT_NAMES = ("/dev/stdout", "/proc/self/fd/1", "/dev/fd/1")
+
+
+def output_file(path: Path | None) -> Path | None:
+    """The file an ``-o`` option names, or None for standard output (no option, or ``-``); OutputError when
+    it names a standard output that was closed at start."""
+    if path is None or str(path) == "-":
+        return None
+    check_not_closed_stdout(path)
+    return path
 
 
 def check_not_closed_stdout(path: os.PathLike | str) -> None:

@@ -256,12 +256,10 @@ def export(
     from ..reports.studies import export_raw, export_rows
     from ..render.export import check_export_target, write_export, write_export_file
     from ..store.db import database_files
-    from .streams import check_not_closed_stdout
+    from .streams import output_file
 
-    if output is not None and str(output) == "-":
-        output = None
+    output = output_file(output)
     if output is not None:
-        check_not_closed_stdout(output)
         check_export_target(output, force, database_files(db_path(db)))
     conn = read_db(db)
     name = topic_name(conn, topic)
