@@ -309,8 +309,8 @@ def test_pull_reports_an_api_that_stays_down_in_one_line(cli, monkeypatch):
     assert result.code == 1
     # Refused before the API ever answered: offline, told at once (tests/test_offline.py has the rest).
     assert result.err == ("trialsync: cannot reach the API at http://127.0.0.1:9/api/v2 (connection refused); "
-                          "no network? `trialsync import data/stem-cell-spine-sample.json` loads the bundled sample "
-                          "without one (or a file downloaded from ClinicalTrials.gov)\n")
+                          "no network? `trialsync import FILE` works without one: a file downloaded from "
+                          "ClinicalTrials.gov, or data/stem-cell-spine-sample.json in trialsync's source\n")
 
 
 def test_a_second_pull_exits_75_while_another_holds_the_lock(cli, tmp_path, served):

@@ -6,6 +6,7 @@ that stays text, and a file left untouched when nothing changed. Pulls run again
 from __future__ import annotations
 
 import os
+import sqlite3
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from conftest import SPINE_CONDITION_IDS, fixture_record, with_status
+from conftest import SPINE_CONDITION_IDS, fixture_record, table_dump, with_status
 from fakeapi import Corpus, FakeApi, clone_id
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -267,6 +268,14 @@ def test_feed_errors_are_one_line_with_their_exit_code(cli, spine, clock, tmp_pa
         assert (result.code, result.out) == (code, ""), result
         assert result.err.count("\n") == 1 and words in result.err, result
     assert spine.requests == []  # refused before pulling
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    (feeds / "spine.atom").write_text("mine\n")  # the file the pull would write is not a feed
+    before = table_dump(sqlite3.connect(tmp_path / "cli.db"))
+    result = cli("pull", "spine", "--api-url", spine.url, "--feed", str(feeds))
+    assert (result.code, result.out) == (2, "") and "spine.atom exists and is not a trialsync feed" in result.err, result
+    assert spine.requests == [] and (feeds / "spine.atom").read_text() == "mine\n"
+    assert table_dump(sqlite3.connect(tmp_path / "cli.db")) == before
     result = cli("feed", "nosuch")
     assert result.code == 1 and result.err.count("\n") == 1 and "unknown topic 'nosuch'" in result.err
     result = cli("feed", "spine", "-o", str(a_file))  # a file that is not a feed is never replaced

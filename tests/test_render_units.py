@@ -1074,7 +1074,7 @@ def test_check_export_target(tmp_path):
         ex.check_export_target(tmp_path, True)
     db = tmp_path / "t.db"
     db.write_text("")
-    with pytest.raises(UsageError, match=r"t\.db is part of the database \(t\.db\); an export never replaces it$"):
+    with pytest.raises(UsageError, match=r"t\.db is part of the database \(t\.db\); trialsync never writes over it$"):
         ex.check_export_target(db, True, [tmp_path / "other", db])
     link = tmp_path / "link"
     link.symlink_to(db)

@@ -29,8 +29,8 @@ USER_AGENT = f"trialsync/{__version__} (ClinicalTrials.gov mirror; python-reques
 MAX_RETRY_AFTER = 300.0  # seconds; a longer Retry-After would stall a nightly pull for no gain
 ERROR_TEXT_LIMIT = 300
 POLL_SECONDS = 0.05  # how often a wait looks for a stop request
-OFFLINE_HINT = ("no network? `trialsync import data/stem-cell-spine-sample.json` loads the bundled sample "
-                "without one (or a file downloaded from ClinicalTrials.gov)")
+OFFLINE_HINT = ("no network? `trialsync import FILE` works without one: a file downloaded from ClinicalTrials.gov, "
+                "or data/stem-cell-spine-sample.json in trialsync's source")
 
 T = TypeVar("T")
 

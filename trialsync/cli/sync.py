@@ -42,11 +42,11 @@ def pull(
     """Fetch the studies of topics from ClinicalTrials.gov into the database. Example: trialsync pull"""
     from .. import reports, store
     from ..render.changes import pull_summary
-    from ..render.feed import check_feed_directory, write_feeds
+    from ..render.feed import check_feed_directory, check_feed_files, write_feeds
     from ..reports.changes import feed_entries
     from ..store.db import database_files
     from ..sync.pull import PullOptions
-    from ..sync.run import pull_topics
+    from ..sync.run import pull_topics, topics_to_pull
 
     options = PullOptions(full=full, page_size=page_size, list_every=list_every)
     if feed_dir is not None:
@@ -54,6 +54,8 @@ def pull(
     failures = 0
     with write_db(db, wait) as conn, stop_on_signal() as stop:
         client = api_client(api_url, rate, retries, timeout, stop, max_response_mb)
+        if feed_dir is not None:
+            check_feed_files(feed_dir, [name for name, _ in topics_to_pull(conn, topics)], database_files(db_path(db)))
         killed = store.mark_abandoned_pulls(conn)
         if killed and not quiet:
             err(f"{killed} earlier pull(s) had been killed before finishing; this pull completes their work")

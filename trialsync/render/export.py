@@ -59,7 +59,7 @@ def check_export_target(output: Path, force: bool, protected: Iterable[Path] = (
         raise UsageError(f"{output} is a symlink loop; name a file to write") from None
     for kept in protected:
         if real == kept or _same_file(output, kept):
-            raise UsageError(f"{output} is part of the database ({kept.name}); an export never replaces it")
+            raise UsageError(f"{output} is part of the database ({kept.name}); trialsync never writes over it")
     if output.is_dir():
         raise UsageError(f"{output} is a directory; name a file to write")
     if output.exists() and not force:

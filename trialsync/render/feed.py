@@ -142,6 +142,24 @@ def write_feed_file(output: Path, text: str, protected: Iterable[Path] = ()) -> 
     return True
 
 
+def check_feed_files(directory: Path, topic_names: Iterable[str], protected: Iterable[Path] = ()) -> None:
+    """UsageError, before the work that fills them, for a feed of ``topic_names`` that could not be written in
+    ``directory``: a name that cannot name a file there, one of ``protected``, or an existing file that is
+    not a trialsync feed (so that cron never hears of a usage error after a pull that did its work)."""
+    protected = list(protected)
+    for name in topic_names:
+        path = feed_path(directory, name)
+        check_export_target(path, force=True, protected=protected)
+        if path.is_file():
+            try:
+                with open(path, "rb") as existing:
+                    head = existing.read(len(FEED_HEAD.encode()))
+            except OSError as exc:
+                raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+            if head and head != FEED_HEAD.encode():
+                raise UsageError(f"{path} exists and is not a trialsync feed; choose another file or remove it")
+
+
 def write_feeds(directory: Path, feeds: Iterable[dict], protected: Iterable[Path] = ()) -> list[Path]:
     """Write each of ``feeds`` (as ``render_feed`` takes them) to ``DIR/<topic>.atom`` with ``write_feed_file``:
     a file whose feed did not change is left as it is. Returns the files written. Check ``directory`` with
