@@ -81,7 +81,8 @@ def _stored_city(conn: sqlite3.Connection, text: str, parts: list[str]) -> Place
     if not rows:
         raise UnknownPlace(f"no city called {text!r} is known, nor is any stored site in one; "
                            "give LAT,LON instead")
-    regions = {(row[1] or "", row[2] or "") for row in rows}
+    # by region as typed back (in any case): two spellings of one region are one place, not a choice
+    regions = {((row[1] or "").lower(), (row[2] or "").lower()) for row in rows}
     if len(regions) > 1:
         raise AmbiguousPlace(text, [", ".join(p for p in row[:3] if p) for row in rows])
     weight = sum(row[5] for row in rows)
