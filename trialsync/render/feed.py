@@ -128,18 +128,30 @@ def write_feed_file(output: Path, text: str, protected: Iterable[Path] = ()) -> 
     is one of ``protected`` (the database's files) is refused with UsageError."""
     check_export_target(output, force=True, protected=protected)
     data = text.encode("utf-8")
-    if output.is_file():
-        try:
-            with open(output, "rb") as existing:
-                held = existing.read(len(data) + 1)
-        except OSError as exc:
-            raise UsageError(f"cannot read {output}: {exc.strerror or exc}") from None
-        if held == data:
-            return False
-        if held and not held.startswith(FEED_HEAD.encode()):
-            raise UsageError(f"{output} exists and is not a trialsync feed; choose another file or remove it")
+    held = _held_bytes(output, len(data) + 1)
+    if held == data:
+        return False
+    _refuse_if_not_a_feed(output, held)
     write_whole(output, lambda out: out.write(text))
     return True
+
+
+def _held_bytes(path: Path, size: int) -> bytes:
+    """The first ``size`` bytes of the file at ``path`` (none when there is no such file); UsageError when it
+    cannot be read."""
+    if not path.is_file():
+        return b""
+    try:
+        with open(path, "rb") as existing:
+            return existing.read(size)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _refuse_if_not_a_feed(path: Path, held: bytes) -> None:
+    """UsageError when ``held``, the first bytes of an existing file, are not those of a trialsync feed."""
+    if held and not held.startswith(FEED_HEAD.encode()):
+        raise UsageError(f"{path} exists and is not a trialsync feed; choose another file or remove it")
 
 
 def check_feed_files(directory: Path, topic_names: Iterable[str], protected: Iterable[Path] = ()) -> None:
@@ -150,14 +162,7 @@ def check_feed_files(directory: Path, topic_names: Iterable[str], protected: Ite
     for name in topic_names:
         path = feed_path(directory, name)
         check_export_target(path, force=True, protected=protected)
-        if path.is_file():
-            try:
-                with open(path, "rb") as existing:
-                    head = existing.read(len(FEED_HEAD.encode()))
-            except OSError as exc:
-                raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-            if head and head != FEED_HEAD.encode():
-                raise UsageError(f"{path} exists and is not a trialsync feed; choose another file or remove it")
+        _refuse_if_not_a_feed(path, _held_bytes(path, len(FEED_HEAD.encode())))
 
 
 def write_feeds(directory: Path, feeds: Iterable[dict], protected: Iterable[Path] = ()) -> list[Path]:
