@@ -38,6 +38,7 @@ def test_a_full_record_flattens_to_exact_columns_and_child_rows():
         "healthy_volunteers": 0, "start_date_type": "ACTUAL", "primary_completion_date_type": "ESTIMATED",
         "completion_date_type": "ESTIMATED", "org_study_id": "TDII_2014-003_2.1_103", "allocation": None,
         "masking": None, "primary_purpose": None,
+        "results_state": "not applicable", "results_due_date": None, "fdaaa801_violation": None,
     }
     assert "eligibility_criteria" not in row  # read from raw by the database, not stored twice
     assert orjson.loads(row["raw"]) == record
@@ -399,6 +400,13 @@ def _named(path: tuple) -> str:
 
 
 READ_FIELDS = """hasResults derivedSection.miscInfoModule.versionHolder
+derivedSection.miscInfoModule.submissionTracking.submissionInfos.releaseDate
+derivedSection.miscInfoModule.submissionTracking.submissionInfos.resetDate
+derivedSection.miscInfoModule.submissionTracking.submissionInfos.unreleaseDate
+derivedSection.miscInfoModule.submissionTracking.submissionInfos.unreleaseDateUnknown
+protocolSection.oversightModule.isFdaRegulatedDrug protocolSection.oversightModule.isFdaRegulatedDevice
+protocolSection.oversightModule.isUsExport protocolSection.oversightModule.fdaaa801Violation
+protocolSection.statusModule.dispFirstSubmitDate
 derivedSection.conditionBrowseModule.meshes.id derivedSection.conditionBrowseModule.meshes.term
 derivedSection.interventionBrowseModule.meshes.id derivedSection.interventionBrowseModule.meshes.term
 protocolSection.armsInterventionsModule.interventions.name protocolSection.armsInterventionsModule.interventions.type
@@ -445,6 +453,10 @@ def test_every_field_the_transform_reads_is_type_checked_and_named_by_its_own_pa
     ident.setdefault("secondaryIdInfos", [{"id": "X-1", "type": "OTHER"}])[0]["domain"] = "A domain"
     rich["protocolSection"]["contactsLocationsModule"]["locations"][0]["contacts"] = [
         {"name": "A. Person", "role": "CONTACT", "phone": "555-0100", "email": "a@example.org"}]
+    rich["protocolSection"]["oversightModule"]["fdaaa801Violation"] = False
+    status["dispFirstSubmitDate"] = "2023-01-01"
+    rich["derivedSection"]["miscInfoModule"]["submissionTracking"]["submissionInfos"] = [
+        {"releaseDate": "2022-02-21", "resetDate": "2022-03-18", "unreleaseDate": "2022-03-01", "unreleaseDateUnknown": False}]
     read = set()
     for record in (rich, *(fixture_record(n) for n in ("NCT05844332", "NCT05827016", "NCT04326231"))):
         raw, nct_id = orjson.dumps(record), record["protocolSection"]["identificationModule"]["nctId"]
@@ -475,7 +487,10 @@ def _containers(node, path=()):
 READ_CONTAINERS = """derivedSection derivedSection.conditionBrowseModule derivedSection.conditionBrowseModule.meshes
 derivedSection.conditionBrowseModule.meshes[0] derivedSection.interventionBrowseModule
 derivedSection.interventionBrowseModule.meshes derivedSection.interventionBrowseModule.meshes[0]
-derivedSection.miscInfoModule protocolSection.armsInterventionsModule
+derivedSection.miscInfoModule derivedSection.miscInfoModule.submissionTracking
+derivedSection.miscInfoModule.submissionTracking.submissionInfos
+derivedSection.miscInfoModule.submissionTracking.submissionInfos[0] protocolSection.oversightModule
+protocolSection.armsInterventionsModule
 protocolSection.armsInterventionsModule.interventions protocolSection.armsInterventionsModule.interventions[0]
 protocolSection.conditionsModule protocolSection.conditionsModule.conditions protocolSection.conditionsModule.keywords
 protocolSection.contactsLocationsModule protocolSection.contactsLocationsModule.centralContacts

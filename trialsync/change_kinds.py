@@ -7,6 +7,8 @@ MEMBERSHIP = "membership"  # a study joining (ADDED), leaving (LEFT) or rejoinin
 WARNING = "warning"  # a note about a record, such as a date that cannot move the watermark
 SITE_ADDED, SITE_REMOVED, SITE_STATUS = "site_added", "site_removed", "site_status"  # item: the site
 REFERENCE_ADDED = "reference_added"  # item: the PubMed id (or the citation's start)
+RESULTS_DUE = "results_due"  # results became due (results_rule); new: the due date. Logged once per due date
+RESULTS_POSTED = "results_first_posted"  # the column whose change from none is results being posted
 
 # Membership events: a membership change's ``new`` value (its ``old`` is the state before).
 ADDED, LEFT, PRESENT = "added", "left", "present"
@@ -28,7 +30,8 @@ FIELD_NAMES = {
     "primary_completion_date_type": "primary completion date",
     "completion_date_type": "completion date",
     "phases": "phases",
-    "results_first_posted": "results first posted",
+    RESULTS_POSTED: "results first posted",
+    RESULTS_DUE: "results due",
     "location_count": "sites",
     MEMBERSHIP: "topic membership",
     SITE_ADDED: "site added",

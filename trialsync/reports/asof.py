@@ -83,7 +83,8 @@ def topic_as_of(conn: sqlite3.Connection, topic: str, moment: str) -> Iterator[d
         conn.execute("CREATE INDEX temp.studies_by_status ON studies (overall_status, last_update_posted, "
                      "last_known_status, nct_id)")
         conn.execute("CREATE INDEX temp.studies_facts ON studies (nct_id, overall_status, study_type, "
-                     "lead_sponsor_class, phases, start_date_sort, lead_sponsor)")
+                     "lead_sponsor_class, phases, start_date_sort, lead_sponsor, results_state, results_due_date)")
+        conn.execute("CREATE INDEX temp.studies_results ON studies (results_state, results_due_date)")
         for table in CHILD_COLUMNS:
             conn.execute(f"CREATE INDEX temp.{table}_nct ON {table} (nct_id)")
         yield pull

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import sqlite3
 
+from ..dates import utc_today
 from ..defaults import DEFAULT_TOPIC_NAME
+from ..results_rule import CATEGORIES
 from ..statuses import status_sort_key
 from ..vocab import PHASE_LABELS
+from .results import category_sql, due_cutoff
 
 # The topic's members in NCT id order, with the status and one-valued dimensions from the covering index
 # ``studies_facts`` (a study's row is large: it holds the record), never from the rows themselves.
 _STUDIES = """st AS (
     SELECT m.nct_id, coalesce(s.overall_status, 'NONE') AS status, s.study_type, s.lead_sponsor_class, s.phases,
-           substr(s.start_date_sort, 1, 4) AS start_year, s.lead_sponsor
+           substr(s.start_date_sort, 1, 4) AS start_year, s.lead_sponsor, s.results_state, s.results_due_date
     FROM topic_studies m JOIN studies s INDEXED BY studies_facts ON s.nct_id = m.nct_id
     WHERE m.topic = :topic AND m.present = 1)"""
 # dimension -> (whether a study can have several values, SQL giving each (value, status) of the topic's studies
@@ -32,6 +35,8 @@ DIMENSIONS: dict[str, tuple[bool, str]] = {
     # one condition in several spellings ("Low Back Pain", "Low back pain") is one value: its lower case
     "condition": (True, """
         SELECT DISTINCT st.nct_id, lower(c.condition), st.status FROM st LEFT JOIN conditions c ON c.nct_id = st.nct_id"""),
+    # whether results are posted, under review, delayed, due, not yet due or not owed, on the day of :due_cutoff
+    "results": (False, f"SELECT {category_sql('st')}, status FROM st"),
 }
 # Each spelling of a condition among the topic's studies, and in how many studies it is written so.
 _SPELLINGS = f"""WITH {_STUDIES} SELECT lower(c.condition), c.condition, count(DISTINCT st.nct_id) FROM st
@@ -39,24 +44,26 @@ _SPELLINGS = f"""WITH {_STUDIES} SELECT lower(c.condition), c.condition, count(D
 _PHASE_ORDER = list(PHASE_LABELS)
 
 
-def breakdown_sql(by: str, topic: str = DEFAULT_TOPIC_NAME) -> tuple[str, dict]:
-    """The SQL and parameters counting the topic's studies by ``by``'s value and overall status."""
+def breakdown_sql(by: str, topic: str = DEFAULT_TOPIC_NAME, today: str | None = None) -> tuple[str, dict]:
+    """The SQL and parameters counting the topic's studies by ``by``'s value and overall status (results
+    that are due: on ``today``, by default the current UTC day)."""
     pairs = DIMENSIONS[by][1]
     columns = "nct_id, value, status" if by == "condition" else "value, status"
     return (f"WITH {_STUDIES}, v ({columns}) AS ({pairs}) SELECT value, status, count(*) FROM v GROUP BY 1, 2",
-            {"topic": topic})
+            {"topic": topic, "due_cutoff": due_cutoff(today or utc_today())})
 
 
-def breakdown(conn: sqlite3.Connection, topic: str, by: str) -> dict:
+def breakdown(conn: sqlite3.Connection, topic: str, by: str, today: str | None = None) -> dict:
     """The topic's studies counted by ``by`` (a key of DIMENSIONS) and overall status:
     ``{"topic", "by", "multi", "total", "rows": [{"value", "total", "statuses": {status: n}}]}``.
 
     ``value`` is the API's own value ("PHASE2", "INDUSTRY", "2019", "United States"; null when a study has
-    none). Where a study can have several values (``multi``), it is counted once in each of them; ``total``
-    counts each study once. Rows: phases and years in order, the rest most studies first.
+    none), or for ``results`` one of ``results_rule.CATEGORIES`` on ``today``. Where a study can have several
+    values (``multi``), it is counted once in each of them; ``total`` counts each study once. Rows: phases,
+    years and results categories in order, the rest most studies first.
     """
     multi = DIMENSIONS[by][0]
-    cells = conn.execute(*breakdown_sql(by, topic)).fetchall()
+    cells = conn.execute(*breakdown_sql(by, topic, today)).fetchall()
     rows: dict = {}
     for value, status, count in cells:
         row = rows.setdefault(value, {"value": value, "total": 0, "statuses": {}})
@@ -88,6 +95,8 @@ def _order(by: str):
     if by == "phase":
         return lambda row: (row["value"] is None, _PHASE_ORDER.index(row["value"]) if row["value"] in _PHASE_ORDER
                             else len(_PHASE_ORDER), row["value"] or "")
+    if by == "results":
+        return lambda row: CATEGORIES.index(row["value"]) if row["value"] in CATEGORIES else len(CATEGORIES)
     if by == "start-year":
         return lambda row: (row["value"] is None, row["value"] or "")
     return lambda row: (row["value"] is None, -row["total"], (row["value"] or "").lower())

@@ -7,13 +7,16 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
+from ..dates import utc_today
 from ..defaults import COMPLETE_OUTCOMES, DEFAULT_TOPIC_NAME
 from ..errors import InvalidValue, NotFound
 from ..ids import study_url
+from ..results_rule import APPLICABLE, days_overdue
 from ..places import AmbiguousPlace, Place, UnknownPlace, country_names, find_city, find_zip_code, parse_coordinates
 from ..statuses import OPEN_STATUSES, STATUS_LABELS
 from ..transform import CHILD_COLUMNS, as_values, STUDY_COLUMNS, VIRTUAL_COLUMNS, StudyRows, cell_of, virtual_value
 from .common import dicts
+from .results import due_cutoff
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -111,6 +114,9 @@ class StudyQuery:
     started_after: str | None = None
     started_before: str | None = None
     has_results: bool | None = None
+    results_due: bool = False  # results owed and past their grace on ``today`` (results_rule)
+    results_posted_since: str | None = None
+    today: str | None = None  # the day results are due on (None: the current UTC day)
     changed_since: str | None = None
     search: str | None = None
     sort: str | None = None
@@ -127,6 +133,7 @@ _SORT_SQL = {
     "enrollment": "s.enrollment_count DESC, s.nct_id",
     "distance": "near.km, s.nct_id",
     "relevance": "fts.score, s.nct_id",
+    "overdue": "s.results_due_date, s.nct_id",
 }
 LIST_COLUMNS = ("nct_id", "brief_title", "overall_status", "last_known_status", "phases", "study_type", "start_date",
                 "last_update_posted", "enrollment_count", "lead_sponsor", "lead_sponsor_class", "has_results")
@@ -178,6 +185,12 @@ def list_sql(query: StudyQuery, topic: str = DEFAULT_TOPIC_NAME) -> tuple[str, d
     if query.has_results is not None:
         where.append("s.has_results = :has_results")
         params["has_results"] = int(query.has_results)
+    if query.results_due:
+        where.append(f"s.results_state = '{APPLICABLE}' AND s.results_due_date < :due_cutoff")
+    if query.results_posted_since:
+        where.append("s.results_first_posted >= :results_posted_since "
+                     "AND s.results_first_posted GLOB '[0-9][0-9][0-9][0-9]-*'")
+        params["results_posted_since"] = query.results_posted_since
     if query.changed_since:
         where.append("s.last_update_posted >= :changed_since AND s.last_update_posted GLOB '[0-9][0-9][0-9][0-9]-*'")
         params["changed_since"] = query.changed_since
@@ -187,12 +200,18 @@ def list_sql(query: StudyQuery, topic: str = DEFAULT_TOPIC_NAME) -> tuple[str, d
         joins.append("JOIN (SELECT rowid AS fts_rowid, bm25(studies_fts) AS score FROM studies_fts "
                      "WHERE studies_fts MATCH :search) fts ON fts.fts_rowid = s.rowid")
         params["search"] = query.search
-    sort = query.sort or ("relevance" if query.search else "distance" if query.near else "updated")
+    sort = query.sort or ("relevance" if query.search else "distance" if query.near else
+                          "overdue" if query.results_due else "updated")
+    if sort == "overdue" and not query.results_due:
+        raise InvalidValue("sort", "sorting by how long results are overdue needs results that are due")
     if sort == "distance" and query.near is None:
         raise InvalidValue("sort", "sorting by distance needs a place to measure from")
     if sort == "relevance" and not query.search:
         raise InvalidValue("sort", "sorting by relevance needs words to search for")
     distance = ", near.km AS distance_km, near.site_seq AS site_seq" if query.near is not None else ""
+    if query.results_due:
+        distance += ", s.results_due_date, s.fdaaa801_violation"
+        params["due_cutoff"] = due_cutoff(query.today or utc_today())
     sql = (f"SELECT {', '.join('s.' + c for c in LIST_COLUMNS)}{distance} FROM studies s {' '.join(joins)} "
            f"WHERE {' AND '.join(where)} ORDER BY {_SORT_SQL[sort]}")
     if query.limit is not None:
@@ -217,6 +236,8 @@ def list_studies(conn: sqlite3.Connection, topic: str, query: StudyQuery) -> lis
     for row in rows:
         as_values(row)
         row["url"] = study_url(row["nct_id"])
+        if query.results_due:
+            row["days_overdue"] = days_overdue(row["results_due_date"], query.today or utc_today())
         if query.near is not None:
             row["nearest_site"] = nearest_site(conn, row["nct_id"], row.pop("site_seq"), row["distance_km"])
             if row["distance_km"] is not None:

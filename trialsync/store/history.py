@@ -10,9 +10,10 @@ import sqlite3
 from collections.abc import Iterable
 
 from ..change_kinds import (  # noqa: F401 (the store's users read these words here too)
-    ADDED, JOINING, LEFT, MEMBERSHIP, PRESENT, REFERENCE_ADDED, SEARCH_CHANGED, SITE_ADDED, SITE_REMOVED,
-    SITE_STATUS, WARNING,
+    ADDED, JOINING, LEFT, MEMBERSHIP, PRESENT, REFERENCE_ADDED, RESULTS_DUE, SEARCH_CHANGED, SITE_ADDED,
+    SITE_REMOVED, SITE_STATUS, WARNING,
 )
+from ..results_rule import APPLICABLE, due_cutoff
 
 INSERT_CHANGE = ("INSERT INTO changes (pull_id, topic, nct_id, field, old, new, observed_at, reason, item) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
@@ -93,3 +94,27 @@ def warn_missing_ids(conn: sqlite3.Connection, topic: str, pull_id: int, nct_ids
                 conn.execute(INSERT_CHANGE, [pull_id, topic, nct_id, WARNING, None, text, dates.utc_now(), None, None])
                 warned += 1
     return warned
+
+
+def note_results_due(conn: sqlite3.Connection, pull_id: int, today: str) -> int:
+    """Log, as changes observed by pull ``pull_id``, the stored studies whose results are due on ``today``
+    (``results_rule``) and that the change log has not called due with that due date yet: each study once per
+    due date, whichever pull sees it first. Returns how many."""
+    from .. import dates
+
+    due = conn.execute(
+        "SELECT s.nct_id, s.results_due_date FROM studies s INDEXED BY studies_results "
+        "WHERE s.results_state = ? AND s.results_due_date < ? AND NOT EXISTS (SELECT 1 FROM results_due_noted n "
+        "WHERE n.nct_id = s.nct_id AND n.due_date = s.results_due_date) ORDER BY s.nct_id",
+        [APPLICABLE, due_cutoff(today)]).fetchall()
+    now = dates.utc_now()
+    insert_changes(conn, [(pull_id, None, nct_id, RESULTS_DUE, None, due_date, now, None, None)
+                          for nct_id, due_date in due])
+    note_due_quietly(conn, due)
+    return len(due)
+
+
+def note_due_quietly(conn: sqlite3.Connection, due: Iterable[tuple[str, str]]) -> None:
+    """Note ``(nct_id, due date)`` of studies whose results are due without logging a change: a study new to
+    the store is news as a new study, not as results that became due."""
+    conn.executemany("INSERT OR REPLACE INTO results_due_noted (nct_id, due_date) VALUES (?, ?)", list(due))

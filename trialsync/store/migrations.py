@@ -614,6 +614,282 @@ def m006_browsable_database(db: Database) -> None:
         db.execute(f"CREATE VIEW {name} AS {select}")
 
 
+_R = "$.resultsSection"
+
+
+def _count(text: str) -> str:
+    """SQL: ``text`` as an integer when it is a count of 1 to 18 digits, else NULL (``transform.as_count``)."""
+    return (f"CASE WHEN {text} GLOB '[0-9]*' AND {text} NOT GLOB '*[^0-9]*' AND length({text}) <= 18 "
+            f"THEN CAST({text} AS INTEGER) END")
+
+
+def _number(text: str) -> str:
+    """SQL: ``text`` as a real when it is a plain finite decimal ("-.5", "30."), else NULL
+    (``transform.as_number``): digits, at most one point, a minus sign only in front."""
+    return (f"CASE WHEN {text} NOT GLOB '*[^0-9.-]*' AND {text} GLOB '*[0-9]*' AND instr(substr({text}, 2), '-') = 0 "
+            f"AND length({text}) - length(replace({text}, '.', '')) <= 1 "
+            f"AND abs(CAST({text} AS REAL)) <= 1.7976931348623157e308 THEN CAST({text} AS REAL) END")
+
+
+def _without(text: str, characters: str) -> str:
+    """SQL: ``text`` with every one of ``characters`` taken out."""
+    for character in characters:
+        text = f"replace({text}, '{character}', '')"
+    return text
+
+
+def _of(alias: str, key: str) -> str:
+    return f"json_extract({alias}.value, '$.{key}')"
+
+
+def _each(parent: str, alias: str, path: str) -> tuple[str, str]:
+    """SQL: (the json_each of the list of objects at ``path`` under json_each row ``parent`` (or the study's
+    raw record), and the condition that it is one)."""
+    source = "s.raw" if parent == "s" else _object_or_empty(parent)
+    return f"json_each({source}, '{path}') {alias}", _objects(source, path)
+
+
+def _numbered(table: str, columns: str, select: str, lists: list[tuple[str, str, str]], order: str,
+              where: str = "") -> str:
+    """SQL: insert into ``table`` the rows ``select`` picks from each study's nested lists ``lists`` (parent,
+    alias, path), numbered in each study by ``order``."""
+    joins, checks = [], []
+    for parent, alias, path in lists:
+        join, check = _each(parent, alias, path)
+        joins.append(join)
+        checks.append(check)
+    return (f"INSERT INTO {table} (nct_id, seq, {columns}) SELECT s.nct_id, "
+            f"row_number() OVER (PARTITION BY s.nct_id ORDER BY {order}) - 1, {select} "
+            f"FROM studies s, {', '.join(joins)} WHERE {' AND '.join(checks)}{where}")
+
+
+def _key(alias: str) -> str:
+    return f"CAST({alias}.key AS INTEGER)"
+
+
+_RESULT_TABLES = {  # as migration 7 creates them: name -> columns after (nct_id, seq)
+    "result_groups": "result_type TEXT, outcome_seq INTEGER, ctgov_group_code TEXT, title TEXT, description TEXT",
+    "milestones": "period TEXT, title TEXT, ctgov_group_code TEXT, count INTEGER, description TEXT, "
+                  "milestone_description TEXT, count_units TEXT",
+    "drop_withdrawals": "period TEXT, reason TEXT, ctgov_group_code TEXT, count INTEGER, reason_comment TEXT, "
+                        "drop_withdraw_comment TEXT, count_units TEXT",
+    "baseline_counts": "ctgov_group_code TEXT, units TEXT, scope TEXT, count INTEGER",
+    "baseline_measurements": "measure_seq INTEGER, ctgov_group_code TEXT, classification TEXT, category TEXT, title TEXT, "
+                             "description TEXT, units TEXT, param_type TEXT, param_value TEXT, param_value_num REAL, "
+                             "dispersion_type TEXT, dispersion_value TEXT, dispersion_value_num REAL, "
+                             "dispersion_lower_limit REAL, dispersion_upper_limit REAL, explanation_of_na TEXT, "
+                             "population_description TEXT",
+    "outcomes": "outcome_type TEXT, title TEXT, description TEXT, time_frame TEXT, population TEXT, "
+                "anticipated_posting_date TEXT, units TEXT, units_analyzed TEXT, dispersion_type TEXT, param_type TEXT, "
+                "reporting_status TEXT",
+    "outcome_counts": "outcome_seq INTEGER, ctgov_group_code TEXT, scope TEXT, units TEXT, count INTEGER",
+    "outcome_measurements": "outcome_seq INTEGER, ctgov_group_code TEXT, classification TEXT, category TEXT, "
+                            "param_value TEXT, param_value_num REAL, dispersion_value TEXT, dispersion_value_num REAL, "
+                            "dispersion_lower_limit REAL, dispersion_upper_limit REAL, explanation_of_na TEXT",
+    "outcome_analyses": "outcome_seq INTEGER, groups TEXT, non_inferiority_type TEXT, non_inferiority_description TEXT, "
+                        "param_type TEXT, param_value TEXT, dispersion_type TEXT, dispersion_value TEXT, "
+                        "p_value_modifier TEXT, p_value REAL, p_value_raw TEXT, p_value_description TEXT, "
+                        "ci_n_sides TEXT, ci_percent REAL, ci_lower_limit REAL, ci_upper_limit REAL, "
+                        "ci_upper_limit_na_comment TEXT, method TEXT, method_description TEXT, "
+                        "estimate_description TEXT, groups_description TEXT, other_analysis_description TEXT",
+    "reported_events": "event_type TEXT, ctgov_group_code TEXT, organ_system TEXT, adverse_event_term TEXT, vocab TEXT, "
+                       "assessment TEXT, event_count INTEGER, subjects_affected INTEGER, subjects_at_risk INTEGER",
+    "reported_event_totals": "ctgov_group_code TEXT, event_type TEXT, classification TEXT, subjects_affected INTEGER, "
+                             "subjects_at_risk INTEGER",
+    "result_contacts": "organization TEXT, name TEXT, phone TEXT, extension TEXT, email TEXT",
+}
+
+
+def _column_names(table: str) -> str:
+    return ", ".join(column.split()[0] for column in _RESULT_TABLES[table].split(", "))
+
+
+def _fill_result_tables(db) -> None:
+    """Every results table derived from the stored records, as ``transform.results`` derives them."""
+    flow, baseline = f"{_R}.participantFlowModule", f"{_R}.baselineCharacteristicsModule"
+    outcomes, events = f"{_R}.outcomeMeasuresModule.outcomeMeasures", f"{_R}.adverseEventsModule"
+    parts = [
+        (0, "'Participant Flow'", "NULL", [("s", "g", f"{flow}.groups")]),
+        (1, "'Baseline'", "NULL", [("s", "g", f"{baseline}.groups")]),
+        (2, "'Outcome'", _key("o"), [("s", "o", outcomes), ("o", "g", "$.groups")]),
+        (3, "'Reported Event'", "NULL", [("s", "g", f"{events}.eventGroups")]),
+    ]
+    selects = []
+    for part, kind, outcome, lists in parts:
+        joins, checks = zip(*(_each(parent, alias, path) for parent, alias, path in lists))
+        selects.append(f"SELECT s.nct_id AS nct_id, {part} AS part, {outcome} AS outcome_seq, {_key('g')} AS item, "
+                       f"{kind} AS result_type, {_of('g', 'id')} AS code, {_of('g', 'title')} AS title, "
+                       f"{_of('g', 'description')} AS description FROM studies s, {', '.join(joins)} "
+                       f"WHERE {' AND '.join(checks)}")
+    db.execute(f"""
+        INSERT INTO result_groups (nct_id, seq, {_column_names('result_groups')})
+        SELECT nct_id, row_number() OVER (PARTITION BY nct_id ORDER BY part, outcome_seq, item) - 1,
+               result_type, outcome_seq, code, title, description
+        FROM ({' UNION ALL '.join(selects)})""")
+    for table, lists_key, stats_key in (("milestones", "milestones", "achievements"),
+                                        ("drop_withdrawals", "dropWithdraws", "reasons")):
+        select = (f"{_of('p', 'title')}, {_of('m', 'type')}, {_of('a', 'groupId')}, {_count(_of('a', 'numSubjects'))}, "
+                  f"{_of('a', 'comment')}, {_of('m', 'comment')}, {_of('a', 'numUnits')}")
+        db.execute(_numbered(table, _column_names(table), select,
+                             [("s", "p", f"{flow}.periods"), ("p", "m", f"$.{lists_key}"), ("m", "a", f"$.{stats_key}")],
+                             f"{_key('p')}, {_key('m')}, {_key('a')}"))
+    db.execute(_numbered("baseline_counts", _column_names("baseline_counts"),
+                         f"{_of('c', 'groupId')}, {_of('d', 'units')}, 'overall', {_count(_of('c', 'value'))}",
+                         [("s", "d", f"{baseline}.denoms"), ("d", "c", "$.counts")], f"{_key('d')}, {_key('c')}"))
+    measured = [("c", "k", "$.classes"), ("k", "g", "$.categories"), ("g", "x", "$.measurements")]
+    values = (f"{_of('x', 'value')}, {_number(_of('x', 'value'))}")
+    spread = (f"{_of('x', 'spread')}, {_number(_of('x', 'spread'))}, {_number(_of('x', 'lowerLimit'))}, "
+              f"{_number(_of('x', 'upperLimit'))}, {_of('x', 'comment')}")
+    where_in = f"{_of('x', 'groupId')}, {_of('k', 'title')}, {_of('g', 'title')}"
+    db.execute(_numbered(
+        "baseline_measurements", _column_names("baseline_measurements"),
+        f"{_key('c')}, {where_in}, {_of('c', 'title')}, {_of('c', 'description')}, {_of('c', 'unitOfMeasure')}, "
+        f"{_of('c', 'paramType')}, {values}, {_of('c', 'dispersionType')}, {spread}, {_of('c', 'populationDescription')}",
+        [("s", "c", f"{baseline}.measures"), *measured], f"{_key('c')}, {_key('k')}, {_key('g')}, {_key('x')}"))
+    outcome_columns = ", ".join(_of("c", key) for key in (
+        "type", "title", "description", "timeFrame", "populationDescription", "anticipatedPostingDate",
+        "unitOfMeasure", "typeUnitsAnalyzed", "dispersionType", "paramType", "reportingStatus"))
+    db.execute(_numbered("outcomes", _column_names("outcomes"), outcome_columns, [("s", "c", outcomes)], _key("c")))
+    db.execute(_numbered("outcome_counts", _column_names("outcome_counts"),
+                         f"{_key('c')}, {_of('n', 'groupId')}, 'Measure', {_of('d', 'units')}, {_count(_of('n', 'value'))}",
+                         [("s", "c", outcomes), ("c", "d", "$.denoms"), ("d", "n", "$.counts")],
+                         f"{_key('c')}, {_key('d')}, {_key('n')}"))
+    db.execute(_numbered("outcome_measurements", _column_names("outcome_measurements"),
+                         f"{_key('c')}, {where_in}, {values}, {spread}",
+                         [("s", "c", outcomes), *measured], f"{_key('c')}, {_key('k')}, {_key('g')}, {_key('x')}"))
+    p_value = _of("a", "pValue")
+    groups = ("(SELECT group_concat(value, ',') FROM (SELECT i.value FROM json_each(a.value, '$.groupIds') i "
+              "ORDER BY CAST(i.key AS INTEGER)))")
+    analysis = ", ".join([
+        _key("c"), groups, _of("a", "nonInferiorityType"), _of("a", "nonInferiorityComment"), _of("a", "paramType"),
+        _of("a", "paramValue"), _of("a", "dispersionType"), _of("a", "dispersionValue"),
+        f"nullif(trim({_without(p_value, '0123456789.-')}, ' '), '')", _number(_without(p_value, "<> =")), p_value,
+        _of("a", "pValueComment"), _of("a", "ciNumSides"), _number(_of("a", "ciPctValue")),
+        _number(_of("a", "ciLowerLimit")), _number(_of("a", "ciUpperLimit")), _of("a", "ciUpperLimitComment"),
+        _of("a", "statisticalMethod"), _of("a", "statisticalComment"), _of("a", "estimateComment"),
+        _of("a", "groupDescription"), _of("a", "otherAnalysisDescription")])
+    db.execute(_numbered("outcome_analyses", _column_names("outcome_analyses"), analysis,
+                         [("s", "c", outcomes), ("c", "a", "$.analyses")], f"{_key('c')}, {_key('a')}"))
+    selects = []
+    for part, (event_type, key) in enumerate((("serious", "seriousEvents"), ("other", "otherEvents"))):
+        joins, checks = zip(*(_each(parent, alias, path) for parent, alias, path in
+                              (("s", "e", f"{events}.{key}"), ("e", "x", "$.stats"))))
+        selects.append(
+            f"SELECT s.nct_id AS nct_id, {part} AS part, {_key('e')} AS event, {_key('x')} AS stat, "
+            f"'{event_type}' AS event_type, {_of('x', 'groupId')} AS code, {_of('e', 'organSystem')} AS organ_system, "
+            f"{_of('e', 'term')} AS term, {_of('e', 'sourceVocabulary')} AS vocab, "
+            f"{_of('e', 'assessmentType')} AS assessment, {_of('x', 'numEvents')} AS events, "
+            f"{_of('x', 'numAffected')} AS affected, {_of('x', 'numAtRisk')} AS at_risk "
+            f"FROM studies s, {', '.join(joins)} WHERE {' AND '.join(checks)}")
+    db.execute(f"""
+        INSERT INTO reported_events (nct_id, seq, {_column_names('reported_events')})
+        SELECT nct_id, row_number() OVER (PARTITION BY nct_id ORDER BY part, event, stat) - 1, event_type, code,
+               organ_system, term, vocab, assessment, events, affected, at_risk
+        FROM ({' UNION ALL '.join(selects)})""")
+    join, check = _each("s", "g", f"{events}.eventGroups")
+    db.execute(f"""
+        INSERT INTO reported_event_totals (nct_id, seq, {_column_names('reported_event_totals')})
+        SELECT nct_id, row_number() OVER (PARTITION BY nct_id ORDER BY item, kind) - 1, code, event_type,
+               classification, affected, at_risk FROM (
+            SELECT s.nct_id, {_key('g')} AS item, t.kind, {_of('g', 'id')} AS code, t.event_type, t.classification,
+                   json_extract(g.value, '$.' || t.event_type || 'NumAffected') AS affected,
+                   json_extract(g.value, '$.' || t.event_type || 'NumAtRisk') AS at_risk
+            FROM studies s, {join},
+                 (SELECT 0 AS kind, 'serious' AS event_type, 'Total, serious adverse events' AS classification
+                  UNION ALL SELECT 1, 'other', 'Total, other adverse events'
+                  UNION ALL SELECT 2, 'deaths', 'Total, all-cause mortality') t
+            WHERE {check})
+        WHERE affected IS NOT NULL OR at_risk IS NOT NULL""")
+    contact = f"{_R}.moreInfoModule.pointOfContact"
+    db.execute(f"""
+        INSERT INTO result_contacts (nct_id, seq, {_column_names('result_contacts')})
+        SELECT nct_id, 0, json_extract(raw, '{contact}.organization'), json_extract(raw, '{contact}.title'),
+               json_extract(raw, '{contact}.phone'), json_extract(raw, '{contact}.phoneExt'),
+               json_extract(raw, '{contact}.email')
+        FROM studies WHERE json_type(raw, '{contact}') = 'object'""")
+
+
+def _period_end(date: str) -> str:
+    """SQL: the last day a date as the API writes it stands for (``results_rule.period_end``), else NULL."""
+    return (f"CASE WHEN {date} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' AND {date} >= '0001' "
+            f"AND date({date}) = {date} THEN {date} "
+            f"WHEN {date} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]' AND {date} >= '0001' AND date({date} || '-01') = {date} || '-01' "
+            f"THEN date({date} || '-01', '+1 month', '-1 day') END")
+
+
+def _results_state() -> str:
+    """SQL: the ``results_state`` and ``results_due_date`` of each study (``results_rule.results_state``), as a
+    query giving (nct_id, state, due date)."""
+    tracking = "$.derivedSection.miscInfoModule.submissionTracking.submissionInfos"
+    newest = f"{tracking}[#-1]"
+    under_review = (f"coalesce(json_type(raw, '{tracking}') = 'array' AND json_array_length(raw, '{tracking}') > 0 "
+                    f"AND json_extract(raw, '{newest}.releaseDate') IS NOT NULL "
+                    f"AND json_extract(raw, '{newest}.resetDate') IS NULL "
+                    f"AND json_extract(raw, '{newest}.unreleaseDate') IS NULL "
+                    f"AND coalesce(json_extract(raw, '{newest}.unreleaseDateUnknown'), 0) = 0, 0)")
+    oversight = f"{_P}.oversightModule"
+    phases = f"{_P}.designModule.phases"
+    early_only = (f"coalesce(json_type(raw, '{phases}') = 'array' AND json_array_length(raw, '{phases}') > 0 AND NOT EXISTS "
+                  f"(SELECT 1 FROM json_each(raw, '{phases}') p WHERE p.value NOT IN ('PHASE1', 'EARLY_PHASE1')), 0)")
+    fda = (f"coalesce(json_extract(raw, '{oversight}.isFdaRegulatedDrug') = 1 "
+           f"OR json_extract(raw, '{oversight}.isFdaRegulatedDevice') = 1, 0)")
+    locations = f"{_P}.contactsLocationsModule.locations"
+    us = (f"coalesce(EXISTS (SELECT 1 FROM json_each(raw, '{locations}') l WHERE json_type(raw, '{locations}') = 'array' "
+          f"AND json_extract({_object_or_empty('l')}, '$.country') = 'United States') "
+          f"OR json_extract(raw, '{oversight}.isUsExport') = 1, 0)")
+    return f"""
+        SELECT nct_id,
+            CASE WHEN posted THEN 'posted' WHEN under_review THEN 'under review'
+                 WHEN NOT applicable OR (completion IS NOT NULL AND completion < '2017-01-18') THEN 'not applicable'
+                 WHEN certified THEN 'delayed by certification' ELSE 'applicable' END AS state,
+            CASE WHEN NOT posted AND NOT under_review AND applicable AND completion >= '2017-01-18' AND NOT certified
+                 AND completion_type = 'ACTUAL' THEN date(completion, '+365 days') END AS due
+        FROM (
+            SELECT nct_id, coalesce(has_results = 1 OR results_first_posted IS NOT NULL, 0) AS posted,
+                   {under_review} AS under_review,
+                   (coalesce(study_type = 'INTERVENTIONAL', 0) AND NOT {early_only} AND {fda} AND {us}) AS applicable,
+                   {_period_end('primary_completion_date')} AS completion,
+                   primary_completion_date_type AS completion_type,
+                   json_extract(raw, '{_P}.statusModule.dispFirstSubmitDate') IS NOT NULL AS certified
+            FROM studies)"""
+
+
+@migrations()
+def m007_results(db: Database) -> None:
+    # Results, derived from raw (no download): AACT's results tables, whether a study owes results (and since
+    # when), the registry's own FDAAA 801 violation flag, and the limitations of the results (read from raw).
+    for table in _RESULT_TABLES:
+        db.execute(f"""
+            CREATE TABLE {table} (
+                nct_id TEXT NOT NULL REFERENCES studies(nct_id), seq INTEGER NOT NULL, {_RESULT_TABLES[table]},
+                PRIMARY KEY (nct_id, seq)
+            ) WITHOUT ROWID""")
+    _fill_result_tables(db)
+    for column in ("results_state TEXT", "results_due_date TEXT", "fdaaa801_violation INTEGER",
+                   "limitations_and_caveats TEXT GENERATED ALWAYS AS "
+                   f"(json_extract(raw, '{_R}.moreInfoModule.limitationsAndCaveats.description')) VIRTUAL"):
+        db.execute(f"ALTER TABLE studies ADD COLUMN {column}")
+    db.execute(f"""
+        UPDATE studies SET results_state = d.state, results_due_date = d.due,
+            fdaaa801_violation = json_extract(studies.raw, '{_P}.oversightModule.fdaaa801Violation')
+        FROM ({_results_state()}) AS d WHERE d.nct_id = studies.nct_id""")
+    # Which studies' results are due (list --results-due) is read from this index; a topic's studies by results
+    # (status-report --by results) from the covering index of breakdowns, which gains the two columns.
+    db.execute("CREATE INDEX studies_results ON studies (results_state, results_due_date)")
+    db.execute("DROP INDEX studies_facts")
+    db.execute("CREATE INDEX studies_facts ON studies (nct_id, overall_status, study_type, lead_sponsor_class, "
+               "phases, start_date_sort, lead_sponsor, results_state, results_due_date)")
+    # Studies whose results the change log has called due, with the due date it named: a study is called due
+    # once. Those due already are noted now, so that an upgrade does not call every one of them newly due.
+    db.execute("""
+        CREATE TABLE results_due_noted (
+            nct_id TEXT PRIMARY KEY REFERENCES studies(nct_id), due_date TEXT NOT NULL
+        ) WITHOUT ROWID""")
+    db.execute("""
+        INSERT INTO results_due_noted SELECT nct_id, results_due_date FROM studies
+        WHERE results_state = 'applicable' AND date(results_due_date, '+30 days') < date('now')""")
+
+
 # The lists a study record holds and the type of their items, as the API's spec gives them: an earlier release
 # accepted a record with another shape there, and nothing is derived from such a list (see ``odd_records``).
 _LISTS = (

@@ -14,7 +14,8 @@ import orjson
 
 from .. import dates, jsontext
 from ..dates import iso_day, watermark_date
-from ..transform import CHILD_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows, site_points
+from ..results_rule import is_due
+from ..transform import CHILD_COLUMNS, RESULT_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows, site_points
 from . import history, membership
 from .db import select_in, transaction
 from ..change_kinds import (
@@ -190,16 +191,19 @@ class _Writes:
     joined: list[tuple] = field(default_factory=list)
     rejoined: list[tuple] = field(default_factory=list)
     seen_by_api: list[tuple] = field(default_factory=list)
+    due_already: list[tuple] = field(default_factory=list)  # (nct_id, due date) of new studies whose results are due
 
 
 # raw arrives as the UTF-8 bytes the API sent; SQLite turns them into TEXT without a copy through Python.
 _INSERT_STUDY = (f"INSERT INTO studies ({', '.join(STUDY_COLUMNS)}) "
                  f"VALUES ({', '.join('?' * (len(STUDY_COLUMNS) - 1))}, CAST(? AS TEXT))")
+# Every table of a study's lists: its record's lists (``children``) and its results (``results``).
+_LIST_TABLES = {**CHILD_COLUMNS, **RESULT_COLUMNS}
 _INSERT_CHILD = {
     table: f"INSERT INTO {table} (nct_id, seq, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 2))})"
-    for table, cols in CHILD_COLUMNS.items()
+    for table, cols in _LIST_TABLES.items()
 }
-_DELETE_CHILD = {table: f"DELETE FROM {table} WHERE nct_id = ?" for table in CHILD_COLUMNS}
+_DELETE_CHILD = {table: f"DELETE FROM {table} WHERE nct_id = ?" for table in _LIST_TABLES}
 _STORED_SELECT = ("SELECT nct_id, rowid, CAST(raw AS BLOB), last_update_posted, version_holder, "
                   f"{', '.join(TRACKED_FIELDS)} FROM studies WHERE nct_id IN ({{marks}})")
 
@@ -276,6 +280,9 @@ def _plan_study(study: StudyRows, stored: StoredStudy | None, diff: StudyDiff, o
     elif diff.verdict in (NEW, CHANGED):
         writes.studies.append(study.study)
         writes.children.append(study)
+        due_date = study.value("results_due_date")
+        if diff.verdict == NEW and is_due(study.value("results_state"), due_date, now[:10]):
+            writes.due_already.append((nct_id, due_date))
         if diff.verdict == CHANGED:
             writes.replaced.append(nct_id)
             old_sites = old_children["locations"].get(nct_id, [])
@@ -325,11 +332,12 @@ def _write(conn: sqlite3.Connection, writes: _Writes) -> None:
     if writes.old_points:
         conn.executemany("DELETE FROM site_points WHERE cell = ? AND study = ?", writes.old_points)
     if writes.studies:
-        for table in CHILD_COLUMNS:
+        for table in _LIST_TABLES:
             if writes.replaced:
                 conn.executemany(_DELETE_CHILD[table], [(nct_id,) for nct_id in writes.replaced])
             conn.executemany(_INSERT_CHILD[table], [
-                (study.nct_id, seq, *child) for study in writes.children for seq, child in enumerate(study.children[table])])
+                (study.nct_id, seq, *child) for study in writes.children
+                for seq, child in enumerate(study.children[table] if table in CHILD_COLUMNS else study.results[table])])
         conn.executemany(_INSERT_STUDY, writes.studies)
         # A replaced study's row has a new rowid: site_points (and the full-text index) are keyed by the new one.
         rowids = dict(conn.execute("SELECT nct_id, rowid FROM studies WHERE nct_id IN (SELECT value FROM json_each(?))",
@@ -343,3 +351,5 @@ def _write(conn: sqlite3.Connection, writes: _Writes) -> None:
     membership.write_joins(conn, writes.joined, writes.rejoined, writes.seen_by_api)
     if writes.changes:
         history.insert_changes(conn, writes.changes)
+    if writes.due_already:
+        history.note_due_quietly(conn, writes.due_already)

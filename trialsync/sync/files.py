@@ -157,6 +157,7 @@ def import_records(conn: sqlite3.Connection, records: list, topic_name: str, sou
                     raise Interrupted(f"import of {source} interrupted; nothing was imported")
                 counts.add(save_counted(conn, flattened[start:start + BATCH], context))
         with store_db.transaction(conn):
+            history.note_results_due(conn, pull_id, utc_today())
             if not state.filled:
                 topics.mark_filled(conn, topic_name, history.last_change_id(conn))
             pulls.finish_pull(conn, pull_id, "complete")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from ..api import ApiClient, ListingTally, Page, iter_pages, parse_study
 from ..change_kinds import SEARCH_CHANGED
-from ..dates import ceiling_day, day_after, day_before, iso_day, watermark_date
+from ..dates import ceiling_day, day_after, day_before, iso_day, utc_today, watermark_date
 from ..errors import ApiError, IncompleteListing, Interrupted, TrialsyncError
 from ..store import db as store_db
 from ..store import history, membership, pulls, topics
@@ -237,11 +237,14 @@ class _PullRun:
         result.outcome = outcome
         result.requests = self.client.requests_made - self.requests_before
         if outcome == "unchanged":
-            pulls.finish_pull(conn, result.pull_id, "unchanged", mode="skipped", requests=result.requests,
-                              watermark=state.watermark)
+            with store_db.transaction(conn):  # no record moved, but the days did: results may have become due
+                history.note_results_due(conn, result.pull_id, utc_today())
+                pulls.finish_pull(conn, result.pull_id, "unchanged", mode="skipped", requests=result.requests,
+                                  watermark=state.watermark)
             return result
         watermark = self.newest_update
         with store_db.transaction(conn):
+            history.note_results_due(conn, result.pull_id, utc_today())
             topics.record_complete_pull(conn, name, state.topic.search_params(), watermark,
                                         result.data_timestamp, self.api_version)
             if result.first_fill and not state.filled:  # a topic an import filled first keeps its digest

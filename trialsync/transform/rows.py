@@ -17,6 +17,8 @@ from ..dates import sortable_date
 from ..errors import RecordError
 from ..ids import is_nct_id, nct_id_of
 from ..jsontext import NumberAsSent, exact
+from ..results_rule import US, results_state, submission_under_review
+from .results import results_rows
 
 STUDY_COLUMNS: tuple[str, ...] = (
     "nct_id", "brief_title", "acronym",
@@ -32,11 +34,13 @@ STUDY_COLUMNS: tuple[str, ...] = (
     "min_age", "min_age_years", "max_age", "max_age_years", "sex", "healthy_volunteers",
     "start_date_type", "primary_completion_date_type", "completion_date_type",
     "org_study_id", "allocation", "masking", "primary_purpose",
+    # added by migration 7: whether the study owes results (results_rule), and the registry's own flag
+    "results_state", "results_due_date", "fdaaa801_violation",
     "raw",
 )
 _COLUMN_INDEX = {name: index for index, name in enumerate(STUDY_COLUMNS)}
 # Columns SQLite holds as 0/1 that mean yes/no, and the one holding a comma-separated list.
-BOOLEAN_COLUMNS = ("has_results", "healthy_volunteers")
+BOOLEAN_COLUMNS = ("has_results", "healthy_volunteers", "fdaaa801_violation")
 LIST_COLUMNS = ("phases",)
 
 
@@ -72,6 +76,7 @@ VIRTUAL_COLUMNS = {
     "official_title": "$.protocolSection.identificationModule.officialTitle",
     "brief_summary": "$.protocolSection.descriptionModule.briefSummary",
     "eligibility_criteria": "$.protocolSection.eligibilityModule.eligibilityCriteria",
+    "limitations_and_caveats": "$.resultsSection.moreInfoModule.limitationsAndCaveats.description",
 }
 
 
@@ -127,6 +132,7 @@ class StudyRows:
     children: dict[str, list[tuple]]
     site_points: list[tuple[int, int]] = field(default_factory=list)  # (cell, seq) of each site at a new point
     texts: dict[str, str | None] = field(default_factory=dict)  # the values of VIRTUAL_COLUMNS
+    results: dict[str, list[tuple]] = field(default_factory=dict)  # the rows of each results table (RESULT_COLUMNS)
     # One line per field whose number is out of range for its column: kept in raw, left empty in the rows.
     warnings: list[str] = field(default_factory=list)
 
@@ -340,11 +346,38 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
     design_info = t.obj(design, "designInfo", where_design)
     has_results = t.boolean(record, "hasResults", "")
     misc = t.obj(derived, "miscInfoModule", "derivedSection")
+    oversight = t.obj(protocol, "oversightModule", p)
+    where_oversight = f"{p}.oversightModule"
+    results_posted = t.date(status, "resultsFirstPostDateStruct", where_status)
+    study_type = t.text(design, "studyType", where_design)
+    where_tracking = "derivedSection.miscInfoModule.submissionTracking"
+    submissions = t.objects(t.obj(misc, "submissionTracking", "derivedSection.miscInfoModule"), "submissionInfos",
+                            where_tracking)
+    if submissions:  # the newest one decides: its fields must have their types
+        for key in ("releaseDate", "resetDate", "unreleaseDate"):
+            t.text(submissions[-1], key, f"{where_tracking}.submissionInfos")
+        t.boolean(submissions[-1], "unreleaseDateUnknown", f"{where_tracking}.submissionInfos")
+    state, due_date = results_state(
+        posted=bool(has_results) or results_posted is not None,
+        under_review=submission_under_review(submissions),
+        interventional=study_type == "INTERVENTIONAL", phases=phases,
+        fda_regulated=bool(t.boolean(oversight, "isFdaRegulatedDrug", where_oversight))
+        or bool(t.boolean(oversight, "isFdaRegulatedDevice", where_oversight)),
+        us_site=any(t.text(loc, "country", f"{p}.contactsLocationsModule.locations") == US for loc in locations),
+        us_export=bool(t.boolean(oversight, "isUsExport", where_oversight)),
+        primary_completion=primary_completion,
+        primary_completion_type=t.date_type(status, "primaryCompletionDateStruct", where_status),
+        certified=t.text(status, "dispFirstSubmitDate", where_status) is not None)
+    violation = t.boolean(oversight, "fdaaa801Violation", where_oversight)
+    more_info = t.obj(t.obj(record, "resultsSection", ""), "moreInfoModule", "resultsSection")
 
     texts = {
         "official_title": t.text(ident, "officialTitle", f"{p}.identificationModule"),
         "brief_summary": t.text(description, "briefSummary", f"{p}.descriptionModule"),
         "eligibility_criteria": t.text(eligibility, "eligibilityCriteria", f"{p}.eligibilityModule"),
+        "limitations_and_caveats": t.text(
+            t.obj(more_info, "limitationsAndCaveats", "resultsSection.moreInfoModule"), "description",
+            "resultsSection.moreInfoModule.limitationsAndCaveats"),
     }
     study = (
         nct_id,
@@ -353,7 +386,7 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
         t.text(status, "overallStatus", where_status),
         t.text(status, "lastKnownStatus", where_status),
         t.text(status, "whyStopped", where_status),
-        t.text(design, "studyType", where_design),
+        study_type,
         ", ".join(phases) if phases else None,
         t.integer(enrollment, "count", f"{where_design}.enrollmentInfo", (p, "designModule", "enrollmentInfo")),
         t.text(enrollment, "type", f"{where_design}.enrollmentInfo"),
@@ -363,7 +396,7 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
         t.date(status, "studyFirstPostDateStruct", where_status),
         t.date(status, "lastUpdatePostDateStruct", where_status),
         t.text(status, "statusVerifiedDate", where_status),
-        t.date(status, "resultsFirstPostDateStruct", where_status),
+        results_posted,
         t.text(lead, "name", f"{where_sponsors}.leadSponsor"),
         t.text(lead, "class", f"{where_sponsors}.leadSponsor"),
         None if has_results is None else int(has_results),
@@ -381,6 +414,7 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
         t.text(t.obj(design_info, "maskingInfo", f"{where_design}.designInfo"), "masking",
                f"{where_design}.designInfo.maskingInfo"),
         t.text(design_info, "primaryPurpose", f"{where_design}.designInfo"),
+        state, due_date, None if violation is None else int(violation),
         raw,
     )
 
@@ -430,7 +464,9 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
     }
     site_rows = children["locations"]
     children["study_countries"] = [(country,) for country in dict.fromkeys(row[3] for row in site_rows if row[3])]
-    return StudyRows(nct_id, study, children, site_points(site_rows), texts, t.warnings(raw))
+    results = results_rows(t, record)
+    return StudyRows(nct_id, study, children, site_points(site_rows), texts, results=results,
+                     warnings=t.warnings(raw))
 
 
 def site_points(site_rows: list[tuple]) -> list[tuple[int, int]]:
