@@ -25,6 +25,7 @@ EMPTY_FOR = {
     "NCT00334477": ["central_contacts", "location_contacts"],
     "NCT02028013": ["conditions"],
     "NCT00122499": ["locations", "study_countries", "location_contacts"],
+    "NCT00893113": ["outcomes", "outcome_counts", "outcome_measurements", "outcome_analyses"],
 }
 ODD_PHASES = ['PHASE2 "open"', "PHASE3\\b"]
 
@@ -62,10 +63,13 @@ def expected_named(name: str) -> list[tuple[str, str]]:
     """What the upgrade of fixture ``name`` names: each stored odd record's odd field (a phase holding a quote
     is text, not an odd shape: it is stored as it is)."""
     info = MANIFEST["fixtures"][name]
-    if info["user_version"] >= 3:
-        return []
-    named = [(n, MANIFEST["odd"][n]["field"]) for n in info["odd_stored"] if n != "NCT00939406"]
-    if "NCT00334477" in info["odd_stored"]:
+    named = []
+    for nct_id in info["odd_stored"]:
+        field = MANIFEST["odd"][nct_id]["field"]
+        derived_by = 7 if field.startswith("resultsSection.") else 3  # the migration deriving tables from it
+        if info["user_version"] < derived_by and nct_id != "NCT00939406":
+            named.append((nct_id, field))
+    if "NCT00334477" in info["odd_stored"] and info["user_version"] < 3:
         named.append(("NCT00334477", "protocolSection.contactsLocationsModule.locations.contacts"))
     return sorted(named)
 
@@ -119,7 +123,7 @@ def test_an_old_database_upgrades_and_every_command_reads_it(cli, old, tmp_path)
     assert normalized_schema(path) == normalized_schema(fresh)
 
     outputs = [cli("status-report"), cli("list"), cli("changes"), cli("pulls"), cli("topics", "list")]
-    for by in ("phase", "country", "condition", "study-type", "sponsor", "start-year", "sponsor-class"):
+    for by in ("phase", "country", "condition", "study-type", "sponsor", "start-year", "sponsor-class", "results"):
         outputs.append(cli("status-report", "--by", by, "-f", "json"))
         json.loads(outputs[-1].out)
     for args in (("list", "-f", "json"), ("list", "-n", "1000", "-f", "json"), ("changes", "-f", "json"),
@@ -219,3 +223,46 @@ def test_malformed_json_from_a_json_function_is_not_damage():
         conn.execute("SELECT json_extract('text', '$.measure')")
     assert "damaged" not in str(describe_error(caught.value))
     assert "damaged" in str(describe_error(sqlite3.DatabaseError("database disk image is malformed")))
+
+
+def test_an_upgrade_from_before_results_derives_the_results_tables_as_a_pull_would(cli, tmp_path):
+    """Migration 7's frozen SQL gives every stored record (of the last release before it) the rows the live
+    transform gives it; the record with odd outcome measures keeps the rest of its results."""
+    from trialsync.transform import RESULT_COLUMNS, study_rows
+
+    name = "v6-d82d80f"
+    info = MANIFEST["fixtures"][name]
+    path = tmp_path / "cli.db"
+    shutil.copyfile(FIXTURE_DIR / f"{name}.db", path)
+    raws = dict(stored(path, "SELECT nct_id, raw FROM studies"))
+    assert cli("pulls").code == 0
+    with_results = 0
+    for nct_id, raw in raws.items():
+        for table, columns in RESULT_COLUMNS.items():
+            rows = stored(path, f"SELECT {', '.join(columns)} FROM {table} WHERE nct_id = '{nct_id}' ORDER BY seq")
+            if nct_id == "NCT00893113" and table in EMPTY_FOR[nct_id]:
+                assert rows == [], table
+                continue
+            expected = study_rows(orjson.loads(_fixed(nct_id, raw)), raw.encode()).results[table]
+            if nct_id == "NCT00893113" and table == "result_groups":  # the outcomes' groups went with them
+                expected = [row for row in expected if row[0] != "Outcome"]
+                assert len(expected) == len(rows) == 7
+            assert rows == expected, (nct_id, table)
+        with_results += bool(stored(path, f"SELECT count(*) FROM outcomes WHERE nct_id = '{nct_id}'")[0][0])
+    assert with_results == 3  # the three records with results the release stored, the odd one aside
+    assert "NCT00893113" in info["odd_stored"]
+    # its other results are there
+    assert stored(path, "SELECT count(*) FROM reported_events WHERE nct_id = 'NCT00893113'")[0][0] > 0
+    state = dict(stored(path, "SELECT nct_id, results_state FROM studies"))
+    assert {n: s for n, s in state.items() if s == "posted"} == dict.fromkeys(
+        ["NCT00329836", "NCT00893113", "NCT04326231", "NCT04520009"], "posted")
+
+
+def _fixed(nct_id: str, raw: str) -> bytes:
+    """The stored record, with an odd field put back as the real record has it (to compute the rest of it)."""
+    if nct_id != "NCT00893113":
+        return raw.encode()
+    record = orjson.loads(raw)
+    module = record["resultsSection"]["outcomeMeasuresModule"]
+    module["outcomeMeasures"] = list(module["outcomeMeasures"].values())
+    return orjson.dumps(record)

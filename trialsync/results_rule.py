@@ -22,6 +22,9 @@ APPLICABLE = "applicable"  # owes results one year after its primary completion:
 DUE, NOT_YET_DUE = "due", "not yet due"
 CATEGORIES = (POSTED, UNDER_REVIEW, CERTIFIED, DUE, NOT_YET_DUE, NOT_APPLICABLE)
 
+CATEGORY_LABELS = {POSTED: "Posted", UNDER_REVIEW: "Under review", CERTIFIED: "Delayed (certification)", DUE: "Due",
+                   NOT_YET_DUE: "Not yet due", NOT_APPLICABLE: "Not applicable"}
+
 FINAL_RULE = "2017-01-18"  # primary completions on or after this day fall under the Final Rule
 YEAR_DAYS = 365  # results are due one year after the primary completion date...
 GRACE_DAYS = 30  # ...and counted due once 30 more days (the registry's review and posting) have passed

@@ -27,13 +27,15 @@ class Dimension(str, Enum):
     start_year = "start-year"
     country = "country"
     condition = "condition"
+    results = "results"
 
 
 def status_report(
     topic: TopicArgument = None,
     by: Annotated[Optional[Dimension], typer.Option(
-        "--by", help="Cross-tabulate status against phase, study-type, sponsor-class, sponsor, start-year, country "
-        "or condition.", show_default=False)] = None,
+        "--by", help="Cross-tabulate status against phase, study-type, sponsor-class, sponsor, start-year, country, "
+        "condition or results (posted, under review, delayed, due, not yet due, not applicable).",
+        show_default=False)] = None,
     every: Annotated[bool, typer.Option("--all", help="One line per stored topic.")] = False,
     as_of: AsOfOption = None,
     chart: ChartOption = False,
@@ -65,7 +67,8 @@ def status_report(
             emit(render_breakdown(breakdown(conn, name, by.value), fmt))
             return
         with topic_as_of(conn, name, moment) as pull:
-            emit(render_breakdown({**breakdown(conn, name, by.value), "as_of": pull["finished_at"]}, fmt))
+            found = breakdown(conn, name, by.value, today=pull["finished_at"][:10])
+            emit(render_breakdown({**found, "as_of": pull["finished_at"]}, fmt))
         return
     report = reports.status_report(conn, name, as_of=moment)
     trend = reports.history(conn, name, last=TREND_PULLS, finished_by=moment)

@@ -15,7 +15,7 @@ from ..vocab import plural
 from .completion import complete_status
 from .options import (
     ApiUrlOption, AsOfOption, DbOption, FormatOption, StudyFormat, TopicArgument, api_client, db_path, emit, err, finite,
-    read_db, resolve_format, topic_name,
+    not_both, read_db, resolve_format, topic_name,
 )
 
 
@@ -37,6 +37,7 @@ class Sort(str, Enum):
     enrollment = "enrollment"
     distance = "distance"
     relevance = "relevance"
+    overdue = "overdue"
 
 
 def _many(values: list[str] | None, read, option: str) -> list[str]:
@@ -85,6 +86,12 @@ def list_command(
                                                           show_default=False)] = None,
     has_results: Annotated[Optional[bool], typer.Option("--has-results/--no-results", help="Has posted results, or not.",
                                                         show_default=False)] = None,
+    results_due: Annotated[bool, typer.Option("--results-due", help="Owes results that are overdue, by trialsync's "
+                                              "reading of FDAAA 801 (see the README; not a legal determination), "
+                                              "most overdue first.")] = False,
+    results_posted_since: Annotated[Optional[str], typer.Option(
+        "--results-posted-since", help="Results first posted on or after this date (YYYY[-MM[-DD]]).",
+        show_default=False)] = None,
     changed_since: Annotated[Optional[str], typer.Option(
         "--changed-since", help="Posted an update on or after this date (YYYY-MM-DD).", show_default=False)] = None,
     search: Annotated[Optional[str], typer.Option(
@@ -115,6 +122,8 @@ def list_command(
         raise UsageError("--sort distance needs --near")
     if sort is Sort.relevance and search is None:
         raise UsageError("--sort relevance needs --search")
+    if sort is Sort.overdue and not results_due:
+        raise UsageError("--sort overdue needs --results-due")
     within_km, written_in = parse_distance(within) if within is not None else (None, "km")
     unit = units.value if units else written_in
     if search is not None and as_of is not None:
@@ -132,7 +141,10 @@ def list_command(
         healthy_volunteers=healthy_volunteers,
         started_after=read_day(started_after, "--started-after") if started_after is not None else None,
         started_before=read_day(started_before, "--started-before") if started_before is not None else None,
-        has_results=has_results,
+        has_results=has_results, results_due=results_due,
+        results_posted_since=(read_day(results_posted_since, "--results-posted-since")
+                              if results_posted_since is not None else None),
+        today=moment[:10] if moment else None,
         changed_since=read_day(changed_since, "--changed-since") if changed_since is not None else None,
         search=search, sort=sort.value if sort else None, limit=limit)
     query.site_statuses = sites_that_count(query.statuses, _many(site_status, vocab.read_status, "--site-status"))
@@ -147,6 +159,8 @@ def list_command(
             rows = list_studies(conn, name, query)
     where = _near_heading(query, unit)
     statuses = f" ({', '.join(status_label(s).lower() for s in query.statuses)})" if query.statuses else ""
+    if results_due:
+        statuses += " owing overdue results"
     count = f"The first {len(rows)}" if limit is not None and len(rows) == limit else str(len(rows))
     title = f"{count} {'study' if len(rows) == 1 else 'studies'} of {name}{statuses}{where}" + (
         f", as of {moment}" if moment else "") + "."
@@ -183,6 +197,8 @@ def show(
     sites: Annotated[str, typer.Option("--sites", help="How many sites to print: a number, or all.")] = "10",
     fetch: Annotated[bool, typer.Option("--fetch", help="Fetch the study from the API when it is not stored "
                                         "(it is shown, not stored).")] = False,
+    results: Annotated[bool, typer.Option("--results", help="Every outcome measure, analysis and adverse event "
+                                          "of its results, not only the primary outcomes and serious events.")] = False,
     api_url: ApiUrlOption = None,
     db: DbOption = None,
     fmt: Annotated[Optional[StudyFormat], typer.Option(
@@ -191,6 +207,7 @@ def show(
     """Show one study for a person: status, eligibility, sites, contacts, links, changes. Example: trialsync show NCT04042844"""
     from ..errors import NotFound
     from ..ids import is_nct_id
+    from ..reports.results import results_of_rows, study_results
     from ..reports.studies import facts_from_rows, resolve_place, sites_by_distance, study_facts, study_raw
     from ..render.studies import render_study
     from ..transform import study_rows
@@ -205,6 +222,7 @@ def show(
             conn = read_db(db)
             facts = study_facts(conn, wanted)
             raw = study_raw(conn, wanted)
+            facts["results"] = study_results(conn, wanted)
         except NotFound:
             if not fetch:
                 raise
@@ -216,13 +234,15 @@ def show(
 
         record = api_client(api_url, rate=DEFAULT_RATE).study(wanted)
         raw = orjson.dumps(record).decode()
-        facts = facts_from_rows(study_rows(record), record)
+        rows = study_rows(record)
+        facts = facts_from_rows(rows, record)
+        facts["results"] = results_of_rows(rows)
     if fmt is StudyFormat.json:
         sys.stdout.write(raw + "\n")
         return
     if near is not None:
         facts["locations"] = sites_by_distance(facts["locations"], resolve_place(conn, near))
-    emit(render_study(facts, resolve_format(fmt), sites_limit=sites_limit))
+    emit(render_study(facts, resolve_format(fmt), sites_limit=sites_limit, all_results=results))
 
 
 def _sites_limit(text: str) -> int | None:
@@ -247,8 +267,12 @@ def export(
     fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="csv, json or nl (JSON lines).")] = ExportFormat.csv,
     raw: Annotated[bool, typer.Option("--raw", help="The raw records as a ctg-studies.json array, which "
                                       "`trialsync import` reads back.")] = False,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file; - or nothing means standard output.",
-                                                   dir_okay=False, show_default=False)] = None,
+    results: Annotated[bool, typer.Option("--results", help="The results tables instead: with csv, one file per "
+                                          "table in the folder -o names; with json, one document; with nl, one "
+                                          "row a line.")] = False,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file (with --results "
+                                                   "--format csv: this folder); - or nothing means standard output.",
+                                                   show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the --output file if it exists.")] = False,
     db: DbOption = None,
 ) -> None:
@@ -258,7 +282,11 @@ def export(
     from ..store.db import database_files
     from .streams import output_file
 
+    not_both(raw=raw, results=results)
     output = output_file(output)
+    if results:
+        _export_results(topic, fmt.value, output, force, db)
+        return
     if output is not None:
         check_export_target(output, force, database_files(db_path(db)))
     conn = read_db(db)
@@ -270,3 +298,30 @@ def export(
     count = write_export_file(output, items, kind)
     err(f"wrote {plural(count, 'study', 'studies')} of {name} to {output}")
 
+
+
+def _export_results(topic: str | None, kind: str, output: Path | None, force: bool, db: Path | None) -> None:
+    """``export --results``: the topic's results tables, as CSV files in a folder or one JSON document."""
+    from ..reports.results import export_results
+    from ..render.export import check_export_target, write_results_export, write_results_folder, write_whole
+    from ..store.db import database_files
+
+    protected = database_files(db_path(db))
+    if kind == "csv":
+        if output is None:
+            raise UsageError("export --results --format csv writes one CSV file per table: name a folder with -o "
+                             "(or use --format json)")
+        conn = read_db(db)
+        name = topic_name(conn, topic)
+        count = write_results_folder(output, export_results(conn, name), force, protected)
+        err(f"wrote {plural(count, 'row')} of the results of {name} to {output} (one CSV file per table)")
+        return
+    if output is not None:
+        check_export_target(output, force, protected)
+    conn = read_db(db)
+    name = topic_name(conn, topic)
+    if output is None:
+        write_results_export(export_results(conn, name), kind, sys.stdout)
+        return
+    count = write_whole(output, lambda out: write_results_export(export_results(conn, name), kind, out))
+    err(f"wrote {plural(count, 'row')} of the results of {name} to {output}")

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from .tables import Column, rows_as, shorten, terminal_width
 from .visible import visible
 from ..change_kinds import (
-    ADDED, JOINING, LEFT, MEMBERSHIP, REFERENCE_ADDED, SEARCH_CHANGED, SITE_STATUS, STATUS_FIELDS, WARNING,
+    ADDED, JOINING, LEFT, MEMBERSHIP, REFERENCE_ADDED, RESULTS_DUE, RESULTS_POSTED, SEARCH_CHANGED, SITE_STATUS,
+    STATUS_FIELDS, WARNING,
 )
 from .words import describe_change, plural
 
@@ -84,8 +85,8 @@ def import_summary(result, source: str) -> str:
                    f"({counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged{older})")
 
 
-_GROUPS = ("New studies", "Status changes", "Left the topic", "Back in the topic", "Dates", "Sites", "Publications",
-           "Other changes", "Warnings")
+_GROUPS = ("New studies", "Status changes", "Left the topic", "Back in the topic", "Results", "Dates", "Sites",
+           "Publications", "Other changes", "Warnings")
 
 
 def names_in_words(names: Sequence[str]) -> str:
@@ -139,6 +140,8 @@ def render_digest(topic: str, changes: Sequence[dict], topics: Sequence[str] | N
             key = "Warnings"
         elif field in STATUS_FIELDS - {SITE_STATUS} or field == "why_stopped":
             key = "Status changes"
+        elif field in (RESULTS_DUE, RESULTS_POSTED):
+            key = "Results"
         elif field.endswith("_date") or field.endswith("_date_type"):
             key = "Dates"
         elif field.startswith("site_"):

@@ -47,6 +47,58 @@ def write_export(items: Iterable, kind: str, out: TextIO) -> int:
     return count
 
 
+def write_results_export(tables: Iterable[tuple[str, list[str], Iterable[tuple]]], kind: str, out: TextIO) -> int:
+    """Write results tables (``(table, columns, rows)`` each) to ``out``: ``json``, one document mapping each
+    table to its rows as objects; ``nl``, one object per row with its ``table``. Returns how many rows."""
+    count = 0
+    if kind == "nl":
+        for table, columns, rows in tables:
+            for row in rows:
+                out.write(orjson.dumps({"table": table, **dict(zip(columns, row))}).decode() + "\n")
+                count += 1
+        return count
+    out.write("{")
+    for index, (table, columns, rows) in enumerate(tables):
+        out.write(f"{',' if index else ''}\n{orjson.dumps(table).decode()}: [")
+        first = True
+        for row in rows:
+            out.write(("\n" if first else ",\n") + orjson.dumps(dict(zip(columns, row))).decode())
+            first = False
+            count += 1
+        out.write("\n]" if not first else "]")
+    out.write("\n}\n")
+    return count
+
+
+def write_results_folder(folder: Path, tables: Iterable[tuple[str, list[str], Iterable[tuple]]], force: bool,
+                         protected: Iterable[Path] = ()) -> int:
+    """Write each results table as ``folder/<table>.csv`` (the folder is made when missing), each file whole
+    or not at all; a file there is replaced only with ``force``. Returns how many rows in all."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder; --results --format csv writes one CSV file per table into one")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot make folder {folder}: {exc.strerror or exc}") from None
+    protected = list(protected)
+    count = 0
+    for table, columns, rows in tables:
+        target = folder / f"{table}.csv"
+        check_export_target(target, force, protected)
+        count += write_whole(target, lambda out, columns=columns, rows=rows: _write_csv_rows(out, columns, rows))
+    return count
+
+
+def _write_csv_rows(out: TextIO, columns: list[str], rows: Iterable[tuple]) -> int:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    count = 0
+    for row in rows:
+        writer.writerow([csv_value(value) for value in row])
+        count += 1
+    return count
+
+
 def check_export_target(output: Path, force: bool, protected: Iterable[Path] = ()) -> None:
     """UsageError unless ``output`` can take an export: a new file, an existing one with ``force``, or a
     device or pipe (``/dev/stdout``, a FIFO), which is written where it is and never replaced. A file of

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..results_rule import CATEGORY_LABELS
 from ..statuses import status_label, status_sort_key
 from ..vocab import PHASE_LABELS, SPONSOR_CLASS_LABELS, STUDY_TYPE_LABELS, label
 from .charts import bar_chart, bar_chart_rich, sparkline, trend_chart, trend_chart_rich
@@ -130,7 +131,8 @@ def _as_of_line(report: dict) -> str:
     return f"Data as of {report['as_of']} (last successful pull or import{api})."
 
 
-_VALUE_LABELS = {"phase": PHASE_LABELS, "study-type": STUDY_TYPE_LABELS, "sponsor-class": SPONSOR_CLASS_LABELS}
+_VALUE_LABELS = {"phase": PHASE_LABELS, "study-type": STUDY_TYPE_LABELS, "sponsor-class": SPONSOR_CLASS_LABELS,
+                 "results": CATEGORY_LABELS}
 
 
 def _status_columns(statuses: list[str], rows: list[dict], fixed: list[Column], fmt: str) -> tuple[list[str], list[dict]]:
@@ -178,7 +180,7 @@ def render_breakdown(report: dict, fmt: str) -> list:
         flat = [_flat(row, statuses) for row in report["rows"]]
         return rows_as(flat, [Column("value", "value"), Column("total", "total")] + [Column(s, s) for s in statuses], fmt)
     header = {"phase": "Phase", "study-type": "Study type", "sponsor-class": "Sponsor class", "sponsor": "Lead sponsor",
-              "start-year": "Start year", "country": "Country", "condition": "Condition"}[by]
+              "start-year": "Start year", "country": "Country", "condition": "Condition", "results": "Results"}[by]
     fixed = [Column("shown", header, flex=True, min_width=16), Column("total", "Studies", numeric=True)]
     shown, flat = _status_columns(statuses, rows, fixed, fmt)
     columns = fixed + [Column(s, STATUS_HEADERS.get(s, s) if s != OTHER else "Other", numeric=True) for s in shown]

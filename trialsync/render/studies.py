@@ -12,11 +12,15 @@ from ..statuses import status_label
 from ..vocab import DATE_TYPE_LABELS, PHASE_LABELS, SEX_LABELS, SPONSOR_CLASS_LABELS, STUDY_TYPE_LABELS, label, phases_label
 from .tables import Column, rows_as, sentence, terminal_width
 from .visible import visible, visible_lines
+from .results import obligation_line, render_results
 from .words import describe_change
 
 LIST_JSON_KEYS = ("nct_id", "brief_title", "overall_status", "last_known_status", "phases", "study_type", "start_date",
                   "last_update_posted", "enrollment_count", "lead_sponsor", "lead_sponsor_class", "has_results", "url")
 
+
+# What list --results-due adds to each study: its due date, days overdue and the registry's FDAAA 801 flag.
+DUE_KEYS = ("results_due_date", "days_overdue", "fdaaa801_violation")
 
 _PHASE_WORDS = {"EARLY_PHASE1": "Early 1", "PHASE1": "1", "PHASE2": "2", "PHASE3": "3", "PHASE4": "4", "NA": "N/A"}
 
@@ -54,19 +58,21 @@ def render_study_list(rows: Sequence[dict], fmt: str, title: str | None = None, 
     lines carry the API's own values, each study's URL, ``distance_km`` and ``nearest_site`` (with its
     contact); CSV flattens the site into ``nearest_site_*`` columns."""
     near = bool(rows) and "nearest_site" in rows[0]
+    due = bool(rows) and "days_overdue" in rows[0]
+    due_keys = DUE_KEYS if due else ()
     if fmt in ("json", "nl"):
-        keys = LIST_JSON_KEYS + (("distance_km", "nearest_site") if near else ())
+        keys = LIST_JSON_KEYS + due_keys + (("distance_km", "nearest_site") if near else ())
         data = [{k: row.get(k) for k in keys} for row in rows]
         if near and units != "km":
             for item in data:
                 item[f"distance_{units}"] = _rounded(in_units(item["distance_km"], units))
         return rows_as(data, [Column(k, k) for k in keys], fmt, data=data)
     if fmt == "csv":
-        keys = LIST_JSON_KEYS + ((f"distance_{units}",) + tuple(f"nearest_site_{k}" for k in _SITE_CSV_KEYS)
-                                 if near else ())
+        keys = LIST_JSON_KEYS + due_keys + ((f"distance_{units}",) + tuple(f"nearest_site_{k}" for k in _SITE_CSV_KEYS)
+                                            if near else ())
         data = []
         for row in rows:
-            item = {k: row.get(k) for k in LIST_JSON_KEYS}
+            item = {k: row.get(k) for k in LIST_JSON_KEYS + due_keys}
             if near:
                 site = row.get("nearest_site") or {}
                 item[f"distance_{units}"] = _rounded(in_units(row.get("distance_km"), units))
@@ -87,6 +93,12 @@ def render_study_list(rows: Sequence[dict], fmt: str, title: str | None = None, 
                     # give way first
                     Column("nearest_site", "Nearest site", show=_nearest_site_cell, flex=True,
                            min_width=24 if terminal_width() >= 80 else 16),
+                    Column("lead_sponsor", "Lead sponsor", flex=True, min_width=16, drop=9)]
+    elif due:
+        # how long overdue first, so that narrowing the table drops the phase and the start before it
+        columns[1:1] = [Column("days_overdue", "Overdue", numeric=True, show=lambda d: f"{d} d"),
+                        Column("results_due_date", "Due", drop=6)]
+        columns += [title_column, Column("fdaaa801_violation", "Flag", show=lambda v: "FDAAA" if v else "", drop=7),
                     Column("lead_sponsor", "Lead sponsor", flex=True, min_width=16, drop=9)]
     else:
         columns += [title_column, Column("lead_sponsor", "Lead sponsor", flex=True, min_width=16, drop=9)]
@@ -131,9 +143,10 @@ def _contact_line(contact: dict) -> str:
     return " · ".join(p for p in (contact.get("name"), contact.get("phone"), contact.get("email")) if p)
 
 
-def render_study(facts: dict, fmt: str, sites_limit: int | None = 10) -> list:
-    """One study for a person: labels instead of codes, eligibility, summary, sites (nearest first when
-    distances are known), contacts, links, and its change history. ``sites_limit`` None prints every site."""
+def render_study(facts: dict, fmt: str, sites_limit: int | None = 10, all_results: bool = False) -> list:
+    """One study for a person: labels instead of codes, eligibility, summary, results (``facts["results"]``,
+    in short, or every outcome and event with ``all_results``), sites (nearest first when distances are
+    known), contacts, links, and its change history. ``sites_limit`` None prints every site."""
     nct_id = facts["nct_id"]
     status = status_label(facts["overall_status"]) + (
         f" (last known: {status_label(facts['last_known_status'])})" if facts.get("last_known_status") else "")
@@ -160,6 +173,7 @@ def render_study(facts: dict, fmt: str, sites_limit: int | None = 10) -> list:
         ("Completion", _date(facts, "completion_date")),
         ("First posted", facts.get("first_posted")), ("Last update posted", facts.get("last_update_posted")),
         ("Results first posted", facts.get("results_first_posted")),
+        ("Results owed", obligation_line(facts["results"]) if facts.get("results") else None),
         ("Lead sponsor", sponsor),
         ("Collaborators", "; ".join(s["name"] for s in facts.get("sponsors", []) if s["role"] == "collaborator")),
         ("Conditions", "; ".join(c["condition"] for c in facts.get("conditions", []))),
@@ -186,6 +200,8 @@ def render_study(facts: dict, fmt: str, sites_limit: int | None = 10) -> list:
     blocks = ["\n".join(lines)]
     if facts.get("brief_summary"):
         blocks.append("Summary:\n" + _paragraphs(facts["brief_summary"], width))
+    if facts.get("results") and facts["results"].get("posted"):
+        blocks.append(render_results(facts["results"], width, all_results))
     if sites:
         shown = sites if sites_limit is None else sites[:sites_limit]
         more = f"\n  ... and {len(sites) - len(shown)} more" if len(sites) > len(shown) else ""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..change_kinds import (  # noqa: F401 (FIELD_NAMES, STATUS_FIELDS: render reads them here too)
-    ADDED, DATE_TYPE_FIELDS, FIELD_NAMES, LEFT, MEMBERSHIP, PRESENT, REFERENCE_ADDED, SITE_ADDED, SITE_REMOVED,
-    STATUS_FIELDS, WARNING,
+    ADDED, DATE_TYPE_FIELDS, FIELD_NAMES, LEFT, MEMBERSHIP, PRESENT, REFERENCE_ADDED, RESULTS_DUE, RESULTS_POSTED,
+    SITE_ADDED, SITE_REMOVED, STATUS_FIELDS, WARNING,
 )
 from ..statuses import status_label
 from ..vocab import DATE_TYPE_LABELS, PHASE_LABELS, label, plural  # noqa: F401 (plural: used by render)
@@ -48,6 +48,11 @@ def _describe_change(change: dict, name_topic: bool) -> str:
     if field == REFERENCE_ADDED:
         what = f"PMID {item}" if item and item.isdigit() else item
         return f"{nct_id} publication added: {what}" + (f" ({str(change['new']).lower()})" if change["new"] else "")
+    if field == RESULTS_DUE:
+        return (f"{nct_id} results due since {change['new']}: none posted or submitted a year after the primary "
+                "completion (FDAAA 801, as trialsync reads it)")
+    if field == RESULTS_POSTED and change["old"] is None and change["new"] is not None:
+        return f"{nct_id} results posted on {change['new']}"
     name = FIELD_NAMES.get(field, field)
     if field in DATE_TYPE_FIELDS:
         return f"{nct_id} {name}: {show_value(field, change['old'])} -> {show_value(field, change['new'])}"

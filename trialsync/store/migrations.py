@@ -908,16 +908,32 @@ _LISTS = (
 )
 
 
-def odd_records(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-    """(NCT id, field) of each stored record with a list of another shape than the API's spec gives (an object
-    where a list belongs, strings where objects belong): what is derived from that field is left empty."""
+# The lists of a record's results that migration 7 derives tables from; a release before it stored a record
+# whatever its results held.
+_RESULT_LISTS = tuple((f"resultsSection.{path}", "object") for path in (
+    "participantFlowModule.groups", "participantFlowModule.periods", "baselineCharacteristicsModule.groups",
+    "baselineCharacteristicsModule.denoms", "baselineCharacteristicsModule.measures",
+    "outcomeMeasuresModule.outcomeMeasures", "adverseEventsModule.eventGroups", "adverseEventsModule.seriousEvents",
+    "adverseEventsModule.otherEvents"))
+
+
+def _odd_lists(conn: sqlite3.Connection, lists: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    """(NCT id, path) of each stored record whose list at a path of ``lists`` is not a list of the item type
+    given beside it."""
     found = []
-    for path, item in _LISTS:
+    for path, item in lists:
         json_path = f"$.{path}"
         found += [(row[0], path) for row in conn.execute(f"""
             SELECT nct_id FROM studies
             WHERE json_type(raw, '{json_path}') NOT IN ('null') AND (json_type(raw, '{json_path}') <> 'array'
                 OR EXISTS (SELECT 1 FROM json_each(raw, '{json_path}') x WHERE x.type <> '{item}'))""")]
+    return found
+
+
+def odd_records(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(NCT id, field) of each stored record with a list of another shape than the API's spec gives (an object
+    where a list belongs, strings where objects belong): what is derived from that field is left empty."""
+    found = _odd_lists(conn, _LISTS)
     locations = f"{_P}.contactsLocationsModule.locations"
     found += [(row[0], "protocolSection.contactsLocationsModule.locations.contacts") for row in conn.execute(f"""
         SELECT DISTINCT s.nct_id FROM studies s, json_each(s.raw, '{locations}') l
@@ -926,15 +942,22 @@ def odd_records(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     return sorted(set(found))
 
 
+def odd_results(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(NCT id, field) of each stored record whose results hold a list of another shape than the API's spec
+    gives: the results tables derived from that field are left empty."""
+    return sorted(set(_odd_lists(conn, _RESULT_LISTS)))
+
+
 def migrate(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     """Apply every pending migration and stamp the schema version, all in one transaction. Harmless twice.
 
-    Returns (NCT id, field) of each stored record whose field had a shape nothing could be derived from, when
-    this upgrade derived tables from the records (from a schema before 3); else nothing."""
+    Returns (NCT id, field) of each stored record whose field had a shape nothing could be derived from, of the
+    fields this upgrade derived tables from (the protocol's lists from a schema before 3, the results' from a
+    schema before 7); else nothing."""
     with transaction(conn):
         before = conn.execute("PRAGMA user_version").fetchone()[0]
         migrations.apply(Database(conn, execute_plugins=False))
         applied = len(migrations.applied(Database(conn, execute_plugins=False)))
         assert applied == SCHEMA_VERSION, f"{applied} migrations applied, schema version is {SCHEMA_VERSION}"
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        return odd_records(conn) if before < 3 else []
+        return sorted(set((odd_records(conn) if before < 3 else []) + (odd_results(conn) if before < 7 else [])))

@@ -1,0 +1,428 @@
+"""Results: the tables derived from each record's resultsSection (AACT's model), the rule for results that are
+due, and where people see them (show, list, status-report --by results, export --results, the digest).
+
+Every record with results in the shared set (95: tests/fixtures/results and 9 in tests/fixtures/studies) is
+used; records with dates moved around the rule's boundaries are built here from real ones."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sqlite3
+from datetime import date, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from conftest import FIXTURES, fixture_record, import_as
+from fakeapi import Corpus, FakeApi
+from trialsync.results_rule import category
+from trialsync.transform import RESULT_COLUMNS, study_rows
+
+TODAY = date.today()
+
+
+def results_records() -> list[dict]:
+    """Every recorded record with results, by NCT id."""
+    paths = sorted(FIXTURES.joinpath("results").glob("NCT*.json"))
+    paths += [p for p in sorted(FIXTURES.joinpath("studies").glob("NCT*.json")) if b'"resultsSection"' in p.read_bytes()]
+    return sorted((orjson.loads(p.read_bytes()) for p in paths), key=lambda r: r["protocolSection"]["identificationModule"]["nctId"])
+
+
+def record_of(nct_id: str) -> dict:
+    for folder in ("results", "studies"):
+        path = FIXTURES / folder / f"{nct_id}.json"
+        if path.exists():
+            return orjson.loads(path.read_bytes())
+    raise KeyError(nct_id)
+
+
+def items_in(record: dict) -> dict[str, int]:
+    """How many rows each results table should hold for ``record``, counted from its resultsSection by hand."""
+    results = record.get("resultsSection", {})
+    flow = results.get("participantFlowModule", {})
+    baseline = results.get("baselineCharacteristicsModule", {})
+    outcomes = results.get("outcomeMeasuresModule", {}).get("outcomeMeasures", [])
+    events = results.get("adverseEventsModule", {})
+
+    def measurements(measure):
+        return sum(len(cat.get("measurements", [])) for cls in measure.get("classes", []) for cat in cls.get("categories", []))
+
+    totals = 0
+    for group in events.get("eventGroups", []):
+        for kind in ("serious", "other", "deaths"):
+            totals += group.get(f"{kind}NumAffected") is not None or group.get(f"{kind}NumAtRisk") is not None
+    return {
+        "result_groups": len(flow.get("groups", [])) + len(baseline.get("groups", []))
+        + sum(len(o.get("groups", [])) for o in outcomes) + len(events.get("eventGroups", [])),
+        "milestones": sum(len(m.get("achievements", [])) for p in flow.get("periods", []) for m in p.get("milestones", [])),
+        "drop_withdrawals": sum(len(d.get("reasons", [])) for p in flow.get("periods", [])
+                                for d in p.get("dropWithdraws", [])),
+        "baseline_counts": sum(len(d.get("counts", [])) for d in baseline.get("denoms", [])),
+        "baseline_measurements": sum(measurements(m) for m in baseline.get("measures", [])),
+        "outcomes": len(outcomes),
+        "outcome_counts": sum(len(d.get("counts", [])) for o in outcomes for d in o.get("denoms", [])),
+        "outcome_measurements": sum(measurements(o) for o in outcomes),
+        "outcome_analyses": sum(len(o.get("analyses", [])) for o in outcomes),
+        "reported_events": sum(len(e.get("stats", [])) for kind in ("seriousEvents", "otherEvents")
+                               for e in events.get(kind, [])),
+        "reported_event_totals": totals,
+        "result_contacts": int(results.get("moreInfoModule", {}).get("pointOfContact") is not None),
+    }
+
+
+@pytest.fixture(scope="module")
+def results_db(tmp_path_factory) -> Path:
+    """Every record with results (and every other fixture record), imported into one database."""
+    from trialsync.store import open_for_writing
+    from trialsync.sync.files import import_records
+
+    path = tmp_path_factory.mktemp("results") / "results.db"
+    records = results_records() + [r for r in (orjson.loads(p.read_bytes()) for p in
+                                               sorted(FIXTURES.joinpath("studies").glob("NCT*.json")))
+                                   if "resultsSection" not in r]
+    with open_for_writing(path) as conn:
+        import_records(conn, records, "all", "fixtures")
+    return path
+
+
+def rows_of(path: Path, sql: str, params=()) -> list[tuple]:
+    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def test_every_record_with_results_gives_one_row_per_item_of_each_results_module(results_db):
+    records = results_records()
+    assert len(records) == 95
+    for table in RESULT_COLUMNS:
+        stored = dict(rows_of(results_db, f"SELECT nct_id, count(*) FROM {table} GROUP BY nct_id"))
+        for record in records:
+            nct_id = record["protocolSection"]["identificationModule"]["nctId"]
+            assert stored.get(nct_id, 0) == items_in(record)[table], (nct_id, table)
+        # nothing for studies without results
+        assert set(stored) <= {r["protocolSection"]["identificationModule"]["nctId"] for r in records}, table
+    assert rows_of(results_db, "SELECT count(*) FROM reported_events")[0][0] == 13977
+    assert rows_of(results_db, "SELECT count(*) FROM outcome_measurements")[0][0] == 6110
+
+
+def test_values_follow_aacts_mapping_of_the_same_fields(results_db):
+    """NCT02210780 (dupilumab and vaccine responses), column by column as AACT maps the API's fields."""
+    def one(sql):
+        found = rows_of(results_db, sql + " AND nct_id = 'NCT02210780'")
+        assert len(found) == 1, sql
+        return found[0]
+
+    record = record_of("NCT02210780")["resultsSection"]
+    first = record["outcomeMeasuresModule"]["outcomeMeasures"][0]
+    assert one("SELECT outcome_type, title, time_frame, units, param_type, population, reporting_status FROM outcomes "
+               "WHERE seq = 0") == (
+        "PRIMARY", first["title"], "Week 16", "Percentage of participants", "NUMBER", first["populationDescription"],
+        "POSTED")
+    assert one("SELECT ctgov_group_code, param_value, param_value_num, classification, category "
+               "FROM outcome_measurements WHERE outcome_seq = 0 AND seq = 0") == ("OG000", "83.7", 83.7, None, None)
+    assert one("SELECT count FROM outcome_counts WHERE outcome_seq = 0 AND ctgov_group_code = 'OG000'") == (92,)
+    assert one("SELECT result_type, title FROM result_groups WHERE outcome_seq = 0 AND ctgov_group_code = 'OG001'") == (
+        "Outcome", "Dupilumab 300 mg qw")
+    # AACT splits a p-value as sent into its modifier and its number, and keeps the method
+    iga = one("SELECT seq FROM outcomes WHERE title LIKE 'Percentage of Participants Achieving an Investigator%'")[0]
+    assert one(f"SELECT p_value_raw, p_value_modifier, p_value, method, groups FROM outcome_analyses "
+               f"WHERE outcome_seq = {iga}") == ("<0.0001", "<", 0.0001, "Cochran-Mantel-Haenszel", "OG000,OG001")
+    assert one("SELECT period, count FROM milestones WHERE title = 'STARTED' AND ctgov_group_code = 'FG000'") == (
+        "Overall Study", 97)
+    assert one("SELECT count FROM drop_withdrawals WHERE reason = 'Adverse Event' AND ctgov_group_code = 'FG001'") == (5,)
+    assert one("SELECT classification, subjects_affected, subjects_at_risk FROM reported_event_totals "
+               "WHERE event_type = 'serious' AND ctgov_group_code = 'EG001'") == ("Total, serious adverse events", 3, 97)
+    contact = record["moreInfoModule"]["pointOfContact"]
+    assert one("SELECT organization, name, email FROM result_contacts WHERE seq = 0") == (
+        contact["organization"], contact["title"], contact.get("email"))
+    event = record["adverseEventsModule"]["seriousEvents"][0]
+    assert one("SELECT adverse_event_term, organ_system, vocab, assessment, subjects_affected, subjects_at_risk "
+               "FROM reported_events WHERE seq = 0") == (
+        event["term"], event["organSystem"], event.get("sourceVocabulary"), event["assessmentType"],
+        event["stats"][0]["numAffected"], event["stats"][0]["numAtRisk"])
+
+
+def test_numbers_sent_as_text_are_numbers_only_when_plain_decimals():
+    from trialsync.transform.results import as_count, as_number, p_value_parts
+
+    assert [as_number(t) for t in ("12", "-.90", ".05", "30.", "NA", "26,300", "", "-", ".", "1.2.3", "5-", None)] == [
+        12.0, -0.9, 0.05, 30.0, None, None, None, None, None, None, None, None]
+    assert as_number("9" * 400) is None  # past a double's range
+    assert [as_count(t) for t in ("0", "97", "007", "1" * 19, "-1", "1.0", " 1")] == [0, 97, 7, None, None, None, None]
+    assert [p_value_parts(t) for t in ("<0.001", "< 0.0001", "=0.247", "0.575", ">0.1", "NS", None)] == [
+        ("<", 0.001), ("<", 0.0001), ("=", 0.247), (None, 0.575), (">", 0.1), ("NS", None), (None, None)]
+
+
+def test_a_results_field_of_the_wrong_type_is_refused_under_its_own_path():
+    from trialsync.errors import RecordError
+
+    record = record_of("NCT02210780")
+    record["resultsSection"]["adverseEventsModule"]["seriousEvents"][0]["stats"][0]["numAffected"] = "3"
+    with pytest.raises(RecordError, match=r"NCT02210780: resultsSection\.adverseEventsModule\.seriousEvents\.stats\."
+                                          r"numAffected is a string, where the API's spec has an integer"):
+        study_rows(record)
+    record = record_of("NCT02210780")
+    record["resultsSection"]["outcomeMeasuresModule"]["outcomeMeasures"] = {"0": "x"}
+    with pytest.raises(RecordError, match=r"resultsSection\.outcomeMeasuresModule\.outcomeMeasures is an object"):
+        study_rows(record)
+
+
+def test_migration_7_derives_every_record_as_the_live_transform_does(results_db, tmp_path):
+    """The frozen SQL of the upgrade against the live transform, on every record with results and every other
+    fixture record: the database is taken back to schema 6 (results tables, columns and indexes removed) and
+    opened, which upgrades it again."""
+    from trialsync.store import open_for_writing
+
+    path = tmp_path / "again.db"
+    with sqlite3.connect(results_db) as source, sqlite3.connect(path) as copy_:
+        source.backup(copy_)
+    tables = {table: rows_of(path, f"SELECT * FROM {table} ORDER BY nct_id, seq") for table in RESULT_COLUMNS}
+    state = rows_of(path, "SELECT nct_id, results_state, results_due_date, fdaaa801_violation, limitations_and_caveats "
+                          "FROM studies ORDER BY nct_id")
+    assert {row[1] for row in state} == {"posted", "under review", "delayed by certification", "applicable",
+                                          "not applicable"}
+    conn = sqlite3.connect(path, isolation_level=None)
+    for table in [*RESULT_COLUMNS, "results_due_noted"]:
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("DROP INDEX studies_results")
+    conn.execute("DROP INDEX studies_facts")
+    conn.execute("CREATE INDEX studies_facts ON studies (nct_id, overall_status, study_type, lead_sponsor_class, "
+                 "phases, start_date_sort, lead_sponsor)")
+    for column in ("limitations_and_caveats", "results_state", "results_due_date", "fdaaa801_violation"):
+        conn.execute(f"ALTER TABLE studies DROP COLUMN {column}")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm007_results'")
+    conn.execute("PRAGMA user_version = 6")
+    conn.close()
+    with open_for_writing(path):
+        pass
+    for table in RESULT_COLUMNS:
+        assert rows_of(path, f"SELECT * FROM {table} ORDER BY nct_id, seq") == tables[table], table
+    assert rows_of(path, "SELECT nct_id, results_state, results_due_date, fdaaa801_violation, limitations_and_caveats "
+                         "FROM studies ORDER BY nct_id") == state
+    assert rows_of(path, "PRAGMA foreign_key_check") == []
+
+
+# -- the rule ------------------------------------------------------------------------------------------------
+
+def applicable(pcd: str, kind: str = "ACTUAL") -> dict:
+    """NCT04970355 (phase 2, an FDA-regulated drug, exported from the US, no results) with its primary
+    completion moved to ``pcd``."""
+    record = fixture_record("NCT04970355")
+    record["protocolSection"]["statusModule"]["primaryCompletionDateStruct"] = {"date": pcd, "type": kind}
+    return record
+
+
+def days_ago(days: int) -> str:
+    return (TODAY - timedelta(days=days)).isoformat()
+
+
+def category_of(record: dict) -> str:
+    rows = study_rows(record)
+    return category(rows.value("results_state"), rows.value("results_due_date"), TODAY.isoformat())
+
+
+def variants() -> dict[str, tuple[dict, str]]:
+    """Records built from real ones around each edge of the rule, with the category each must get today."""
+    found: dict[str, tuple[dict, str]] = {}
+    for days, expected in ((394, "not yet due"), (395, "not yet due"), (396, "due")):
+        found[f"actual {days} days ago"] = (applicable(days_ago(days)), expected)
+    found["estimated 900 days ago"] = (applicable(days_ago(900), "ESTIMATED"), "not yet due")
+    record = applicable(days_ago(900))
+    record["derivedSection"]["miscInfoModule"]["submissionTracking"] = {
+        "submissionInfos": [{"releaseDate": days_ago(10)}]}
+    found["submitted, under review"] = (record, "under review")
+    record = applicable(days_ago(900))
+    record["derivedSection"]["miscInfoModule"]["submissionTracking"] = {
+        "submissionInfos": [{"releaseDate": days_ago(60), "resetDate": days_ago(30)}]}
+    found["submitted and returned"] = (record, "due")
+    record = applicable(days_ago(900))
+    record["protocolSection"]["statusModule"]["dispFirstSubmitDate"] = days_ago(500)
+    found["certified"] = (record, "delayed by certification")
+    record = applicable(days_ago(900))
+    record["protocolSection"]["designModule"]["phases"] = ["PHASE1"]
+    found["phase 1 only"] = (record, "not applicable")
+    record = applicable(days_ago(900))
+    record["protocolSection"]["designModule"]["phases"] = ["PHASE1", "PHASE2"]
+    found["phase 1 and 2"] = (record, "due")
+    record = applicable(days_ago(900))
+    record["protocolSection"]["oversightModule"]["isUsExport"] = False
+    found["no US site, not exported"] = (record, "not applicable")
+    record = applicable(days_ago(900))
+    record["protocolSection"]["oversightModule"]["isFdaRegulatedDrug"] = False
+    found["not FDA-regulated"] = (record, "not applicable")
+    found["before the Final Rule"] = (applicable("2017-01-17"), "not applicable")
+    found["on the Final Rule's day"] = (applicable("2017-01-18"), "due")
+    record = applicable(days_ago(900))
+    record["hasResults"] = True
+    record["protocolSection"]["statusModule"]["resultsFirstPostDateStruct"] = {"date": days_ago(30), "type": "ACTUAL"}
+    found["results posted"] = (record, "posted")
+    record = applicable(days_ago(900))
+    record["protocolSection"]["designModule"]["studyType"] = "OBSERVATIONAL"
+    found["observational"] = (record, "not applicable")
+    return found
+
+
+def test_the_rule_around_each_of_its_edges():
+    for name, (record, expected) in variants().items():
+        assert category_of(record) == expected, name
+
+
+def test_a_month_only_completion_counts_as_the_months_last_day():
+    from trialsync.results_rule import period_end
+
+    assert period_end("2024-02") == date(2024, 2, 29) and period_end("2023-12") == date(2023, 12, 31)
+    assert period_end("2024-13") is None and period_end("2024-02-30") is None and period_end("2024") is None
+    # a month that ended 396 days ago is due; one whose last day was 395 days ago is not
+    end = TODAY.replace(day=1) - timedelta(days=1)  # the last day of last month
+    age = (TODAY - end).days
+    month = end.strftime("%Y-%m")
+    assert category(*_state(applicable(month)), (end + timedelta(days=396)).isoformat()) == "due"
+    assert category(*_state(applicable(month)), (end + timedelta(days=395)).isoformat()) == "not yet due"
+    assert age >= 1
+
+
+def _state(record: dict) -> tuple:
+    rows = study_rows(record)
+    return rows.value("results_state"), rows.value("results_due_date")
+
+
+def test_list_results_due_and_the_breakdown_agree_with_the_rule(cli, tmp_path):
+    built = variants()
+    records = []
+    for index, (name, (record, expected)) in enumerate(built.items()):
+        record = copy.deepcopy(record)
+        record["protocolSection"]["identificationModule"]["nctId"] = f"NCT9{index:07d}"  # reserved, never real
+        records.append((record, expected))
+    import_as(cli, tmp_path, [r for r, _ in records], "edges")
+    due = {r["protocolSection"]["identificationModule"]["nctId"] for r, expected in records if expected == "due"}
+    listed = json.loads(cli("list", "edges", "--results-due", "-f", "json").out)
+    assert {row["nct_id"] for row in listed} == due
+    for row in listed:
+        assert row["days_overdue"] == (TODAY - date.fromisoformat(row["results_due_date"])).days
+        assert row["days_overdue"] >= 31 and row["fdaaa801_violation"] is None
+    assert [row["results_due_date"] for row in listed] == sorted(row["results_due_date"] for row in listed)
+    report = json.loads(cli("status-report", "edges", "--by", "results", "-f", "json").out)
+    counts = {row["value"]: row["total"] for row in report["rows"]}
+    expected_counts: dict[str, int] = {}
+    for _, expected in records:
+        expected_counts[expected] = expected_counts.get(expected, 0) + 1
+    assert counts == expected_counts
+    assert [row["value"] for row in report["rows"]] == [c for c in ("posted", "under review", "delayed by certification",
+                                                                     "due", "not yet due", "not applicable")
+                                                        if c in counts]
+    table = cli("list", "edges", "--results-due")
+    assert table.code == 0 and f"{len(due)} studies of edges owing overdue results" in table.out
+    assert cli("list", "edges", "--sort", "overdue").code == 2
+
+
+def test_the_registrys_own_violation_flag_is_shown(cli, tmp_path):
+    record = applicable(days_ago(900))
+    record["protocolSection"]["oversightModule"]["fdaaa801Violation"] = True
+    import_as(cli, tmp_path, [record], "flagged")
+    listed = json.loads(cli("list", "flagged", "--results-due", "-f", "json").out)
+    assert [(row["nct_id"], row["fdaaa801_violation"]) for row in listed] == [("NCT04970355", True)]
+    shown = cli("show", "NCT04970355")
+    assert "the registry flags an FDAAA 801 violation" in shown.out
+    assert f"due since {(TODAY - timedelta(days=900 - 365)).isoformat()}" in shown.out
+
+
+# -- where people see results ------------------------------------------------------------------------------
+
+def test_show_prints_the_primary_outcomes_with_their_values_and_results_prints_every_outcome(cli, tmp_path):
+    import_as(cli, tmp_path, [record_of("NCT02210780")], "dupilumab")
+    short = cli("show", "NCT02210780")
+    assert short.code == 0, short
+    assert "Placebo qw: 97 started, 92 completed" in short.out
+    assert "Placebo qw (n=92): 83.7 Percentage of participants" in short.out
+    assert "Dupilumab 300 mg qw: 3 of 97 (3.1%)" in short.out  # serious adverse events
+    assert short.out.count("outcome:") == 1 and "10 more outcome measures" in short.out
+    full = cli("show", "NCT02210780", "--results")
+    assert full.out.count("outcome:") == 11 and "Analysis: p <0.0001; Cochran-Mantel-Haenszel" in full.out
+    assert "Other adverse events:" in full.out
+
+
+def test_list_results_posted_since(cli, tmp_path):
+    records = [record_of(n) for n in ("NCT02210780", "NCT04326231", "NCT00329836")]
+    import_as(cli, tmp_path, records, "posted")
+    posted = {r["protocolSection"]["identificationModule"]["nctId"]:
+              r["protocolSection"]["statusModule"]["resultsFirstPostDateStruct"]["date"] for r in records}
+    cutoff = sorted(posted.values())[1]
+    listed = json.loads(cli("list", "posted", "--results-posted-since", cutoff, "-f", "json").out)
+    assert {row["nct_id"] for row in listed} == {n for n, d in posted.items() if d >= cutoff}
+    assert cli("list", "posted", "--results-posted-since", "yesterday").code == 2
+
+
+def test_export_results_writes_one_csv_file_per_table_or_one_json_document(cli, tmp_path):
+    records = [record_of(n) for n in ("NCT02210780", "NCT04326231")]
+    import_as(cli, tmp_path, records, "exported")
+    expected = {table: sum(items_in(r)[table] for r in records) for table in RESULT_COLUMNS}
+    folder = tmp_path / "results"
+    done = cli("export", "exported", "--results", "-o", str(folder))
+    assert done.code == 0, done
+    import csv
+
+    for table, count in expected.items():
+        with open(folder / f"{table}.csv", newline="") as handle:
+            rows = list(csv.reader(handle))
+        assert rows[0] == ["nct_id", "seq", *RESULT_COLUMNS[table]]
+        assert len(rows) - 1 == count, table
+    document = json.loads(cli("export", "exported", "--results", "-f", "json").out)
+    assert {table: len(rows) for table, rows in document.items()} == expected
+    lines = cli("export", "exported", "--results", "-f", "nl").out.splitlines()
+    assert len(lines) == sum(expected.values()) and json.loads(lines[0])["table"] == "result_groups"
+    # refused: CSV without a folder; a folder with files there without --force; the database itself
+    assert cli("export", "exported", "--results").code == 2
+    assert cli("export", "exported", "--results", "-o", str(folder)).code == 2
+    assert cli("export", "exported", "--results", "-o", str(folder), "--force").code == 0
+    db = tmp_path / "cli.db"
+    before = db.read_bytes()
+    assert cli("export", "exported", "--results", "-f", "json", "-o", str(db), "--force").code == 2
+    assert db.read_bytes() == before
+    assert cli("export", "exported", "--results", "--raw").code == 2
+
+
+def test_the_digest_says_results_became_due_and_were_posted_once_each(cli):
+    record = applicable(days_ago(900), "ESTIMATED")
+    status = record["protocolSection"]["statusModule"]
+    status["lastUpdatePostDateStruct"]["date"] = "2026-11-01"
+    with FakeApi(Corpus([record]), data_timestamp="2026-11-02T09:00:00") as server:
+        assert cli("topics", "add", "owed", "--condition", "anything").code == 0
+        first = cli("pull", "owed", "--api-url", server.url, "--quiet")
+        assert first.code == 0 and "results due" not in first.out
+        # the primary completion becomes actual, 900 days ago: results are due
+        later = copy.deepcopy(record)
+        later["protocolSection"]["statusModule"]["primaryCompletionDateStruct"]["type"] = "ACTUAL"
+        later["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"] = "2026-11-03"
+        server.corpus.put(later)
+        server.data_timestamp = "2026-11-03T09:00:00"
+        second = cli("pull", "owed", "--api-url", server.url, "--quiet")
+        due_since = (TODAY - timedelta(days=900 - 365)).isoformat()
+        assert second.out.count(f"NCT04970355 results due since {due_since}") == 1, second.out
+        assert "Results:" in second.out
+        server.data_timestamp = "2026-11-04T09:00:00"
+        third = cli("pull", "owed", "--api-url", server.url, "--quiet")
+        assert "results due" not in third.out
+        # results are posted
+        posted = copy.deepcopy(later)
+        posted["hasResults"] = True
+        posted["protocolSection"]["statusModule"]["resultsFirstPostDateStruct"] = {"date": "2026-11-05", "type": "ACTUAL"}
+        posted["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"] = "2026-11-05"
+        server.corpus.put(posted)
+        server.data_timestamp = "2026-11-05T09:00:00"
+        fourth = cli("pull", "owed", "--api-url", server.url, "--quiet")
+        assert fourth.out.count("NCT04970355 results posted on 2026-11-05") == 1, fourth.out
+        server.data_timestamp = "2026-11-06T09:00:00"
+        assert "results" not in cli("pull", "owed", "--api-url", server.url, "--quiet").out
+    changes = json.loads(cli("changes", "owed", "-f", "json").out)
+    assert [c["field"] for c in changes].count("results_due") == 1
+
+
+def test_a_study_already_due_when_first_stored_is_not_called_newly_due(cli, tmp_path):
+    import_as(cli, tmp_path, [applicable(days_ago(900))], "old")
+    assert json.loads(cli("changes", "-f", "json").out) == []
+    listed = json.loads(cli("list", "old", "--results-due", "-f", "json").out)
+    assert [row["nct_id"] for row in listed] == ["NCT04970355"]
