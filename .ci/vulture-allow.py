@@ -6,6 +6,6 @@ _.nl, _.markdown, _.start_year, _.mi, _.nct, _.relevance  # members of typer's E
 _.bash, _.zsh, _.fish  # the shells of `trialsync completion`, an Enum typer reads
 _.root, _.topics_add, _.topics_list, _.topics_show, _.topics_remove  # typer commands
 _.m001_initial_schema, _.m002_sync_state_per_topic, _.m003_derived_fields_and_search, _.m004_one_shape_of_schema_3
-_.m005_digest_backlog, _.m006_browsable_database, _.m007_results
+_.m005_digest_backlog, _.m006_browsable_database, _.m007_results, _.m008_membership_ways_and_fetch_times
 __getattr__  # trialsync.cli's lazy app
 EXIT_OK

@@ -10,7 +10,9 @@ parameters are accepted and ignored: the corpus is the topic.
 Each study is serialised once; a page is a join of those bytes, so the server is not what a benchmark
 measures. It can answer gzip, add a delay per page, and inject faults: into the next requests in order
 (``fail_next``), or into requests of one kind (``inject``: the version, a study, the first, a middle or
-the last page of a search, an incremental page, an id listing page, a ``filter.ids`` batch). The request
+the last page of a search, an incremental page, an id listing page, a page of the registry's changed list
+(a listing without a topic), a ``filter.ids`` batch). Studies put ``in_topic=False`` are served only to a
+search of the whole registry. The request
 log (``requests``, with ``kinds`` and ``faults`` beside it) lets a test assert which request was hit and
 that it was sent again; ``targets`` beside it holds each request's path and query exactly as sent.
 
@@ -64,6 +66,9 @@ class Corpus:
         self.body: dict[str, bytes] = {}
         self.status: dict[str, str | None] = {}
         self.updated: dict[str, str] = {}
+        # Studies of the registry that the topic's search does not select: served only to a search without a
+        # topic (the registry's list of changed studies), never to the topic's own requests.
+        self.outside: set[str] = set()
         for record in records:
             self.put(record)
         if clones:
@@ -87,14 +92,16 @@ class Corpus:
         status = record["protocolSection"].get("statusModule", {})
         return status.get("overallStatus"), status.get("lastUpdatePostDateStruct", {}).get("date", "")
 
-    def put(self, record: dict) -> None:
-        """Serve ``record`` (added at the end, or replacing the study with its NCT id in place)."""
+    def put(self, record: dict, in_topic: bool = True) -> None:
+        """Serve ``record`` (added at the end, or replacing the study with its NCT id in place); ``in_topic``
+        False: as a study of the registry that the topic's search does not select."""
         nct_id = record["protocolSection"]["identificationModule"]["nctId"]
         with self.lock:
             if nct_id not in self.body:
                 self.order.append(nct_id)
             self.body[nct_id] = orjson.dumps(record)
             self.status[nct_id], self.updated[nct_id] = self._index_fields(record)
+            (self.outside.discard if in_topic else self.outside.add)(nct_id)
 
     def get(self, nct_id: str) -> dict:
         """The record currently served for ``nct_id``."""
@@ -106,10 +113,13 @@ class Corpus:
             self.order.remove(nct_id)
             for table in (self.body, self.status, self.updated):
                 del table[nct_id]
+            self.outside.discard(nct_id)
 
     def select(self, params: dict[str, str]) -> list[str]:
-        """The NCT ids, in serving order, that ``params``' filters keep (call with the lock held)."""
-        ids = self.order
+        """The NCT ids, in serving order, that ``params``' filters keep (call with the lock held): the studies
+        outside the topic only for a search of the whole registry (``registry_wide``) or by id."""
+        ids = self.order if registry_wide(params) or params.get("filter.ids") or not self.outside else [
+            i for i in self.order if i not in self.outside]
         if params.get("filter.ids"):
             wanted = set(re.split(r"[,|\s]+", params["filter.ids"].strip()))
             ids = [i for i in ids if i in wanted]
@@ -123,6 +133,16 @@ class Corpus:
             high = "9999" if high.upper() == "MAX" else high
             ids = [i for i in ids if self.updated[i] and low <= self.updated[i] <= high]
         return ids
+
+
+def registry_wide(params: dict[str, str]) -> bool:
+    """Whether a search asks for the whole registry: no query, no filter but a last-update date range."""
+    if params.get("filter.ids") or any(key.startswith(("query.", "postFilter.")) for key in params):
+        return False
+    if any(params.get(key) for key in ("filter.overallStatus", "filter.geo")):
+        return False
+    advanced = params.get("filter.advanced", "")
+    return not advanced or _RANGE.fullmatch(advanced.strip()) is not None
 
 
 class FakeApi:
@@ -278,7 +298,7 @@ class FakeApi:
         return b'{"protocolSection":{%s}}' % ident
 
     def request_kind(self, path: str, params: dict[str, str]) -> str:
-        """What a request is, for fault injection and the request log: version, study, ids, listing,
+        """What a request is, for fault injection and the request log: version, study, ids, listing, registry,
         incremental, or page:first / page:middle / page:last of a search (page:only when it is all three)."""
         if path.endswith("/version"):
             return "version"
@@ -287,7 +307,7 @@ class FakeApi:
         if params.get("filter.ids"):
             return "ids"
         if params.get("fields"):
-            return "listing"
+            return "registry" if registry_wide(params) else "listing"
         if _RANGE.search(params.get("filter.advanced", "")):
             return "incremental"
         offset, size = self._offset(params.get("pageToken")), min(int(params.get("pageSize") or 10) or 10, 1000)

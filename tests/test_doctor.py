@@ -185,9 +185,10 @@ def test_config_without_environment_variables_gives_the_defaults(cli, monkeypatc
         "TRIALSYNC_API_URL          unset, default: https://clinicaltrials.gov/api/v2",
         f"TRIALSYNC_DB               unset, default: {default_db_path()}",
         "TRIALSYNC_DEBUG            unset, default: off (an unexpected error is one line; set it to see its traceback)",
-        "TRIALSYNC_LIST_EVERY       unset, default: 1",
+        "TRIALSYNC_LIST_EVERY       unset, default: 7",
         "TRIALSYNC_MAX_RESPONSE_MB  unset, default: 64",
         "TRIALSYNC_RATE             unset, default: 50",
+        "TRIALSYNC_REFRESH_DAYS     unset, default: 30",
         "TRIALSYNC_RETRIES          unset, default: 5 (doctor: 1)",
         "TRIALSYNC_TIMEOUT          unset, default: 120 (doctor: 30)",
     ]

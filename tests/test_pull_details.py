@@ -293,13 +293,16 @@ def test_an_incremental_pull_keeps_the_topics_own_advanced_filter(db, server):
     assert listings and {p["filter.advanced"] for p in listings} == {"AREA[Phase]PHASE2"}
 
 
-def test_membership_checked_every_second_pull_with_list_every_2(db, server):
+def test_a_small_topic_is_listed_whole_at_every_pull_whatever_list_every_says(db, server):
+    """A listing of 13 studies is one request: no list of the registry's changes can cost less."""
     pull(db, server)
     checked = []
     for day in range(25, 29):
         server.data_timestamp = f"2026-11-{day}T09:00:00"
-        checked.append(pull(db, server, list_every=2).membership_checked)
-    assert checked == [False, True, False, True]
+        result = pull(db, server, list_every=2)
+        checked.append((result.membership_checked, result.reconciled))
+    assert checked == [(True, "listing")] * 4
+    assert db.execute("SELECT reconciled FROM pulls ORDER BY id").fetchall() == [("full",)] + [("listing",)] * 4
 
 
 def test_a_skipped_pull_reports_no_change_of_search(db, server):

@@ -330,7 +330,7 @@ def test_duration():
 
 PULL = {"id": 7, "topic": "spine", "started_at": "2024-01-02T03:04:05Z", "finished_at": "2024-01-02T03:05:10Z",
         "mode": "full", "outcome": "ok", "requests": 3, "received": 20, "new": 5, "updated": 2, "left_topic": 1,
-        "error": None}
+        "error": None, "reconciled": "changed"}
 
 
 def test_render_pulls():
@@ -339,30 +339,31 @@ def test_render_pulls():
     assert ch.render_pulls([], "json") == ["[]"]
     assert ch.render_pulls([PULL], "json") == [to_json([{**PULL, "duration": "1m05s"}])]
     assert ch.render_pulls([PULL], "csv")[0].splitlines() == [
-        "id,topic,started_at,finished_at,mode,outcome,requests,received,new,updated,left_topic,error,duration",
-        "7,spine,2024-01-02T03:04:05Z,2024-01-02T03:05:10Z,full,ok,3,20,5,2,1,,1m05s"]
+        "id,topic,started_at,finished_at,mode,outcome,requests,received,new,updated,left_topic,error,reconciled,duration",
+        "7,spine,2024-01-02T03:04:05Z,2024-01-02T03:05:10Z,full,ok,3,20,5,2,1,,changed,1m05s"]
     assert ch.render_pulls([PULL], "text") == [
-        "#  Topic  Started            Took  Mode  Outcome  Requests  Received  New\n"
-        "7  spine  2024-01-02 03:04  1m05s  full  ok              3        20    5"]
+        "#  Topic  Started            Took  Mode  Members  Outcome  Requests  Received\n"
+        "7  spine  2024-01-02 03:04  1m05s  full  changes  ok              3        20"]
+    assert ch.render_pulls([{**PULL, "reconciled": None}], "text")[0].splitlines()[1].split()[5:7] == ["full", "ok"]
 
 
 def test_render_pulls_drops_columns_in_their_order(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     lines = ch.render_pulls([{**PULL, "error": "boom"}], "text")[0].splitlines()
-    assert lines[0].split() == ["#", "Topic", "Started", "Took", "Mode", "Outcome", "Requests", "Received", "New",
-                                "Updated", "Left", "Error"]
-    assert lines[1].split() == ["7", "spine", "2024-01-02", "03:04", "1m05s", "full", "ok", "3", "20", "5", "2", "1",
-                                "boom"]
+    assert lines[0].split() == ["#", "Topic", "Started", "Took", "Mode", "Members", "Outcome", "Requests", "Received",
+                                "New", "Updated", "Left", "Error"]
+    assert lines[1].split() == ["7", "spine", "2024-01-02", "03:04", "1m05s", "full", "changes", "ok", "3", "20", "5",
+                                "2", "1", "boom"]
     assert lines[1].startswith("7  spine  2024-01-02 03:04  1m05s")
-    order = ["#", "Topic", "Started", "Took", "Mode", "Outcome", "Requests", "Received", "New", "Updated", "Left",
-             "Error"]
+    order = ["#", "Topic", "Started", "Took", "Mode", "Members", "Outcome", "Requests", "Received", "New", "Updated",
+             "Left", "Error"]
     for width, shown in ((30, "# Topic Started Outcome Received"), (48, "# Topic Started Outcome Received"),
                          (54, "# Topic Started Took Outcome Received"),
                          (60, "# Topic Started Took Mode Outcome Received"),
                          (70, "# Topic Started Took Mode Outcome Requests Received"),
-                         (75, "# Topic Started Took Mode Outcome Requests Received New"),
-                         (85, "# Topic Started Took Mode Outcome Requests Received New Updated"),
-                         (90, "# Topic Started Took Mode Outcome Requests Received New Updated Left")):
+                         (80, "# Topic Started Took Mode Members Outcome Requests Received"),
+                         (85, "# Topic Started Took Mode Members Outcome Requests Received New"),
+                         (100, "# Topic Started Took Mode Members Outcome Requests Received New Updated Left")):
         monkeypatch.setenv("COLUMNS", str(width))
         header = ch.render_pulls([{**PULL, "error": "boom"}], "text")[0].splitlines()[0].split()
         assert header == shown.split(), width
@@ -1434,18 +1435,18 @@ P2 = {**PULL, "id": 8, "updated": 100, "left_topic": 12, "error": "a long error 
 def test_render_pulls_align_every_number_right(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     assert ch.render_pulls([PULL, P2], "text") == [
-        "#  Topic  Started            Took  Mode  Outcome  Requests  Received  New  Updated  Left  Error\n"
-        "7  spine  2024-01-02 03:04  1m05s  full  ok              3        20    5        2     1\n"
-        "8  spine  2024-01-02 03:04  1m05s  full  ok              3        20    5      100    12  "
+        "#  Topic  Started            Took  Mode  Members  Outcome  Requests  Received  New  Updated  Left  Error\n"
+        "7  spine  2024-01-02 03:04  1m05s  full  changes  ok              3        20    5        2     1\n"
+        "8  spine  2024-01-02 03:04  1m05s  full  changes  ok              3        20    5      100    12  "
         "a long error message about the failure"]
 
 
-@pytest.mark.parametrize("width, error", [(110, "a long error messag…"), (105, "a long error m…"),
-                                          (102, "a long erro…"), (101, None)])
+@pytest.mark.parametrize("width, error", [(119, "a long error messag…"), (114, "a long error m…"),
+                                          (111, "a long erro…"), (110, None)])
 def test_render_pulls_shorten_the_error_to_twelve_then_drop_it(monkeypatch, width, error):
     monkeypatch.setenv("COLUMNS", str(width))
     lines = ch.render_pulls([P2], "text")[0].splitlines()
-    assert lines[1].startswith("8  spine  2024-01-02 03:04  1m05s  full  ok              3        20    5      100    12")
+    assert lines[1].startswith("8  spine  2024-01-02 03:04  1m05s  full  changes  ok              3        20    5      100    12")
     if error:
         assert lines[0].endswith("  Left  Error") and lines[1].endswith("12  " + error)
     else:
@@ -1454,6 +1455,6 @@ def test_render_pulls_shorten_the_error_to_twelve_then_drop_it(monkeypatch, widt
 
 def test_render_pulls_in_markdown():
     assert ch.render_pulls([PULL], "markdown") == [
-        "| # | Topic | Started | Took | Mode | Outcome | Requests | Received | New | Updated | Left | Error |\n"
-        "| ---: | --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |\n"
-        "| 7 | spine | 2024-01-02 03:04 | 1m05s | full | ok | 3 | 20 | 5 | 2 | 1 |  |"]
+        "| # | Topic | Started | Took | Mode | Members | Outcome | Requests | Received | New | Updated | Left | Error |\n"
+        "| ---: | --- | --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |\n"
+        "| 7 | spine | 2024-01-02 03:04 | 1m05s | full | changes | ok | 3 | 20 | 5 | 2 | 1 |  |"]

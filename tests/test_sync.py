@@ -169,13 +169,13 @@ def test_a_stop_request_ends_the_pull_at_a_page_boundary(db, api_server):
     assert store.topic_state(db, TOPIC.name).synced_params is None
 
 
-def test_membership_can_be_checked_every_nth_pull(db, api_server):
+def test_membership_of_a_small_topic_is_checked_at_every_pull(db, api_server):
     pull(db, api_server)
     checked = []
     for day in range(25, 29):
         api_server.data_timestamp = f"2026-11-{day}T09:00:00"
         checked.append(pull(db, api_server, list_every=3).membership_checked)
-    assert checked == [False, False, True, False]
+    assert checked == [True, True, True, True]
 
 
 def test_a_topic_without_search_parameters_cannot_be_pulled(db, api_server):

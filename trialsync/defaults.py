@@ -10,6 +10,8 @@ DEFAULT_BACKOFF = 1.0  # seconds before the first retry; doubled each time up to
 DEFAULT_DEADLINE = 120.0  # seconds for one whole answer; a page of 1,000 full records is tens of MB
 DEFAULT_MAX_RESPONSE_MB = 64  # the largest body read (decompressed); a page of 1,000 full records is tens of MB
 DEFAULT_PAGE_SIZE = 1000  # the API's maximum; larger values are quietly cut to it
+DEFAULT_LIST_EVERY = 7  # a large topic's full listing (ids and statuses) every this many incremental pulls
+DEFAULT_REFRESH_DAYS = 30  # each study is fetched again at least this often, a share of the topic each night
 
 # Outcomes of a pull or import after which the store equals what the API (or the file) served.
 COMPLETE_OUTCOMES = ("complete", "unchanged")

@@ -9,7 +9,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..defaults import DEFAULT_ATTEMPTS, DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_MB, DEFAULT_RATE, DEFAULT_TOPIC_NAME
+from ..defaults import (
+    DEFAULT_ATTEMPTS, DEFAULT_DEADLINE, DEFAULT_LIST_EVERY, DEFAULT_MAX_RESPONSE_MB, DEFAULT_RATE, DEFAULT_REFRESH_DAYS,
+    DEFAULT_TOPIC_NAME,
+)
 from ..errors import EXIT_FAILED, Interrupted
 from .completion import complete_topic
 from .options import (
@@ -33,7 +36,13 @@ def pull(
     timeout: TimeoutOption = DEFAULT_DEADLINE,
     list_every: Annotated[int, typer.Option(
         "--list-every", envvar="TRIALSYNC_LIST_EVERY", min=1, max=10000,
-        help="Check which studies left a topic every N incremental pulls.")] = 1,
+        help="List a large topic whole (ids and statuses) every N incremental pulls; between them its members "
+        "are checked against the registry's list of changed studies. A small topic is listed every pull.")
+    ] = DEFAULT_LIST_EVERY,
+    refresh_days: Annotated[int, typer.Option(
+        "--refresh-days", envvar="TRIALSYNC_REFRESH_DAYS", min=0, max=100000,
+        help="Fetch again each study not fetched for N days, a share of the topic each pull (0: never).")
+    ] = DEFAULT_REFRESH_DAYS,
     max_response_mb: MaxResponseOption = DEFAULT_MAX_RESPONSE_MB,
     feed_dir: Annotated[Optional[Path], typer.Option(
         "--feed", help="Then write each pulled topic's Atom feed of changes to DIR/<topic>.atom.",
@@ -48,7 +57,7 @@ def pull(
     from ..sync.pull import PullOptions
     from ..sync.run import pull_topics, topics_to_pull
 
-    options = PullOptions(full=full, page_size=page_size, list_every=list_every)
+    options = PullOptions(full=full, page_size=page_size, list_every=list_every, refresh_days=refresh_days)
     if feed_dir is not None:
         check_feed_directory(feed_dir)
     failures = 0

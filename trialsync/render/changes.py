@@ -51,11 +51,17 @@ def render_pulls(pulls: Sequence[dict], fmt: str) -> list:
     columns = [Column("id", "#", numeric=True), Column("topic", "Topic"),
                Column("started_at", "Started", show=lambda t: (t or "").replace("T", " ").rstrip("Z")[:16]),
                Column("duration", "Took", numeric=True, drop=4), Column("mode", "Mode", drop=5),
+               # how membership was settled: kept on an 80-column terminal (New goes before it)
+               Column("reconciled", "Members", show=lambda way: _RECONCILED.get(way, way or ""), drop=7),
                Column("outcome", "Outcome"), Column("requests", "Requests", numeric=True, drop=6),
                Column("received", "Received", numeric=True), Column("new", "New", numeric=True, drop=7),
                Column("updated", "Updated", numeric=True, drop=8), Column("left_topic", "Left", numeric=True, drop=9),
                Column("error", "Error", flex=True, min_width=12, drop=10)]
     return rows_as(rows, columns, fmt)
+
+
+# How a pull settled its topic's membership (pulls.reconciled), as the pulls table says it.
+_RECONCILED = {"full": "full", "listing": "listing", "changed": "changes"}
 
 
 def pull_summary(result) -> str:
@@ -68,6 +74,7 @@ def pull_summary(result) -> str:
         " (first pull)" if result.first_fill else "")
     rejoined = f", {counts.rejoined} back" if counts.rejoined else ""
     refetched = f", {result.refetched} fetched by id" if result.refetched else ""
+    refetched += f", {result.refreshed} fetched again (not fetched for a while)" if getattr(result, "refreshed", 0) else ""
     missing = getattr(result, "missing_ids", [])
     not_found = f"; {plural(len(missing), 'id')} not found on ClinicalTrials.gov: {', '.join(missing[:5])}" \
         if missing else ""

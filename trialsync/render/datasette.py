@@ -102,6 +102,7 @@ def _tables() -> dict[str, dict]:
         "site_points": {"description": "Internal: the 1-degree cells of each study's sites, for list --near",
                         "hidden": True},
         "digest_backlog": {"description": "Internal: changes a topic's digest still owes", "hidden": True},
+        "study_fetches": {"description": "Internal: when each study was last received from the API", "hidden": True},
         "results_due_noted": {"description": "Internal: studies the change log has called due, once each",
                               "hidden": True},
         "result_groups": {"description": "Each study's results groups (AACT's result_groups)",

@@ -119,7 +119,7 @@ def feed_entries(conn: sqlite3.Connection, topic: str, entries: int = FEED_ENTRI
 def list_pulls(conn: sqlite3.Connection, topic: str | None = None, limit: int = 20) -> list[dict]:
     """The most recent pulls and imports, newest first, with their counts; NotFound for a topic never seen."""
     sql = ("SELECT id, topic, kind, mode, started_at, finished_at, outcome, requests, received, new, updated, "
-           "unchanged, left_topic, rejoined, data_timestamp, error FROM pulls")
+           "unchanged, left_topic, rejoined, reconciled, data_timestamp, error FROM pulls")
     params: list = []
     if topic is not None:
         known = conn.execute("SELECT 1 FROM topics WHERE name = ? UNION ALL SELECT 1 FROM pulls WHERE topic = ? LIMIT 1",

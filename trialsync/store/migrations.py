@@ -890,6 +890,19 @@ def m007_results(db: Database) -> None:
         WHERE results_state = 'applicable' AND date(results_due_date, '+30 days') < date('now')""")
 
 
+@migrations()
+def m008_membership_ways_and_fetch_times(db: Database) -> None:
+    # How each pull settled its topic's membership (full, listing, changed), and when each study was last
+    # received from the API, for the rolling refresh of the studies fetched longest ago. A study with no row
+    # has not been fetched since this migration (or only imported): it counts as the oldest.
+    db.execute("ALTER TABLE pulls ADD COLUMN reconciled TEXT")
+    db.execute("""
+        CREATE TABLE study_fetches (
+            nct_id TEXT PRIMARY KEY REFERENCES studies(nct_id), fetched_at TEXT NOT NULL
+        ) WITHOUT ROWID""")
+    db.execute("CREATE INDEX study_fetches_by_age ON study_fetches (fetched_at, nct_id)")
+
+
 # The lists a study record holds and the type of their items, as the API's spec gives them: an earlier release
 # accepted a record with another shape there, and nothing is derived from such a list (see ``odd_records``).
 _LISTS = (

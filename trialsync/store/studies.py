@@ -192,6 +192,7 @@ class _Writes:
     rejoined: list[tuple] = field(default_factory=list)
     seen_by_api: list[tuple] = field(default_factory=list)
     due_already: list[tuple] = field(default_factory=list)  # (nct_id, due date) of new studies whose results are due
+    fetched: list[tuple] = field(default_factory=list)  # (nct_id, when) of each study received from the API
 
 
 # raw arrives as the UTF-8 bytes the API sent; SQLite turns them into TEXT without a copy through Python.
@@ -249,6 +250,9 @@ def save_studies(conn: sqlite3.Connection, incoming: Sequence[StudyRows], contex
                                                       diffs[study.nct_id].verdict, context, now, writes)
     for nct_id in same_ids if context.membership else ():
         outcomes[nct_id] = _plan_membership(nct_id, members.get(nct_id), SAME, context, now, writes)
+    if context.source == API:
+        writes.fetched = [(nct_id, now) for nct_id in [*ids, *same_ids] if diffs.get(nct_id) is None
+                          or diffs[nct_id].verdict != OLDER]
     del stored
     counts = SaveCounts()
     for nct_id, outcome in outcomes.items():
@@ -353,3 +357,31 @@ def _write(conn: sqlite3.Connection, writes: _Writes) -> None:
         history.insert_changes(conn, writes.changes)
     if writes.due_already:
         history.note_due_quietly(conn, writes.due_already)
+    if writes.fetched:
+        conn.executemany("INSERT OR REPLACE INTO study_fetches (nct_id, fetched_at) VALUES (?, ?)", writes.fetched)
+
+
+def stalest_members(conn: sqlite3.Connection, topic: str, fetched_before: str, limit: int,
+                    skip: set[str] = frozenset()) -> list[str]:
+    """Up to ``limit`` of the topic's present studies last received from the API before ``fetched_before`` (never,
+    for one only imported or stored before fetch times were kept), those received longest ago first and by NCT
+    id among equals; none of ``skip``."""
+    if limit <= 0:
+        return []
+    never = [row[0] for row in conn.execute(
+        "SELECT m.nct_id FROM topic_studies m WHERE m.topic = ? AND m.present = 1 "
+        "AND NOT EXISTS (SELECT 1 FROM study_fetches f WHERE f.nct_id = m.nct_id) ORDER BY m.nct_id", [topic])
+        if row[0] not in skip][:limit]
+    if len(never) >= limit:
+        return never
+    found = list(never)
+    cursor = conn.execute(
+        "SELECT f.nct_id FROM study_fetches f INDEXED BY study_fetches_by_age WHERE f.fetched_at < ? AND EXISTS "
+        "(SELECT 1 FROM topic_studies m WHERE m.topic = ? AND m.nct_id = f.nct_id AND m.present = 1) "
+        "ORDER BY f.fetched_at, f.nct_id", [fetched_before, topic])
+    for (nct_id,) in cursor:
+        if nct_id not in skip:
+            found.append(nct_id)
+            if len(found) == limit:
+                break
+    return found

@@ -11,14 +11,17 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
-from ..api import ApiClient, ListingTally, Page, iter_pages, parse_study
+from .. import dates
+from ..api import DEFAULT_PAGE_SIZE, LISTING_FIELDS, ApiClient, ListingTally, Page, iter_pages, listed_study, parse_study
 from ..change_kinds import SEARCH_CHANGED
 from ..dates import ceiling_day, day_after, day_before, iso_day, utc_today, watermark_date
+from ..defaults import DEFAULT_LIST_EVERY, DEFAULT_REFRESH_DAYS
 from ..errors import ApiError, IncompleteListing, Interrupted, TrialsyncError
 from ..store import db as store_db
 from ..store import history, membership, pulls, topics
-from ..store.studies import API, SaveContext, SaveCounts, stored_raw_and_date
+from ..store.studies import API, SaveContext, SaveCounts, stalest_members, stored_raw_and_date
 from ..store.topics import TopicState
 from ..transform import StudyRows, study_rows
 from ..vocab import plural
@@ -33,11 +36,14 @@ def _no_progress(stage: str, done: int, total: int | None) -> None:
 
 @dataclass
 class PullOptions:
-    """How to pull: ``full`` ignores the watermark; membership is checked every ``list_every`` pulls."""
+    """How to pull: ``full`` ignores the watermark; a large topic is listed whole (ids and statuses) every
+    ``list_every`` incremental pulls, its membership settled between them from the registry's changed list;
+    studies not fetched for ``refresh_days`` days are fetched again, a share of the topic each pull (0: never)."""
 
     full: bool = False
     page_size: int = 1000
-    list_every: int = 1
+    list_every: int = DEFAULT_LIST_EVERY
+    refresh_days: int = DEFAULT_REFRESH_DAYS
 
 
 @dataclass
@@ -52,12 +58,20 @@ class PullResult:
     counts: SaveCounts = field(default_factory=SaveCounts)
     left: int = 0
     refetched: int = 0  # studies fetched by id: missing from the store, or listed with another status
+    refreshed: int = 0  # studies fetched again by id because they were fetched longest ago (the rolling refresh)
+    reconciled: str | None = None  # how membership was settled: RECONCILED_BY_* (None: it was not)
     data_timestamp: str | None = None
     total_count: int | None = None
     membership_checked: bool = False
     search_changed: bool = False
     first_fill: bool = False
     missing_ids: list[str] = field(default_factory=list)  # a watchlist's ids the API has no study for
+
+
+# How a pull settled its topic's membership (``pulls.reconciled``): from the full pull's own studies, from a
+# listing of the topic's ids and statuses, or from the registry's list of the studies changed since the
+# watermark (a member that changed but is not in the topic's own changed-since answer has left).
+RECONCILED_BY_FULL, RECONCILED_BY_LISTING, RECONCILED_BY_CHANGES = "full", "listing", "changed"
 
 
 @dataclass(frozen=True)
@@ -67,7 +81,7 @@ class Plan:
     mode: str  # skipped | full | incremental
     params: dict[str, str]  # the data query
     log_membership: bool  # joining and leaving are news (not while a topic is first filled from the API)
-    check_membership: bool
+    check_membership: bool  # the topic is listed whole (a full pull's studies, or its ids and statuses)
     search_changed: bool
 
 
@@ -163,15 +177,20 @@ class _PullRun:
             self.reader.close()
 
     def execute(self) -> PullResult:
-        """Plan the pull from the API's data timestamp and the topic's state, fetch and store, then settle
-        membership only on a provably complete listing. Returns the result; raises on a failure."""
+        """Plan the pull from the API's data timestamp and the topic's state, fetch and store, settle membership
+        only on a provably complete answer, then fetch again the studies fetched longest ago. Returns the
+        result; raises on a failure."""
         plan = self.plan()
         if plan.mode == "skipped":
             return self._finish(plan, "unchanged")
         context = self._save_context(plan)
-        listed = self.fetch(plan, context)
-        if listed is not None:
-            self.reconcile(listed, context)
+        received = self.fetch(plan, context)
+        if plan.mode == "full":
+            self.reconcile(received, context)
+            self.result.reconciled = RECONCILED_BY_FULL
+        else:
+            self.settle_membership(plan, context, received)
+            self.refresh(context)
         return self._finish(plan, "complete")
 
     def plan(self) -> Plan:
@@ -196,9 +215,9 @@ class _PullRun:
                            day_after(self.ceiling), SEARCH_CHANGED if plan.search_changed else None,
                            latest=f"the API's data date {self.ceiling}")
 
-    def fetch(self, plan: Plan, context: SaveContext) -> set[str] | None:
-        """Fetch and store what the plan asks for. Returns the topic's complete listing when this pull took
-        one (a full pull's studies, or a membership check's ids), else None."""
+    def fetch(self, plan: Plan, context: SaveContext) -> set[str]:
+        """Fetch and store what the plan asks for (the topic's studies, or those changed since the watermark).
+        Returns the ids of the complete answer."""
         state, name = self.state, self.state.topic.name
         self.reader = store_db.open_reader(self.conn)
         if plan.mode == "incremental":
@@ -209,15 +228,103 @@ class _PullRun:
             _, tally = complete_listing(self.client, what,
                                         lambda tally, params=params: self._fetch_studies(params, context, tally))
             received |= tally.ids
-        if plan.mode == "full":
-            return received
-        if plan.check_membership:
-            statuses = list_statuses(self.client, state.topic.search_params(), self.progress)
+        return received
+
+    def settle_membership(self, plan: Plan, context: SaveContext, changed_in_topic: set[str]) -> None:
+        """After an incremental fetch: list the topic whole (ids and statuses, fetching by id what the store
+        lacks or holds with another status) when the plan says it is due or when that costs no more requests
+        than the registry's changed list; else settle membership from that list: a member that changed since
+        the watermark but is not in the topic's own changed-since answer (``changed_in_topic``) has left."""
+        search = self.state.topic.search_params()
+        listing_cost = self._listing_cost(search)
+        changed = None
+        if not plan.check_membership and listing_cost > 1:
+            changed = self._registry_changes(listing_cost)
+        if changed is None:
+            statuses = list_statuses(self.client, search, self.progress)
             refetch = self._to_refetch(statuses)
             if refetch:
                 self._fetch_by_id(refetch, context)
-            return set(statuses)
-        return None
+            self.reconcile(set(statuses), context)
+            self.result.reconciled = RECONCILED_BY_LISTING
+            return
+        if fetch_data_timestamp(self.client)[0] != self.result.data_timestamp:
+            # the registry refreshed its data between the two answers: settle it from a listing instead
+            self.client.on_wait("the registry refreshed its data during the pull; listing the topic")
+            self.settle_membership(replace(plan, check_membership=True), context, changed_in_topic)
+            return
+        name = self.state.topic.name
+        leaving = (membership.present_ids(self.conn, name) & changed) - changed_in_topic - self.received
+        self._fetch_leaving(leaving, context)
+        self.result.left = membership.mark_left(self.conn, name, leaving, self.result.pull_id, context.reason)
+        self.result.reconciled = RECONCILED_BY_CHANGES
+
+    def _listing_cost(self, search: dict[str, str]) -> int:
+        """How many requests a listing of the topic's ids and statuses would take, by its present members (a
+        watchlist: one per batch of its ids)."""
+        batches = search_batches(search)
+        if len(batches) > 1 or "filter.ids" in search:
+            return len(batches)
+        members = len(membership.present_ids(self.conn, self.state.topic.name))
+        return max(1, -(-members // DEFAULT_PAGE_SIZE))
+
+    def _registry_changes(self, listing_cost: int) -> set[str] | None:
+        """The ids of every study of the registry changed since the watermark (``fields=NCTId|OverallStatus``, no
+        topic query), provably complete; None, after its first page, when it would take as many requests as a
+        listing of the topic (``listing_cost``), which settles more."""
+        params = {"filter.advanced": changed_since_filter(self.state.watermark, None), "fields": LISTING_FIELDS}
+
+        class TooCostly(Exception):
+            pass
+
+        def run(tally: ListingTally) -> set[str]:
+            ids: set[str] = set()
+            for page in iter_pages(self.client, params):
+                if tally.pages == 0 and page.total_count is not None \
+                        and -(-page.total_count // DEFAULT_PAGE_SIZE) >= listing_cost:
+                    raise TooCostly
+                listed = [listed_study(raw)[0] for raw in page.raw_studies]
+                tally.add(page, listed)
+                ids.update(listed)
+                if self.client.stop.is_set():
+                    raise Interrupted("stopped")
+            return ids
+
+        try:
+            return complete_listing(self.client, "the registry's changed-since list", run)[0]
+        except TooCostly:
+            return None
+
+    def refresh(self, context: SaveContext) -> None:
+        """Fetch again by id the topic's studies not received for ``refresh_days`` days, those fetched longest ago
+        first, at most a ``refresh_days``-th of the topic: the registry changes some records without a new last
+        update date, and this finds what changed like any fetch. A study the API no longer returns by id is left
+        to the next listing."""
+        days = self.options.refresh_days
+        if days <= 0:
+            return
+        name = self.state.topic.name
+        members = len(membership.present_ids(self.conn, name))
+        cutoff = (datetime.strptime(dates.utc_now(), "%Y-%m-%dT%H:%M:%SZ") - timedelta(days=days)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+        stale = stalest_members(self.conn, name, cutoff, -(-members // days), self.received)
+        again = replace(context, membership=False, counted=set())
+        for batch in id_batches(stale):
+            def fetch_batch(tally: ListingTally, batch: list[str] = batch) -> tuple[list[StudyRows], list[str]]:
+                rows: list[StudyRows] = []
+                same: dict[str, str | None] = {}
+                for page in iter_pages(self.client, {"filter.ids": ",".join(batch)}, page_size=len(batch)):
+                    page_rows, page_same = self._prepare(page)
+                    tally.add(page, [study.nct_id for study in page_rows] + list(page_same))
+                    rows += page_rows
+                    same.update(page_same)
+                return [study for study in rows if study.nct_id in batch], [i for i in same if i in batch]
+
+            (rows, same), _ = complete_listing(self.client, "studies fetched again by id", fetch_batch)
+            self._saved(save_counted(self.conn, rows, again, same))
+            self.result.refreshed += len(rows) + len(same)
+            if self.client.stop.is_set():
+                raise Interrupted("stopped")
 
     def reconcile(self, listed: set[str], context: SaveContext) -> None:
         """Settle membership from a complete listing of one release: members it lacks leave (fetched by id
@@ -250,7 +357,7 @@ class _PullRun:
             if result.first_fill and not state.filled:  # a topic an import filled first keeps its digest
                 topics.mark_filled(conn, name, history.last_change_id(conn))
             pulls.finish_pull(conn, result.pull_id, "complete", requests=result.requests, watermark=watermark,
-                              membership_checked=int(result.membership_checked))
+                              membership_checked=int(result.membership_checked), reconciled=result.reconciled)
         if result.total_count is None and plan.mode == "full":
             result.total_count = result.counts.received
         return result
