@@ -42,7 +42,6 @@ def status_report(
 ) -> None:
     """Count a topic's studies by overall status, with changes since the previous pull. Example: trialsync status-report"""
     from .. import reports
-    from ..reports.asof import topic_as_of
     from ..reports.breakdowns import breakdown
     from ..reports.common import read_moment
     from ..render.status import render_breakdown, render_every_topic, render_status_report
@@ -61,11 +60,7 @@ def status_report(
         return
     name = topic_name(conn, topic)
     if by is not None:
-        if moment is None:
-            emit(render_breakdown(breakdown(conn, name, by.value), fmt))
-            return
-        with topic_as_of(conn, name, moment) as pull:
-            emit(render_breakdown({**breakdown(conn, name, by.value), "as_of": pull["finished_at"]}, fmt))
+        emit(render_breakdown(breakdown(conn, name, by.value, as_of=moment), fmt))
         return
     report = reports.status_report(conn, name, as_of=moment)
     trend = reports.history(conn, name, last=TREND_PULLS, finished_by=moment)

@@ -7,6 +7,7 @@ import sqlite3
 from ..defaults import DEFAULT_TOPIC_NAME
 from ..statuses import status_sort_key
 from ..vocab import PHASE_LABELS
+from .asof import topic_as_of
 
 # The topic's members in NCT id order, with the status and one-valued dimensions from the covering index
 # ``studies_facts`` (a study's row is large: it holds the record), never from the rows themselves.
@@ -47,14 +48,20 @@ def breakdown_sql(by: str, topic: str = DEFAULT_TOPIC_NAME) -> tuple[str, dict]:
             {"topic": topic})
 
 
-def breakdown(conn: sqlite3.Connection, topic: str, by: str) -> dict:
+def breakdown(conn: sqlite3.Connection, topic: str, by: str, as_of: str | None = None) -> dict:
     """The topic's studies counted by ``by`` (a key of DIMENSIONS) and overall status:
     ``{"topic", "by", "multi", "total", "rows": [{"value", "total", "statuses": {status: n}}]}``.
 
     ``value`` is the API's own value ("PHASE2", "INDUSTRY", "2019", "United States"; null when a study has
     none). Where a study can have several values (``multi``), it is counted once in each of them; ``total``
-    counts each study once. Rows: phases and years in order, the rest most studies first.
+    counts each study once. Rows: phases and years in order, the rest most studies first. With ``as_of``
+    (``YYYY-MM-DDTHH:MM:SSZ``): the topic as it stood after its last complete pull at or before that moment,
+    rebuilt from the stored versions, with that pull's ``as_of`` (its finish time) added; NotFound when there
+    was none.
     """
+    if as_of is not None:
+        with topic_as_of(conn, topic, as_of) as pull:
+            return {**breakdown(conn, topic, by), "as_of": pull["finished_at"]}
     multi = DIMENSIONS[by][0]
     cells = conn.execute(*breakdown_sql(by, topic)).fetchall()
     rows: dict = {}
