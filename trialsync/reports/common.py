@@ -40,6 +40,16 @@ def last_pull(conn: sqlite3.Connection, topic: str, outcomes: tuple[str, ...] = 
     return rows[0] if rows else None
 
 
+def write_mark(conn: sqlite3.Connection) -> str:
+    """A mark that differs once a pull or import has written since it was read (its row counts each page it
+    saves and each study that left, in the same transaction, and holds its outcome once it ends) or a topic
+    was added or removed, and that stays the same while nothing is written: whether two reads saw the same
+    stored studies and topics."""
+    pull = conn.execute("SELECT id, outcome, received, left_topic FROM pulls ORDER BY id DESC LIMIT 1").fetchone()
+    topics = conn.execute("SELECT count(*), max(created_at) FROM topics").fetchone()
+    return "/".join(str(value) for value in (*(pull or (0,)), *topics))
+
+
 _MOMENT = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?Z?)?")
 
 
