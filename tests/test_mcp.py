@@ -420,6 +420,7 @@ def test_the_prompt_refuses_what_it_cannot_ask_for(server, arguments, message):
      "status: 'recruting' is not a study status (did you mean RECRUITING?); one of: NOT_YET_RECRUITING, RECRUITING, "
      "ENROLLING_BY_INVITATION, ACTIVE_NOT_RECRUITING, SUSPENDED, TERMINATED, COMPLETED, WITHDRAWN, UNKNOWN, AVAILABLE, "
      "NO_LONGER_AVAILABLE, TEMPORARILY_NOT_AVAILABLE, APPROVED_FOR_MARKETING, WITHHELD"),
+    ("search_studies", {"topic": "all", "status": ["recruiting", " , "]}, "status needs a value, not ' , '"),
     ("search_studies", {"topic": "all", "phase": ["7"]}, "phase: '7' is not a phase; one of: EARLY_PHASE1, PHASE1, "
                                                          "PHASE2, PHASE3, PHASE4, NA"),
     ("search_studies", {"topic": "all", "within_km": 50}, "within_km needs near: the place to measure from"),

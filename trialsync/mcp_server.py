@@ -46,7 +46,7 @@ from .reports.studies import (
 )
 from .statuses import sites_that_count
 from .topics import website_search_url
-from .vocab import read_many, read_phase, read_status
+from .vocab import read_phase, read_status, read_values
 
 INSTRUCTIONS = (
     "trialsync keeps a local SQLite mirror of the ClinicalTrials.gov studies of the topics its user follows "
@@ -180,12 +180,6 @@ def _next_cursor(offset: int, shown: int, total: int, question: dict, mark: str)
     return _page_cursor(offset + shown, question, mark) if offset + shown < total else None
 
 
-def _values(values: list[str] | None, read, name: str) -> list[str]:
-    """Each value of a list parameter read as the API writes it (one may hold several, comma-separated)."""
-    return list(dict.fromkeys(found for value in values or []
-                              for found in read_many(value, lambda text: read(text, name))))
-
-
 def _freshness(conn: sqlite3.Connection, topics: list[str]) -> list[dict]:
     return [freshness(conn, name) for name in topics]
 
@@ -263,8 +257,8 @@ def build_server(db: Path) -> MirrorServer:
             raise UsageError("within_km needs near: the place to measure from")
         if text is not None and not text.strip():
             raise UsageError("text needs words to look for")
-        statuses = _values(status, read_status, "status")
-        query = StudyQuery(statuses=statuses, phases=_values(phase, read_phase, "phase"), within_km=within_km,
+        statuses = read_values(status, read_status, "status")
+        query = StudyQuery(statuses=statuses, phases=read_values(phase, read_phase, "phase"), within_km=within_km,
                            age=age, search=text, limit=limit, site_statuses=sites_that_count(statuses))
         with _reading(db) as conn:
             name = store.get_topic(conn, topic).name if topic is not None else store.default_topic_name(conn)

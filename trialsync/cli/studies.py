@@ -39,18 +39,6 @@ class Sort(str, Enum):
     relevance = "relevance"
 
 
-def _many(values: list[str] | None, read, option: str) -> list[str]:
-    """Every value of a repeatable option (each may hold several, comma-separated), read and checked; an
-    empty one is a usage error, not "no filter"."""
-    from ..vocab import read_many
-
-    for value in values or []:
-        if not value.strip(" ,|"):
-            raise UsageError(f"{option} needs a value, not {value!r}")
-    return list(dict.fromkeys(found for value in values or []
-                              for found in read_many(value, lambda text: read(text, option))))
-
-
 def list_command(
     topic: TopicArgument = None,
     status: Annotated[Optional[list[str]], typer.Option(
@@ -123,7 +111,8 @@ def list_command(
         raise UsageError("--search needs words to look for")
     moment = read_moment(as_of) if as_of is not None else None
     query = StudyQuery(
-        statuses=_many(status, vocab.read_status, "--status"), phases=_many(phase, vocab.read_phase, "--phase"),
+        statuses=vocab.read_values(status, vocab.read_status, "--status"),
+        phases=vocab.read_values(phase, vocab.read_phase, "--phase"),
         study_type=vocab.read_study_type(study_type) if study_type is not None else None,
         sponsor=_text(sponsor, "--sponsor"),
         sponsor_class=vocab.read_sponsor_class(sponsor_class) if sponsor_class is not None else None,
@@ -135,7 +124,8 @@ def list_command(
         has_results=has_results,
         changed_since=read_day(changed_since, "--changed-since") if changed_since is not None else None,
         search=search, sort=sort.value if sort else None, limit=limit)
-    query.site_statuses = sites_that_count(query.statuses, _many(site_status, vocab.read_status, "--site-status"))
+    query.site_statuses = sites_that_count(query.statuses, vocab.read_values(site_status, vocab.read_status,
+                                                                             "--site-status"))
     conn = read_db(db)
     name = topic_name(conn, topic)
     if near is not None:
