@@ -28,9 +28,8 @@ from mcp_types import INVALID_PARAMS, ToolAnnotations
 from pydantic import Field, ValidationError
 
 from . import __version__, jsontext, reports, store
-from .dates import iso_day
 from .errors import InvalidValue, NotFound, TrialsyncError, UsageError
-from .ids import is_nct_id, study_url
+from .ids import read_nct_id, study_url
 from .render.changes import changes_data
 from .render.formats import to_json
 from .render.status import history_data, status_report_data
@@ -38,7 +37,7 @@ from .render.studies import study_list_data
 from .render.visible import visible
 from .reports.breakdowns import DIMENSIONS, breakdown
 from .reports.changes import count_changes
-from .reports.common import read_moment, write_mark
+from .reports.common import read_date, read_moment, write_mark
 from .reports.status import freshness
 from .reports.studies import (
     RECORD_SECTIONS, StudyQuery, count_studies, list_studies, record_parts, resolve_place, study_summary,
@@ -288,9 +287,7 @@ def build_server(db: Path) -> MirrorServer:
         phases, dates, enrollment, eligibility, sponsors, conditions, interventions, countries, `url`); the
         `topics` that hold it (or held it, with when it left) and how fresh each is. Only studies a topic pulled
         or an import stored are here."""
-        wanted = nct_id.strip().upper()
-        if not is_nct_id(wanted):
-            raise UsageError(f"{nct_id!r} is not an NCT id (NCT followed by 8 digits, e.g. NCT04042844)")
+        wanted = read_nct_id(nct_id)
         with _reading(db) as conn:
             return _study_answer(conn, wanted, sections)
 
@@ -309,8 +306,8 @@ def build_server(db: Path) -> MirrorServer:
         (`field` membership), each with when a pull observed it (`observed_at`) and the study's title. Each study's
         ClinicalTrials.gov page is in `study_urls`. One page of at most `limit`; `total` counts them all. For the
         next page, call again with the same arguments and `cursor` set to `next_cursor`, until it is null."""
-        if since is not None and iso_day(since) is None:
-            raise UsageError(f"since takes a date as YYYY-MM-DD, not {since!r}")
+        if since is not None:
+            read_date(since, "since")
         with _reading(db) as conn:
             name = store.get_topic(conn, topic).name if topic is not None else None
             question = {"tool": "changes", "topic": name, "since": since}
@@ -337,9 +334,7 @@ def build_server(db: Path) -> MirrorServer:
     def study_resource(nct_id: str) -> str:
         """One stored study: its record as ClinicalTrials.gov sent it, its summary, its topics and their freshness
         (what get_study answers)."""
-        wanted = nct_id.upper()
-        if not is_nct_id(wanted):
-            raise UsageError(f"{nct_id!r} is not an NCT id (NCT followed by 8 digits, e.g. NCT04042844)")
+        wanted = read_nct_id(nct_id)
         with _reading(db) as conn:
             return to_json(_study_answer(conn, wanted, None))
 
@@ -357,8 +352,7 @@ def build_server(db: Path) -> MirrorServer:
     @server.prompt(title="What changed in a topic since a date")
     def changes_since(topic: str, since: str) -> str:
         """Summarise what changed in a topic's studies since a date (YYYY-MM-DD), from the local mirror."""
-        if iso_day(since) is None:
-            raise UsageError(f"since takes a date as YYYY-MM-DD, not {since!r}")
+        read_date(since, "since")
         with _reading(db) as conn:
             name = store.get_topic(conn, topic).name
         return (

@@ -92,14 +92,13 @@ def changes(
 ) -> None:
     """List what changed in the studies, newest first. Example: trialsync changes --since 2026-11-01"""
     from .. import reports, store
-    from ..errors import UsageError
-    from ..dates import iso_day
     from ..render.changes import render_changes
+    from ..reports.common import read_date
     from ..vocab import plural
 
     not_both(since=since, pulls=pulls)
-    if since is not None and iso_day(since) is None:
-        raise UsageError(f"--since takes a date as YYYY-MM-DD, not {since!r}")
+    if since is not None:
+        read_date(since, "--since")
     conn = read_db(db)
     name = store.get_topic(conn, topic).name if topic is not None else None
     found, fmt = reports.list_changes(conn, name, since=since, pulls=pulls), resolve_format(fmt)

@@ -180,15 +180,13 @@ def show(
 ) -> None:
     """Show one study for a person: status, eligibility, sites, contacts, links, changes. Example: trialsync show NCT04042844"""
     from ..errors import NotFound
-    from ..ids import is_nct_id
+    from ..ids import read_nct_id
     from ..reports.studies import facts_from_rows, resolve_place, sites_by_distance, study_facts, study_raw
     from ..render.studies import render_study
     from ..transform import study_rows
 
     sites_limit = _sites_limit(sites)
-    wanted = nct_id.strip().upper()
-    if not is_nct_id(wanted):
-        raise UsageError(f"{nct_id!r} is not an NCT id (NCT followed by 8 digits, e.g. NCT04042844)")
+    wanted = read_nct_id(nct_id)
     conn = None
     if not fetch or db_path(db).exists():
         try:

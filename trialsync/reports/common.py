@@ -67,6 +67,13 @@ def read_moment(text: str, option: str = "--as-of") -> str:
     return f"{day}T{hour}:{minute}:{second or '00'}Z"
 
 
+def read_date(text: str, option: str) -> str:
+    """A date given as YYYY-MM-DD (a real day), as given; else UsageError naming ``option``."""
+    if iso_day(text) is None:
+        raise UsageError(f"{option} takes a date as YYYY-MM-DD, not {text!r}")
+    return text
+
+
 def read_day(text: str, option: str) -> str:
     """A date given as YYYY, YYYY-MM or YYYY-MM-DD, as the first day it covers (``YYYY-MM-DD``)."""
     from ..dates import sortable_date
