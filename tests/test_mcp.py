@@ -13,7 +13,9 @@ import hashlib
 import io
 import json
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -554,6 +556,29 @@ def test_trialsync_mcp_over_stdio_answers_as_the_cli_does_and_writes_nothing(tmp
     assert (unknown.is_error, unknown.content[0].text) == (
         True, "unknown topic 'nope' (known: all, spine, stem-cell-spine); add one with `trialsync topics add`")
     assert files_of(db) == before
+
+
+def test_sigterm_stops_trialsync_mcp_in_one_line_while_its_client_still_holds_the_pipe(tmp_path, mirror):
+    """Hosts stop a server they are done with by SIGTERM too: it must exit (130) without waiting for standard
+    input to close, where the SDK's reader thread is blocked."""
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}
+    process = subprocess.Popen([sys.executable, "-m", "trialsync", "mcp", "--db", str(mirror[0])],
+                               env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        process.stdin.write(json.dumps(initialize).encode() + b"\n")
+        process.stdin.flush()
+        assert select.select([process.stdout], [], [], 120)[0], "no answer to initialize"
+        assert json.loads(process.stdout.readline())["result"]["serverInfo"]["name"] == "trialsync"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 130  # standard input is still open
+        assert process.stderr.read() == b"trialsync: interrupted\n"
+    finally:
+        process.kill()
+        process.wait()
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            pipe.close()
 
 
 def test_without_the_sdk_trialsync_mcp_says_how_to_install_it_in_one_line(tmp_path):

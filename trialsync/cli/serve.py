@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from ..errors import TrialsyncError
-from .options import DbOption, db_path
+import os
+
+from ..errors import EXIT_INTERRUPTED, TrialsyncError
+from .options import DbOption, db_path, err
 
 
 def serve_mcp(db: DbOption = None) -> None:
@@ -19,4 +21,10 @@ def serve_mcp(db: DbOption = None) -> None:
             raise
         raise TrialsyncError(f"`trialsync mcp` needs the MCP Python SDK, which cannot be imported here ({exc}): "
                              "pip install 'trialsync[mcp]'") from None
-    serve(db_path(db))
+    try:
+        serve(db_path(db))
+    except KeyboardInterrupt:
+        # The SDK reads standard input in a thread no signal can stop: a normal exit would wait for that thread
+        # until the client closes the pipe. Nothing is left to write or close (each call closed its connection).
+        err("interrupted")
+        os._exit(EXIT_INTERRUPTED)
