@@ -595,3 +595,12 @@ def test_without_the_sdk_trialsync_mcp_says_how_to_install_it_in_one_line(tmp_pa
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == ("trialsync: `trialsync mcp` needs the MCP Python SDK, which cannot be imported here (No "
                              "module named 'mcp'): pip install 'trialsync[mcp]'\n")
+
+
+def test_the_other_commands_start_without_importing_the_sdk():
+    """The SDK (and pydantic under it) is imported by `trialsync mcp` alone: no other command starts slower."""
+    code = ("import sys, trialsync.cli.root\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'mcp', 'mcp_types', 'pydantic', 'anyio'}))")
+    result = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "[]\n", "")
