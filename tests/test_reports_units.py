@@ -1,12 +1,16 @@
-"""Direct unit tests of small promises of the reports layer (found unpinned by mutation testing): moments
-as --as-of reads them, and why a search is not full-text syntax."""
+"""Direct unit tests of small promises of the reports layer: moments as --as-of reads them and why a search is
+not full-text syntax (found unpinned by mutation testing); the parts of a record, the mark of what was written,
+pages of studies and changes, and how fresh a topic is (what the MCP server answers with)."""
 
 from __future__ import annotations
 
 import pytest
 
+from conftest import fixture_record, with_status
+from trialsync import store
 from trialsync.errors import UsageError
-from trialsync.reports.common import read_day, read_moment
+from trialsync.reports.common import read_day, read_moment, write_mark
+from trialsync.reports.studies import RECORD_SECTIONS, record_parts
 
 
 @pytest.mark.parametrize("text, moment", [
@@ -52,3 +56,90 @@ def test_a_search_s_syntax_is_checked_against_the_index_s_own_columns(db):
     assert search_syntax_error(db, "covid-19") == "no such column: 19"
     assert search_syntax_error(db, '"unclosed') == 'unterminated string'
     assert search_syntax_error(db, "nosuchcolumn: stem") == "no such column: nosuchcolumn"
+
+
+def test_the_parts_of_a_record_keep_their_place_and_the_absent_ones_are_named_in_order():
+    record = fixture_record("NCT00106392")  # one with results
+    protocol = record["protocolSection"]
+    parts, absent = record_parts(record, ["statusModule", "annotationSection", "eligibilityModule", "statusModule",
+                                          "moreInfoModule", "largeDocumentModule"])
+    assert parts == {"protocolSection": {"statusModule": protocol["statusModule"],
+                                         "eligibilityModule": protocol["eligibilityModule"]},
+                     "resultsSection": {"moreInfoModule": record["resultsSection"]["moreInfoModule"]}}
+    assert absent == ["annotationSection", "largeDocumentModule"]
+
+
+def test_a_section_asked_for_with_one_of_its_modules_is_given_whole_and_the_record_is_left_as_it_was():
+    record = fixture_record("NCT00106392")
+    kept = fixture_record("NCT00106392")
+    for names in (["outcomeMeasuresModule", "resultsSection"], ["resultsSection", "outcomeMeasuresModule"]):
+        parts, absent = record_parts(record, names)
+        assert (parts, absent) == ({"resultsSection": kept["resultsSection"]}, [])
+    assert record == kept
+
+
+def test_every_section_and_module_of_the_real_records_is_known():
+    from fakeapi import load_fixture_records
+
+    for record in load_fixture_records():
+        for section, value in record.items():
+            if isinstance(value, dict):
+                assert section in RECORD_SECTIONS and set(value) <= set(RECORD_SECTIONS[section]), section
+
+
+def test_the_write_mark_moves_with_each_write_of_a_pull_or_a_topic_and_only_then(db):
+    from trialsync.store import pulls
+    from trialsync.topics import Topic
+
+    marks = [write_mark(db)]
+    store.save_topic(db, Topic("t", {"query.cond": "x"}))
+    marks.append(write_mark(db))
+    pull = store.start_pull(db, "t")
+    marks.append(write_mark(db))
+    assert write_mark(db) == marks[-1]
+    pulls.add_counts(db, pull, received=3)
+    marks.append(write_mark(db))
+    pulls.add_counts(db, pull, left_topic=1)
+    marks.append(write_mark(db))
+    store.finish_pull(db, pull, "complete")
+    marks.append(write_mark(db))
+    store.remove_topic(db, "t")
+    marks.append(write_mark(db))
+    assert len(set(marks)) == len(marks), marks
+
+
+def test_pages_of_changes_and_studies_are_slices_of_the_whole(db):
+    from trialsync.reports.changes import count_changes, list_changes
+    from trialsync.reports.studies import StudyQuery, count_studies, list_studies
+    from trialsync.store.studies import API, SaveContext, save_studies
+    from trialsync.topics import Topic
+    from trialsync.transform import study_rows
+
+    ids = ["NCT05305430", "NCT05821920", "NCT06127745", "NCT06589271", "NCT05489822"]
+    store.save_topic(db, Topic("t", {"query.cond": "x"}))
+    first = store.start_pull(db, "t")
+    save_studies(db, [study_rows(fixture_record(i)) for i in ids], SaveContext("t", first, API, False, "2026-11-24"))
+    store.finish_pull(db, first, "complete")
+    later = store.start_pull(db, "t")
+    save_studies(db, [study_rows(with_status(fixture_record(i), "COMPLETED", "2026-11-30")) for i in ids[:4]],
+                 SaveContext("t", later, API, False, "2026-11-30"))
+    store.finish_pull(db, later, "complete")
+    every = list_changes(db, "t")
+    assert len(every) == count_changes(db, "t") == 4
+    assert [list_changes(db, "t", limit=3, offset=at) for at in (0, 3)] == [every[:3], every[3:]]
+    assert list_changes(db, "t", offset=2) == every[2:]
+    studies = list_studies(db, "t", StudyQuery(sort="nct"))
+    assert [s["nct_id"] for s in studies] == sorted(ids)
+    assert list_studies(db, "t", StudyQuery(sort="nct", limit=2, offset=2)) == studies[2:4]
+    assert list_studies(db, "t", StudyQuery(sort="nct", offset=4)) == studies[4:]
+    assert count_studies(db, "t", StudyQuery(sort="nct", limit=2, offset=2)) == 5
+    assert count_studies(db, "t", StudyQuery(statuses=["COMPLETED"])) == 4
+
+
+def test_a_topic_no_pull_completed_for_is_of_no_freshness_yet(db):
+    from trialsync.reports.status import freshness
+    from trialsync.topics import Topic
+
+    store.save_topic(db, Topic("t", {"query.cond": "x"}))
+    store.finish_pull(db, store.start_pull(db, "t"), "failed", error="no network")
+    assert freshness(db, "t") == {"topic": "t", "last_complete_pull": None, "kind": None, "data_timestamp": None}

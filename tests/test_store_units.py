@@ -344,6 +344,67 @@ def test_open_for_reading_brings_an_older_database_up_to_date(tmp_path):
     assert store_db.inspect_file(path).user_version == SCHEMA
 
 
+def files_beside(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.parent.iterdir())}
+
+
+def test_open_unchanged_reads_a_current_database_and_makes_no_file(tmp_path):
+    path = made_db(tmp_path / "t.db")
+    before = files_beside(path)
+    conn = store.open_unchanged(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM topics").fetchone()[0] == 0
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            conn.execute("INSERT INTO topics (name, params, created_at) VALUES ('x', '{}', 'now')")
+    finally:
+        conn.close()
+    assert files_beside(path) == before and list(before) == ["t.db", "t.db.lock"]
+
+
+def test_open_unchanged_reads_the_commits_waiting_in_the_wal_file(tmp_path):
+    path = made_db(tmp_path / "t.db")
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        writer.execute("INSERT INTO topics (name, params, created_at) VALUES ('waiting', '{}', 'now')")
+        assert Path(f"{path}-wal").stat().st_size > 0
+        conn = store.open_unchanged(path)
+        try:
+            assert conn.execute("SELECT name FROM topics").fetchall() == [("waiting",)]  # never an older state
+        finally:
+            conn.close()
+    finally:
+        writer.close()
+
+
+def test_open_unchanged_refuses_an_older_database_untouched(tmp_path):
+    path = legacy_database(tmp_path / "first.db")
+    before = files_beside(path)
+    with pytest.raises(StoreError) as caught:
+        store.open_unchanged(path)
+    assert str(caught.value) == (
+        f"database {path} was made by an older trialsync (schema 1); it is read here without writing, so it cannot "
+        "be upgraded here: any other trialsync command, `trialsync status-report` say, upgrades it in place")
+    assert files_beside(path) == before
+
+
+def test_open_unchanged_refuses_a_newer_database_and_a_missing_one(tmp_path):
+    path = made_db(tmp_path / "t.db")
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA + 1}")
+    conn.close()
+    before = files_beside(path)
+    with pytest.raises(StoreError) as caught:
+        store.open_unchanged(path)
+    assert str(caught.value) == (
+        f"cannot use database {path}: it was made by a newer trialsync (schema {SCHEMA + 1}, this one knows up to "
+        f"{SCHEMA}); upgrade trialsync. The file was left untouched")
+    assert files_beside(path) == before
+    with pytest.raises(NotFound):
+        store.open_unchanged(tmp_path / "none.db")
+    assert files_beside(path) == before
+
+
 def test_open_for_reading_refuses_a_newer_database_untouched(tmp_path):
     path = made_db(tmp_path / "t.db")
     conn = sqlite3.connect(path)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from .errors import UsageError
+
 _NCT_ID = re.compile(r"NCT\d{8}")
 
 
@@ -20,6 +22,14 @@ def nct_id_of(study: Mapping) -> str:
 def is_nct_id(text: str) -> bool:
     """True for a well-formed NCT id such as ``NCT04042844`` (the whole text, nothing around it)."""
     return isinstance(text, str) and _NCT_ID.fullmatch(text) is not None
+
+
+def read_nct_id(text: str) -> str:
+    """The NCT id ``text`` names, written in any case with spaces around it; UsageError when it is none."""
+    wanted = text.strip().upper()
+    if not is_nct_id(wanted):
+        raise UsageError(f"{text!r} is not an NCT id (NCT followed by 8 digits, e.g. NCT04042844)")
+    return wanted
 
 
 def study_url(nct_id: str) -> str:

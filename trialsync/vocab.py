@@ -109,6 +109,17 @@ def read_many(text: str, read) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def read_values(values: list[str] | None, read, name: str) -> list[str]:
+    """Every value given to a repeatable option or list parameter ``name`` (each may hold several, separated by
+    commas), read with ``read(text, name)``, once each in the order given; an empty one is a UsageError, not
+    "no filter"."""
+    for value in values or []:
+        if not value.strip(" ,|"):
+            raise UsageError(f"{name} needs a value, not {value!r}")
+    return list(dict.fromkeys(found for value in values or []
+                              for found in read_many(value, lambda text: read(text, name))))
+
+
 def plural(count: int, word: str, words: str | None = None) -> str:
     """'1 study', '2 studies': a count with its noun, singular for exactly one."""
     return f"{count} {word if count == 1 else (words or word + 's')}"

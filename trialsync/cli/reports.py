@@ -44,7 +44,6 @@ def status_report(
 ) -> None:
     """Count a topic's studies by overall status, with changes since the previous pull. Example: trialsync status-report"""
     from .. import reports
-    from ..reports.asof import topic_as_of
     from ..reports.breakdowns import breakdown
     from ..reports.common import read_moment
     from ..render.status import render_breakdown, render_every_topic, render_status_report
@@ -63,12 +62,7 @@ def status_report(
         return
     name = topic_name(conn, topic)
     if by is not None:
-        if moment is None:
-            emit(render_breakdown(breakdown(conn, name, by.value), fmt))
-            return
-        with topic_as_of(conn, name, moment) as pull:
-            found = breakdown(conn, name, by.value, today=pull["finished_at"][:10])
-            emit(render_breakdown({**found, "as_of": pull["finished_at"]}, fmt))
+        emit(render_breakdown(breakdown(conn, name, by.value, as_of=moment), fmt))
         return
     report = reports.status_report(conn, name, as_of=moment)
     trend = reports.history(conn, name, last=TREND_PULLS, finished_by=moment)
@@ -100,14 +94,13 @@ def changes(
 ) -> None:
     """List what changed in the studies, newest first. Example: trialsync changes --since 2026-11-01"""
     from .. import reports, store
-    from ..errors import UsageError
-    from ..dates import iso_day
     from ..render.changes import render_changes
+    from ..reports.common import read_date
     from ..vocab import plural
 
     not_both(since=since, pulls=pulls)
-    if since is not None and iso_day(since) is None:
-        raise UsageError(f"--since takes a date as YYYY-MM-DD, not {since!r}")
+    if since is not None:
+        read_date(since, "--since")
     conn = read_db(db)
     name = store.get_topic(conn, topic).name if topic is not None else None
     found, fmt = reports.list_changes(conn, name, since=since, pulls=pulls), resolve_format(fmt)

@@ -15,7 +15,7 @@ from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, InvalidValue, Tr
 # The option that carries each kind of value the lower layers may refuse (errors.InvalidValue).
 OPTION_FOR = {"place": "--near", "distance": "--within", "search": "--search", "sort": "--sort"}
 from ..store.db import describe_error
-from . import browse, completion, doctor, feeds, reports, studies, sync
+from . import browse, completion, doctor, feeds, reports, serve, studies, sync
 from .options import err
 from .streams import GuardedOutput, OutputError, discard_unwritten_output
 from .topics import topics_app
@@ -39,6 +39,7 @@ app.command("feed")(feeds.feed)
 app.command("datasette-metadata")(browse.datasette_metadata)
 app.command("doctor")(doctor.doctor)
 app.command("config")(doctor.config)
+app.command("mcp")(serve.serve_mcp)
 app.add_typer(topics_app, name="topics")
 app.command("completion")(completion.completion)
 

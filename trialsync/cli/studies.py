@@ -40,18 +40,6 @@ class Sort(str, Enum):
     overdue = "overdue"
 
 
-def _many(values: list[str] | None, read, option: str) -> list[str]:
-    """Every value of a repeatable option (each may hold several, comma-separated), read and checked; an
-    empty one is a usage error, not "no filter"."""
-    from ..vocab import read_many
-
-    for value in values or []:
-        if not value.strip(" ,|"):
-            raise UsageError(f"{option} needs a value, not {value!r}")
-    return list(dict.fromkeys(found for value in values or []
-                              for found in read_many(value, lambda text: read(text, option))))
-
-
 def list_command(
     topic: TopicArgument = None,
     status: Annotated[Optional[list[str]], typer.Option(
@@ -132,7 +120,8 @@ def list_command(
         raise UsageError("--search needs words to look for")
     moment = read_moment(as_of) if as_of is not None else None
     query = StudyQuery(
-        statuses=_many(status, vocab.read_status, "--status"), phases=_many(phase, vocab.read_phase, "--phase"),
+        statuses=vocab.read_values(status, vocab.read_status, "--status"),
+        phases=vocab.read_values(phase, vocab.read_phase, "--phase"),
         study_type=vocab.read_study_type(study_type) if study_type is not None else None,
         sponsor=_text(sponsor, "--sponsor"),
         sponsor_class=vocab.read_sponsor_class(sponsor_class) if sponsor_class is not None else None,
@@ -147,7 +136,8 @@ def list_command(
         today=moment[:10] if moment else None,
         changed_since=read_day(changed_since, "--changed-since") if changed_since is not None else None,
         search=search, sort=sort.value if sort else None, limit=limit)
-    query.site_statuses = sites_that_count(query.statuses, _many(site_status, vocab.read_status, "--site-status"))
+    query.site_statuses = sites_that_count(query.statuses, vocab.read_values(site_status, vocab.read_status,
+                                                                             "--site-status"))
     conn = read_db(db)
     name = topic_name(conn, topic)
     if near is not None:
@@ -198,7 +188,9 @@ def show(
     fetch: Annotated[bool, typer.Option("--fetch", help="Fetch the study from the API when it is not stored "
                                         "(it is shown, not stored).")] = False,
     results: Annotated[bool, typer.Option("--results", help="Every outcome measure, analysis and adverse event "
-                                          "of its results, not only the primary outcomes and serious events.")] = False,
+                                          "of its results, not only the primary outcomes and serious events; with "
+                                          "--format json, its results (AACT's tables, arranged) instead of the "
+                                          "record.")] = False,
     api_url: ApiUrlOption = None,
     db: DbOption = None,
     fmt: Annotated[Optional[StudyFormat], typer.Option(
@@ -206,16 +198,14 @@ def show(
 ) -> None:
     """Show one study for a person: status, eligibility, sites, contacts, links, changes. Example: trialsync show NCT04042844"""
     from ..errors import NotFound
-    from ..ids import is_nct_id
+    from ..ids import read_nct_id
     from ..reports.results import results_of_rows, study_results
     from ..reports.studies import facts_from_rows, resolve_place, sites_by_distance, study_facts, study_raw
     from ..render.studies import render_study
     from ..transform import study_rows
 
     sites_limit = _sites_limit(sites)
-    wanted = nct_id.strip().upper()
-    if not is_nct_id(wanted):
-        raise UsageError(f"{nct_id!r} is not an NCT id (NCT followed by 8 digits, e.g. NCT04042844)")
+    wanted = read_nct_id(nct_id)
     conn = None
     if not fetch or db_path(db).exists():
         try:
@@ -238,7 +228,9 @@ def show(
         facts = facts_from_rows(rows, record)
         facts["results"] = results_of_rows(rows)
     if fmt is StudyFormat.json:
-        sys.stdout.write(raw + "\n")
+        from ..render.formats import to_json
+
+        sys.stdout.write((to_json(facts["results"]) if results else raw) + "\n")
         return
     if near is not None:
         facts["locations"] = sites_by_distance(facts["locations"], resolve_place(conn, near))

@@ -16,11 +16,15 @@ DIGEST_LINES = 50  # per group in a digest, so that a cron mail stays readable
 CHANGE_KEYS = ("nct_id", "field", "old", "new", "item", "observed_at", "topic", "reason", "brief_title")
 
 
+def changes_data(changes: Sequence[dict]) -> list[dict]:
+    """Changes as ``changes --format json`` gives them: each with ``CHANGE_KEYS``, the API's own values."""
+    return [{k: c[k] for k in CHANGE_KEYS} for c in changes]
+
+
 def render_changes(changes: Sequence[dict], fmt: str) -> list:
     """Changes newest first; JSON, JSON lines and CSV keep the API's own values."""
     if fmt in ("json", "csv", "nl"):
-        rows = [{k: c[k] for k in CHANGE_KEYS} for c in changes]
-        return rows_as(rows, [Column(k, k) for k in CHANGE_KEYS], fmt)
+        return rows_as(changes_data(changes), [Column(k, k) for k in CHANGE_KEYS], fmt)
     if not changes:
         return ["No changes recorded."]
     rows = [{**c, "change": describe_change(c, name_topic=True)[len(c["nct_id"]) + 1:]} for c in changes]

@@ -64,6 +64,13 @@ def _series(rows: Sequence[dict], statuses: Sequence[str]) -> dict[str, list[int
     return {status: [row["statuses"].get(status, 0) for row in rows] for status in statuses}
 
 
+def status_report_data(report: dict) -> dict:
+    """The status report as ``--format json`` gives it: ``{"topic", "total", "as_of", "statuses",
+    "unknown_by_last_known", "data_timestamp", "left_since_previous", "previous"}``."""
+    return {key: report[key] for key in ("topic", "total", "as_of", "statuses", "unknown_by_last_known",
+                                         "data_timestamp", "left_since_previous", "previous")}
+
+
 def render_status_report(report: dict, summary: str, fmt: str, trend: Sequence[dict] = (),
                          chart: bool = False) -> list:
     """The status report in ``fmt``: the summary as a sentence, counts with share and change, the unknown
@@ -71,9 +78,7 @@ def render_status_report(report: dict, summary: str, fmt: str, trend: Sequence[d
     and text formats add a sparkline of each status over those pulls. With ``chart`` (table and text only)
     the counts are drawn as horizontal bars instead of the table."""
     if fmt == "json":
-        data = {key: report[key] for key in ("topic", "total", "as_of", "statuses", "unknown_by_last_known")}
-        data.update({key: report[key] for key in ("data_timestamp", "left_since_previous", "previous")})
-        return [to_json(data)]
+        return [to_json(status_report_data(report))]
     rows = status_rows(report)
     if fmt in ("csv", "nl"):
         keys = ("status", "label", "count", "percent", "previous_count")
@@ -191,12 +196,17 @@ def render_breakdown(report: dict, fmt: str) -> list:
     return rows_as(flat, columns, fmt, title=title) + ([sentence(multi)] if multi else [])
 
 
+def history_data(topic: str, rows: Sequence[dict]) -> dict:
+    """The topic's counts at each complete pull as ``history --format json`` gives them: ``{"topic", "pulls"}``."""
+    return {"topic": topic, "pulls": list(rows)}
+
+
 def render_history(topic: str, rows: Sequence[dict], fmt: str, chart: bool = False) -> list:
     """The topic's counts by status at each complete pull or import, oldest first. With ``chart`` (table and
     text only): one sparkline per status over the newest pulls that fit the width, with its first and last
     count."""
     if fmt == "json":
-        return [to_json({"topic": topic, "pulls": list(rows)})]
+        return [to_json(history_data(topic, rows))]
     if not rows:
         return [f"No complete pull of {topic} is recorded yet."]
     statuses = sorted({s for row in rows for s in row["statuses"]}, key=status_sort_key)

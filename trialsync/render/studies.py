@@ -52,6 +52,20 @@ def _nearest_site_cell(site: dict | None) -> str:
 _SITE_CSV_KEYS = ("facility", "city", "state", "country", "status")
 
 
+def study_list_data(rows: Sequence[dict], units: str = "km") -> list[dict]:
+    """Studies as ``list --format json`` gives them: ``LIST_JSON_KEYS`` (the API's own values and each study's
+    URL), with ``DUE_KEYS`` for rows of results that are due, and ``distance_km`` and ``nearest_site`` (and the
+    distance in ``units`` too, when they are not km) for rows measured from a place."""
+    near = bool(rows) and "nearest_site" in rows[0]
+    due = bool(rows) and "days_overdue" in rows[0]
+    keys = LIST_JSON_KEYS + (DUE_KEYS if due else ()) + (("distance_km", "nearest_site") if near else ())
+    data = [{k: row.get(k) for k in keys} for row in rows]
+    if near and units != "km":
+        for item in data:
+            item[f"distance_{units}"] = _rounded(in_units(item["distance_km"], units))
+    return data
+
+
 def render_study_list(rows: Sequence[dict], fmt: str, title: str | None = None, units: str = "km") -> list:
     """Studies one a line: NCT id, status, phase, start, title, lead sponsor; with ``--near`` also the distance
     (in ``units``) to each study's nearest counting site and where that site is and its status. JSON and JSON
@@ -61,12 +75,7 @@ def render_study_list(rows: Sequence[dict], fmt: str, title: str | None = None, 
     due = bool(rows) and "days_overdue" in rows[0]
     due_keys = DUE_KEYS if due else ()
     if fmt in ("json", "nl"):
-        keys = LIST_JSON_KEYS + due_keys + (("distance_km", "nearest_site") if near else ())
-        data = [{k: row.get(k) for k in keys} for row in rows]
-        if near and units != "km":
-            for item in data:
-                item[f"distance_{units}"] = _rounded(in_units(item["distance_km"], units))
-        return rows_as(data, [Column(k, k) for k in keys], fmt, data=data)
+        return rows_as(study_list_data(rows, units), [], fmt)
     if fmt == "csv":
         keys = LIST_JSON_KEYS + due_keys + ((f"distance_{units}",) + tuple(f"nearest_site_{k}" for k in _SITE_CSV_KEYS)
                                             if near else ())

@@ -9,6 +9,7 @@ from ..defaults import DEFAULT_TOPIC_NAME
 from ..results_rule import CATEGORIES
 from ..statuses import status_sort_key
 from ..vocab import PHASE_LABELS
+from .asof import topic_as_of
 from .results import category_sql, due_cutoff
 
 # The topic's members in NCT id order, with the status and one-valued dimensions from the covering index
@@ -53,15 +54,21 @@ def breakdown_sql(by: str, topic: str = DEFAULT_TOPIC_NAME, today: str | None = 
             {"topic": topic, "due_cutoff": due_cutoff(today or utc_today())})
 
 
-def breakdown(conn: sqlite3.Connection, topic: str, by: str, today: str | None = None) -> dict:
+def breakdown(conn: sqlite3.Connection, topic: str, by: str, as_of: str | None = None, today: str | None = None) -> dict:
     """The topic's studies counted by ``by`` (a key of DIMENSIONS) and overall status:
     ``{"topic", "by", "multi", "total", "rows": [{"value", "total", "statuses": {status: n}}]}``.
 
     ``value`` is the API's own value ("PHASE2", "INDUSTRY", "2019", "United States"; null when a study has
-    none), or for ``results`` one of ``results_rule.CATEGORIES`` on ``today``. Where a study can have several
-    values (``multi``), it is counted once in each of them; ``total`` counts each study once. Rows: phases,
-    years and results categories in order, the rest most studies first.
+    none), or for ``results`` one of ``results_rule.CATEGORIES`` on ``today`` (by default the current UTC day).
+    Where a study can have several values (``multi``), it is counted once in each of them; ``total`` counts
+    each study once. Rows: phases, years and results categories in order, the rest most studies first. With
+    ``as_of`` (``YYYY-MM-DDTHH:MM:SSZ``): the topic as it stood after its last complete pull at or before that
+    moment, rebuilt from the stored versions (results due as on the day of that pull), with that pull's
+    ``as_of`` (its finish time) added; NotFound when there was none.
     """
+    if as_of is not None:
+        with topic_as_of(conn, topic, as_of) as pull:
+            return {**breakdown(conn, topic, by, today=pull["finished_at"][:10]), "as_of": pull["finished_at"]}
     multi = DIMENSIONS[by][0]
     cells = conn.execute(*breakdown_sql(by, topic, today)).fetchall()
     rows: dict = {}

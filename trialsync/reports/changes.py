@@ -16,15 +16,30 @@ _CHANGE_COLUMNS = ("c.id, c.nct_id, c.field, c.old, c.new, c.observed_at, c.topi
 
 
 def list_changes(conn: sqlite3.Connection, topic: str | None = None, since: str | None = None,
-                 pulls: int | None = None, nct_id: str | None = None) -> list[dict]:
+                 pulls: int | None = None, nct_id: str | None = None, limit: int | None = None,
+                 offset: int = 0) -> list[dict]:
     """Changes, newest pull first, each pull's in the order seen.
 
     Each is a dict of ``id, nct_id, field, old, new, observed_at, topic, pull_id, reason, item, brief_title``.
     With ``topic``: the changes of its member studies, whichever pull observed them, and its own
     membership events. ``since`` keeps changes observed on or after that date; ``pulls`` those of the
     last N pulls and imports (of the topic's own, with ``topic``: the changes observed since the one before
-    them, which its digests covered); ``nct_id`` those of one study.
+    them, which its digests covered); ``nct_id`` those of one study. ``offset`` skips that many of them and
+    ``limit`` keeps at most that many of the rest (a page).
     """
+    sql, params = _changes_sql(topic, since, pulls, nct_id)
+    sql += " ORDER BY c.pull_id DESC, c.id LIMIT :limit OFFSET :offset"
+    params.update({"limit": -1 if limit is None else limit, "offset": offset})
+    return dicts(conn.execute(sql, params))
+
+
+def count_changes(conn: sqlite3.Connection, topic: str | None = None, since: str | None = None) -> int:
+    """How many changes ``list_changes(conn, topic, since=since)`` gives in all."""
+    sql, params = _changes_sql(topic, since, None, None)
+    return conn.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+
+
+def _changes_sql(topic: str | None, since: str | None, pulls: int | None, nct_id: str | None) -> tuple[str, dict]:
     where, params = [], {}
     if topic is not None:
         where.append(TOPIC_CHANGES)
@@ -47,7 +62,7 @@ def list_changes(conn: sqlite3.Connection, topic: str | None = None, since: str 
     sql = f"SELECT {_CHANGE_COLUMNS} FROM changes c LEFT JOIN studies s ON s.nct_id = c.nct_id"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    return dicts(conn.execute(sql + " ORDER BY c.pull_id DESC, c.id", params))
+    return sql, params
 
 
 @dataclass

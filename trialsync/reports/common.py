@@ -40,6 +40,16 @@ def last_pull(conn: sqlite3.Connection, topic: str, outcomes: tuple[str, ...] = 
     return rows[0] if rows else None
 
 
+def write_mark(conn: sqlite3.Connection) -> str:
+    """A mark that differs once a pull or import has written since it was read (its row counts each page it
+    saves and each study that left, in the same transaction, and holds its outcome once it ends) or a topic
+    was added or removed, and that stays the same while nothing is written: whether two reads saw the same
+    stored studies and topics."""
+    pull = conn.execute("SELECT id, outcome, received, left_topic FROM pulls ORDER BY id DESC LIMIT 1").fetchone()
+    topics = conn.execute("SELECT count(*), max(created_at) FROM topics").fetchone()
+    return "/".join(str(value) for value in (*(pull or (0,)), *topics))
+
+
 _MOMENT = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?Z?)?")
 
 
@@ -55,6 +65,13 @@ def read_moment(text: str, option: str = "--as-of") -> str:
     if int(hour) > 23 or int(minute) > 59 or int(second or 0) > 59:
         raise UsageError(f"{option}: {text!r} is not a time of day")
     return f"{day}T{hour}:{minute}:{second or '00'}Z"
+
+
+def read_date(text: str, option: str) -> str:
+    """A date given as YYYY-MM-DD (a real day), as given; else UsageError naming ``option``."""
+    if iso_day(text) is None:
+        raise UsageError(f"{option} takes a date as YYYY-MM-DD, not {text!r}")
+    return text
 
 
 def read_day(text: str, option: str) -> str:

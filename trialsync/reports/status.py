@@ -79,6 +79,16 @@ def status_report(conn: sqlite3.Connection, topic: str, as_of: str | None = None
     }
 
 
+def freshness(conn: sqlite3.Connection, topic: str) -> dict:
+    """How fresh the stored studies of ``topic`` are: ``{"topic", "last_complete_pull", "kind",
+    "data_timestamp"}``, that is when its last complete pull or import finished, which of the two it was
+    (``pull`` or ``import``), and the API's ``dataTimestamp`` that pull saw (None for an import); all three None
+    when none completed. The same pull ``status_report`` dates its counts by."""
+    latest = last_pull(conn, topic)
+    return {"topic": topic, "last_complete_pull": latest["finished_at"] if latest else None,
+            "kind": latest["kind"] if latest else None, "data_timestamp": latest["data_timestamp"] if latest else None}
+
+
 def _last_failed_pull(conn: sqlite3.Connection, topic: str) -> dict | None:
     failed = last_pull(conn, topic, FAILED_OUTCOMES)
     return {key: failed[key] for key in ("finished_at", "outcome", "error")} if failed else None

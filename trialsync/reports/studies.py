@@ -121,6 +121,7 @@ class StudyQuery:
     search: str | None = None
     sort: str | None = None
     limit: int | None = None
+    offset: int = 0  # the studies of this many places in the order are skipped (a page after the first)
 
 
 _SORT_SQL = {
@@ -214,24 +215,37 @@ def list_sql(query: StudyQuery, topic: str = DEFAULT_TOPIC_NAME) -> tuple[str, d
         params["due_cutoff"] = due_cutoff(query.today or utc_today())
     sql = (f"SELECT {', '.join('s.' + c for c in LIST_COLUMNS)}{distance} FROM studies s {' '.join(joins)} "
            f"WHERE {' AND '.join(where)} ORDER BY {_SORT_SQL[sort]}")
-    if query.limit is not None:
-        sql += " LIMIT :limit"
-        params["limit"] = query.limit
+    if query.limit is not None or query.offset:
+        sql += " LIMIT :limit OFFSET :offset"
+        params.update({"limit": -1 if query.limit is None else query.limit, "offset": query.offset})
     return sql, params
 
 
-def list_studies(conn: sqlite3.Connection, topic: str, query: StudyQuery) -> list[dict]:
-    """The topic's present studies that pass ``query``, in its order. Each row carries LIST_COLUMNS with
-    ``phases`` as a list, ``url``, and ``distance_km`` to the nearest site when ``query.near`` is set.
-    A search that holds no word raises InvalidValue."""
+def _as_stored(conn: sqlite3.Connection, query: StudyQuery) -> StudyQuery:
+    """``query`` in the terms the store holds: its search as full-text syntax, its country under every name
+    the stored sites may give it ("USA", "UK", "South Korea"). InvalidValue for a search that holds no word."""
     if query.search:
         query = replace(query, search=full_text_query(conn, query.search))
     if query.country and not conn.execute("SELECT 1 FROM study_countries WHERE lower(country) = lower(?) LIMIT 1",
                                           [query.country]).fetchone():
-        query = replace(query, country_names=country_names(query.country))  # "USA", "UK", "South Korea"
-    sql, params = list_sql(query, topic)
+        query = replace(query, country_names=country_names(query.country))
     if query.near is not None:
         add_functions(conn)
+    return query
+
+
+def count_studies(conn: sqlite3.Connection, topic: str, query: StudyQuery) -> int:
+    """How many of the topic's present studies pass ``query``, whatever its limit and offset."""
+    sql, params = list_sql(replace(_as_stored(conn, query), limit=None, offset=0), topic)
+    return conn.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+
+
+def list_studies(conn: sqlite3.Connection, topic: str, query: StudyQuery) -> list[dict]:
+    """The topic's present studies that pass ``query``, in its order (from its ``offset``, at most its
+    ``limit``). Each row carries LIST_COLUMNS with ``phases`` as a list, ``url``, and ``distance_km`` to the
+    nearest site when ``query.near`` is set. A search that holds no word raises InvalidValue."""
+    query = _as_stored(conn, query)
+    sql, params = list_sql(query, topic)
     rows = dicts(conn.execute(sql, params))
     for row in rows:
         as_values(row)
@@ -367,12 +381,19 @@ def study_facts(conn: sqlite3.Connection, nct_id: str) -> dict:
     for table, columns in CHILD_COLUMNS.items():
         facts[table] = dicts(conn.execute(
             f"SELECT seq, {', '.join(columns)} FROM {table} WHERE nct_id = ? ORDER BY seq", [nct_id]))
-    facts["topics"] = dicts(conn.execute(
-        "SELECT topic, present, left_at FROM topic_studies WHERE nct_id = ? ORDER BY topic", [nct_id]))
+    facts["topics"] = study_topics(conn, nct_id)
     facts["changes"] = dicts(conn.execute(
         "SELECT field, old, new, item, observed_at, topic FROM changes WHERE nct_id = ? ORDER BY id DESC LIMIT 30",
         [nct_id]))
     return facts
+
+
+def study_topics(conn: sqlite3.Connection, nct_id: str) -> list[dict]:
+    """The topics that hold or held one study, by name: ``[{"topic", "present", "left_at"}]`` (``present``
+    true while the API returns the study for the topic; once it left, false and when)."""
+    rows = dicts(conn.execute("SELECT topic, present, left_at FROM topic_studies WHERE nct_id = ? ORDER BY topic",
+                              [nct_id]))
+    return [{**row, "present": bool(row["present"])} for row in rows]
 
 
 def facts_from_rows(rows: StudyRows, record: dict) -> dict:
@@ -391,6 +412,39 @@ def study_raw(conn: sqlite3.Connection, nct_id: str) -> str:
     if row is None:
         raise _not_stored(nct_id)
     return row[0]
+
+
+# The sections of a study record (API v2) and the modules each holds; any of them may be absent from a record.
+RECORD_SECTIONS: dict[str, tuple[str, ...]] = {
+    "protocolSection": (
+        "identificationModule", "statusModule", "sponsorCollaboratorsModule", "oversightModule", "descriptionModule",
+        "conditionsModule", "designModule", "armsInterventionsModule", "outcomesModule", "eligibilityModule",
+        "contactsLocationsModule", "referencesModule", "ipdSharingStatementModule"),
+    "resultsSection": ("participantFlowModule", "baselineCharacteristicsModule", "outcomeMeasuresModule",
+                       "adverseEventsModule", "moreInfoModule"),
+    "annotationSection": ("annotationModule",),
+    "documentSection": ("largeDocumentModule",),
+    "derivedSection": ("miscInfoModule", "conditionBrowseModule", "interventionBrowseModule"),
+}
+_SECTION_OF = {module: section for section, modules in RECORD_SECTIONS.items() for module in modules}
+
+
+def record_parts(record: dict, names: list[str]) -> tuple[dict, list[str]]:
+    """The parts of a study record that ``names`` name (sections such as ``resultsSection``, or modules of
+    ``RECORD_SECTIONS`` such as ``statusModule``), each where the record has it (``{"protocolSection":
+    {"statusModule": ...}}``), and the names this record has no part for, in the order asked."""
+    parts: dict = {}
+    absent = []
+    for name in dict.fromkeys(names):
+        section = _SECTION_OF.get(name)
+        if section is None and name in record:
+            parts[name] = record[name]
+        elif section is not None and isinstance(record.get(section), dict) and name in record[section]:
+            if section not in names:  # else the whole section is given
+                parts.setdefault(section, {})[name] = record[section][name]
+        else:
+            absent.append(name)
+    return parts, absent
 
 
 def _not_stored(nct_id: str) -> NotFound:
@@ -414,13 +468,25 @@ def export_rows(conn: sqlite3.Connection, topic: str) -> Iterator[dict]:
     summary and eligibility criteria included), the lists of ``EXPORT_LISTS`` (conditions, interventions,
     collaborators, countries, keywords) as lists, and the study's ``url``; flags as True/False, phases as a
     list."""
+    return _export_rows(conn, "s.nct_id IN (SELECT nct_id FROM topic_studies WHERE topic = ? AND present = 1)", topic)
+
+
+def study_summary(conn: sqlite3.Connection, nct_id: str) -> dict:
+    """One stored study as ``export`` gives each (its ``studies`` columns but ``raw``, its lists, its ``url``),
+    whatever topics hold it; NotFound if it is not stored."""
+    for row in _export_rows(conn, "s.nct_id = ?", nct_id):
+        return row
+    raise _not_stored(nct_id)
+
+
+def _export_rows(conn: sqlite3.Connection, where: str, value: str) -> Iterator[dict]:
     import orjson
 
     lists = ", ".join(f"(SELECT json_group_array(value) FROM ({query})) AS {name}"
                       for name, query in EXPORT_LISTS.items())
     cursor = conn.execute(
-        f"SELECT {', '.join('s.' + c for c in EXPORT_COLUMNS)}, {lists} FROM studies s WHERE s.nct_id IN "
-        "(SELECT nct_id FROM topic_studies WHERE topic = ? AND present = 1) ORDER BY s.nct_id", [topic])
+        f"SELECT {', '.join('s.' + c for c in EXPORT_COLUMNS)}, {lists} FROM studies s WHERE {where} "
+        "ORDER BY s.nct_id", [value])
     columns = [d[0] for d in cursor.description]
     for values in cursor:
         row = as_values(dict(zip(columns, values)))

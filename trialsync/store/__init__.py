@@ -3,7 +3,8 @@ sync state), ``pulls`` (the pull log), ``studies`` (diff, then write), ``members
 Knows no HTTP."""
 
 from .db import (
-    SCHEMA_VERSION, default_db_path, describe_error, open_for_reading, open_for_writing, transaction, write_lock,
+    SCHEMA_VERSION, default_db_path, describe_error, open_for_reading, open_for_writing, open_unchanged, transaction,
+    write_lock,
 )
 from .history import MEMBERSHIP, WARNING, last_change_id
 from .membership import mark_left, present_ids
@@ -18,6 +19,6 @@ __all__ = [
     "COMPLETE_OUTCOMES", "COUNT_BY_STATUS", "FILE", "MEMBERSHIP", "SCHEMA_VERSION", "SaveContext", "SaveCounts",
     "TopicState", "WARNING", "default_db_path", "default_topic_name", "describe_error", "finish_pull",
     "get_stored_topic", "get_topic", "last_change_id", "list_topics", "mark_abandoned_pulls", "mark_filled",
-    "mark_left", "mark_reported", "open_for_reading", "open_for_writing", "present_ids", "remove_topic",
-    "save_studies", "save_topic", "start_pull", "topic_state", "transaction", "write_lock",
+    "mark_left", "mark_reported", "open_for_reading", "open_for_writing", "open_unchanged", "present_ids",
+    "remove_topic", "save_studies", "save_topic", "start_pull", "topic_state", "transaction", "write_lock",
 ]

@@ -211,6 +211,28 @@ def open_as_is(path: str | os.PathLike) -> sqlite3.Connection:
         raise describe_error(exc, path) from None
 
 
+def open_unchanged(path: str | os.PathLike) -> sqlite3.Connection:
+    """A read-only connection to the trialsync database at ``path`` that leaves every byte and file as it found
+    them, for a long-lived reader that must never write (``trialsync mcp``): it reads as ``open_as_is`` does
+    (no ``-wal`` or ``-shm`` file made, no lock taken) and takes only a database of this release's schema. An
+    older one is refused (StoreError saying which command upgrades it), never migrated; a missing one is
+    NotFound."""
+    path = Path(path).expanduser()
+    conn = open_as_is(path)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        conn.close()
+        raise describe_error(exc, path) from None
+    if version != SCHEMA_VERSION:
+        conn.close()
+        _refuse(path, FileState("ours", version))
+        raise StoreError(f"database {path} was made by an older trialsync (schema {version}); it is read here "
+                         "without writing, so it cannot be upgraded here: any other trialsync command, "
+                         "`trialsync status-report` say, upgrades it in place")
+    return conn
+
+
 def lock_holder(db_path: str | os.PathLike) -> int | None:
     """The id of the process holding the database's write lock, 0 when it is held but the holder cannot be
     named, None when it is free; looked up without touching the lock (Linux's /proc/locks lists every

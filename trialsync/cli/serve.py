@@ -1,0 +1,30 @@
+"""The command that serves the database to an AI assistant: mcp (the Model Context Protocol, on stdio)."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import EXIT_INTERRUPTED, TrialsyncError
+from .options import DbOption, db_path, err
+
+
+def serve_mcp(db: DbOption = None) -> None:
+    """Serve the database to an AI assistant over the Model Context Protocol on stdio; it only reads (never pulls,
+    never writes). Needs pip install 'trialsync[mcp]'. Example: trialsync mcp --db ~/trialsync.db"""
+    from . import signals_held
+
+    try:
+        with signals_held():  # pydantic loads compiled modules
+            from ..mcp_server import serve
+    except ImportError as exc:
+        if (exc.name or "").partition(".")[0] == "trialsync":
+            raise
+        raise TrialsyncError(f"`trialsync mcp` needs the MCP Python SDK, which cannot be imported here ({exc}): "
+                             "pip install 'trialsync[mcp]'") from None
+    try:
+        serve(db_path(db))
+    except KeyboardInterrupt:
+        # The SDK reads standard input in a thread no signal can stop: a normal exit would wait for that thread
+        # until the client closes the pipe. Nothing is left to write or close (each call closed its connection).
+        err("interrupted")
+        os._exit(EXIT_INTERRUPTED)
