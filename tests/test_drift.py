@@ -111,6 +111,16 @@ def test_every_recorded_record_is_checked_as_the_slow_reading_checks_it():
                      "protocolSection.contactsLocationsModule.locations_nested"}
 
 
+def test_a_new_section_is_named_at_the_root_and_a_leaf_covers_what_is_below_it():
+    model = DataModel(model_paths(MODEL))
+    record = fixture_record("NCT05489822")
+    record["aiSection"] = {"summary": "x"}
+    assert model.unknown_paths(record) == ["aiSection"]
+    locations = "protocolSection.contactsLocationsModule.locations"
+    assert model.covers(f"{locations}.geoPoint.lat") and model.covers(f"{locations}.city")
+    assert not model.covers(f"{locations}.cityCode") and not model.covers("aiSection.summary")
+
+
 def test_the_shapes_remembered_are_bounded_and_each_record_still_checked():
     model = DataModel(model_paths(MODEL))
     record = fixture_record("NCT05489822")
@@ -137,6 +147,7 @@ def test_a_status_outside_the_14_is_found_in_either_status_field():
     record["protocolSection"]["statusModule"]["lastKnownStatus"] = "ON_HOLD"
     assert unknown_statuses(with_status(record, "PAUSED")) == ["PAUSED", "ON_HOLD"]
     assert unknown_statuses(with_status(record, "ON_HOLD")) == ["ON_HOLD"]
+    assert unknown_statuses({}) == unknown_statuses({"protocolSection": "odd"}) == []
 
 
 # -- pulls against the stand-in ------------------------------------------------------------------------------
@@ -183,8 +194,9 @@ def test_a_field_the_model_lacks_is_warned_once_and_the_record_stored_byte_for_b
         "stored as sent (raw keeps it)"]
     assert stored(tmp_path, "SELECT CAST(raw AS BLOB) FROM studies WHERE nct_id = 'NCT05489822'") == [
         (server.corpus.body["NCT05489822"],)]
-    assert stored(tmp_path, "SELECT kind, value, nct_id, api_version FROM drift_notes") == [
-        ("unknown field", PREDICTIONS, "NCT05489822", "2.0.5")]
+    assert stored(tmp_path, "SELECT kind, value, nct_id, api_version, pull_id FROM drift_notes") == [
+        ("unknown field", PREDICTIONS, "NCT05489822", "2.0.5", 1)]
+    assert stored(tmp_path, "SELECT api_version, pull_id FROM data_models") == [("2.0.5", 1)]
 
     # Two more records carry it, one of them the same study in a new state: stored, not warned again.
     refresh(server, 25, with_predictions("NCT05489822", "COMPLETED", "2026-11-25"),
@@ -210,8 +222,8 @@ def test_a_status_outside_the_14_is_warned_once_however_many_records_hold_it(spi
     second = spine(server)
     assert second.code == 0 and "1 updated" in second.out and second.err == "", second
     assert stored(tmp_path, "SELECT count(*) FROM studies WHERE overall_status = 'PAUSED'") == [(3,)]
-    assert stored(tmp_path, "SELECT kind, value, nct_id FROM drift_notes") == [
-        ("unknown status", "PAUSED", "NCT05305430")]
+    assert stored(tmp_path, "SELECT kind, value, nct_id, pull_id FROM drift_notes") == [
+        ("unknown status", "PAUSED", "NCT05305430", 1)]
 
 
 def test_the_model_is_fetched_once_per_api_version(cli, spine, server):
@@ -248,6 +260,8 @@ def test_a_field_gone_from_the_model_is_warned_once_and_settled_when_it_comes_ba
         f"{WARNED}resultsSection left the API's data model of apiVersion 2.0.6 (apiVersion 2.0.5 had it)"]
     server.api_version = "2.0.7"  # still without it: gone since 2.0.6, said then
     assert spine(server).err == ""
+    assert stored(tmp_path, "SELECT kind, value, nct_id, api_version, pull_id FROM drift_notes") == [
+        ("vanished field", "resultsSection", None, "2.0.6", 2)]
     doctor = cli("doctor", "--api-url", server.url, "--quiet")
     assert doctor.out.splitlines()[0] == (
         "warn drift: 1 field left the data model: resultsSection -- nothing was dropped (`raw` keeps each record as "

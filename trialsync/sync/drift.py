@@ -103,18 +103,16 @@ def _fetch_model(conn: sqlite3.Connection, client: ApiClient, api_version: str, 
                 if (note.kind == UNKNOWN_FIELD and model.covers(note.value))
                 or (note.kind == VANISHED_FIELD and note.value in paths)]
     saved = stored.save_model(conn, api_version, paths, pull_id, notes, resolved)
-    for note in notes:
-        warn(warning_line(note, before.api_version if before else None))
+    for note in notes:  # only a model stored before has fields to lose
+        warn(f"{PREFIX}{note.value} left the API's data model of apiVersion {api_version} (apiVersion "
+             f"{before.api_version} had it)")
     return saved
 
 
-def warning_line(note: DriftNote, earlier_version: str | None = None) -> str:
-    """The one line that warns of ``note`` (``earlier_version``: the model a vanished field was in)."""
-    if note.kind == UNKNOWN_FIELD:
-        return (f"{PREFIX}{note.nct_id} carries {note.value}, a field the API's data model (apiVersion "
-                f"{note.api_version}) lacks; stored as sent (raw keeps it)")
+def warning_line(note: DriftNote) -> str:
+    """The one line that warns of ``note``, a field or a status a record carries."""
     if note.kind == UNKNOWN_STATUS:
         return (f"{PREFIX}{note.nct_id} has status {note.value}, not one of the 14 known; stored as sent "
                 "(counted under its own name)")
-    since = f" (apiVersion {earlier_version} had it)" if earlier_version else ""
-    return f"{PREFIX}{note.value} left the API's data model of apiVersion {note.api_version}{since}"
+    return (f"{PREFIX}{note.nct_id} carries {note.value}, a field the API's data model (apiVersion "
+            f"{note.api_version}) lacks; stored as sent (raw keeps it)")
