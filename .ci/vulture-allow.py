@@ -9,5 +9,6 @@ _.root, _.topics_add, _.topics_list, _.topics_show, _.topics_remove  # typer com
 _.search_studies, _.get_study, _.study_results, _.study_resource, _.topic_resource, _.changes_since  # MCP
 _.m001_initial_schema, _.m002_sync_state_per_topic, _.m003_derived_fields_and_search, _.m004_one_shape_of_schema_3
 _.m005_digest_backlog, _.m006_browsable_database, _.m007_results, _.m008_membership_ways_and_fetch_times
+_.m009_schema_drift
 __getattr__  # trialsync.cli's lazy app
 EXIT_OK

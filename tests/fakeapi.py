@@ -4,14 +4,15 @@ It serves a corpus of real study records (from ``tests/fixtures/studies``), or N
 NCT ids in the reserved range NCT90000000-NCT99999999, which no real study has. It speaks the API's
 paging (``pageSize``, opaque ``nextPageToken`` bound to the other parameters, ``countTotal`` on the first
 page), ``fields=NCTId``, ``filter.overallStatus``, ``filter.ids``, the
-``AREA[LastUpdatePostDate]RANGE[from,to]`` filter, ``/studies/{id}`` and ``/version``. Other search
-parameters are accepted and ignored: the corpus is the topic.
+``AREA[LastUpdatePostDate]RANGE[from,to]`` filter, ``/studies/{id}``, ``/version`` (``apiVersion``: the
+``api_version`` given) and ``/studies/metadata`` (the data model given as ``metadata``; by default the one
+recorded in ``tests/fixtures/spec``). Other search parameters are accepted and ignored: the corpus is the topic.
 
 Each study is serialised once; a page is a join of those bytes, so the server is not what a benchmark
 measures. It can answer gzip, add a delay per page, and inject faults: into the next requests in order
-(``fail_next``), or into requests of one kind (``inject``: the version, a study, the first, a middle or
-the last page of a search, an incremental page, an id listing page, a page of the registry's changed list
-(a listing without a topic), a ``filter.ids`` batch). Studies put ``in_topic=False`` are served only to a
+(``fail_next``), or into requests of one kind (``inject``: the version, the data model, a study, the first, a
+middle or the last page of a search, an incremental page, an id listing page, a page of the registry's changed
+list (a listing without a topic), a ``filter.ids`` batch). Studies put ``in_topic=False`` are served only to a
 search of the whole registry. The request
 log (``requests``, with ``kinds`` and ``faults`` beside it) lets a test assert which request was hit and
 that it was sent again; ``targets`` beside it holds each request's path and query exactly as sent.
@@ -42,6 +43,7 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 FIXTURES = Path(__file__).parent / "fixtures" / "studies"
+DATA_MODEL = Path(__file__).parent / "fixtures" / "spec" / "studies_metadata.json"
 CLONE_BASE = 90_000_000
 MAX_TARGET = 8192  # the longest request target (path and query) answered; longer ones get HTTP 414
 _RANGE = re.compile(r"AREA\[LastUpdatePostDate\]RANGE\[([^,\]]*),\s*([^\]]*)\]")
@@ -50,6 +52,11 @@ _RANGE = re.compile(r"AREA\[LastUpdatePostDate\]RANGE\[([^,\]]*),\s*([^\]]*)\]")
 def load_fixture_records(directory: Path = FIXTURES) -> list[dict]:
     """The real study records in ``directory``, by file name."""
     return [orjson.loads(path.read_bytes()) for path in sorted(directory.glob("NCT*.json"))]
+
+
+def recorded_data_model() -> list[dict]:
+    """The data model the API answered at ``/studies/metadata`` (recorded by AACT), as parsed JSON."""
+    return orjson.loads(DATA_MODEL.read_bytes())
 
 
 def clone_id(index: int) -> str:
@@ -149,9 +156,12 @@ class FakeApi:
     """The server. Use as a context manager; ``url`` is the API base URL to give trialsync."""
 
     def __init__(self, corpus: Corpus, data_timestamp: str = "2026-11-24T09:00:05", page_delay: float = 0.0,
-                 gzip_answers: bool = False, port: int = 0):
+                 gzip_answers: bool = False, port: int = 0, api_version: str = "2.0.5",
+                 metadata: list | None = None):
         self.corpus = corpus
         self.data_timestamp = data_timestamp
+        self.api_version = api_version
+        self.metadata = recorded_data_model() if metadata is None else metadata  # a test may change it
         self.page_delay = page_delay
         self.gzip_answers = gzip_answers
         self.faults: list[str] = []
@@ -256,7 +266,10 @@ class FakeApi:
         if path.startswith("/_control/"):
             return self.control(path.rsplit("/", 1)[1], params)
         if path.endswith("/version"):
-            return 200, "application/json", orjson.dumps({"apiVersion": "2.0.5", "dataTimestamp": self.data_timestamp})
+            return 200, "application/json", orjson.dumps({"apiVersion": self.api_version,
+                                                          "dataTimestamp": self.data_timestamp})
+        if path.endswith("/studies/metadata"):
+            return 200, "application/json", orjson.dumps(self.metadata)
         if path.endswith("/studies"):
             return self.studies_page(params, fault)
         match = re.search(r"/studies/([^/]+)$", path)
@@ -298,10 +311,13 @@ class FakeApi:
         return b'{"protocolSection":{%s}}' % ident
 
     def request_kind(self, path: str, params: dict[str, str]) -> str:
-        """What a request is, for fault injection and the request log: version, study, ids, listing, registry,
-        incremental, or page:first / page:middle / page:last of a search (page:only when it is all three)."""
+        """What a request is, for fault injection and the request log: version, metadata, study, ids, listing,
+        registry, incremental, or page:first / page:middle / page:last of a search (page:only when it is all
+        three)."""
         if path.endswith("/version"):
             return "version"
+        if path.endswith("/studies/metadata"):
+            return "metadata"
         if not path.endswith("/studies"):
             return "study" if "/studies/" in path else "other"
         if params.get("filter.ids"):

@@ -10,10 +10,20 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from conftest import SPINE_CONDITION_IDS, fixture_record
+from fakeapi import Corpus, FakeApi
 from trialsync import dates
 from trialsync.store import open_for_writing, start_pull
 from trialsync.store.db import SCHEMA_VERSION, default_db_path
 from trialsync.sync.doctor import check_pace
+
+
+@pytest.fixture
+def api_server():
+    """The stand-in API serving the 13 spine records, which carry no field the recorded data model lacks (other
+    fixture records do): a healthy database has no schema drift to report (tests/test_drift.py)."""
+    with FakeApi(Corpus([fixture_record(nct_id) for nct_id in SPINE_CONDITION_IDS])) as server:
+        yield server
 
 
 @pytest.fixture
@@ -41,6 +51,9 @@ def test_doctor_on_a_healthy_database_says_all_is_well_and_changes_nothing(cli, 
     assert result.code == 0, result
     assert snapshot(spine.parent) == before
     assert result.err == ""
+    with sqlite3.connect(f"{spine.as_uri()}?mode=ro", uri=True) as conn:
+        fetched = conn.execute("SELECT fetched_at FROM data_models").fetchone()[0]
+    conn.close()
     assert lines(result) == [
         f"ok   schema: version {SCHEMA_VERSION}, {spine}",
         "ok   integrity: quick_check found no damage",
@@ -48,12 +61,13 @@ def test_doctor_on_a_healthy_database_says_all_is_well_and_changes_nothing(cli, 
         "ok   pulls: every pull and import finished",
         "ok   topic spine: last pulled less than a minute ago",
         "ok   pace: no recent pull ran 30 s or longer to measure its pace (the API allows about 50 requests a minute)",
-        lines(result)[6],
+        f"ok   drift: the records pulled match the API's data model (apiVersion 2.0.5, fetched {fetched[:10]})",
+        lines(result)[7],
         f"ok   API: {api_server.url} answers, apiVersion 2.0.5",
         "ok   API data: dataTimestamp 2026-11-24T09:00:05",
         "ok   rate: pulls pace to 50 requests a minute (the API allows about 50)",
     ]
-    assert lines(result)[6].startswith("ok   disk: ") and "free, database" in lines(result)[6]
+    assert lines(result)[7].startswith("ok   disk: ") and "free, database" in lines(result)[7]
     assert cli("doctor", "--quiet").out == ""
 
 
@@ -130,7 +144,7 @@ def test_doctor_reports_a_topic_not_pulled_for_three_days(cli, api_server, monke
     assert result.code == 1
     assert "warn topic spine: last pulled 3 days ago -- run `trialsync pull spine`" in lines(result)
     assert "warn topic never: never pulled -- run `trialsync pull never`" in lines(result)
-    assert result.err == "trialsync: doctor: 2 of 11 checks are not well\n"
+    assert result.err == "trialsync: doctor: 2 of 12 checks are not well\n"
 
 
 def test_doctor_reports_an_unreachable_api(cli, spine):

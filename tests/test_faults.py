@@ -8,7 +8,8 @@ must leave the database exactly as the clean run left it.
 
 Two scenarios, both built from the recorded fixtures only:
 
-* ``full``: the first pull of a new database, 140 studies in pages of 50 (first, middle, last page).
+* ``full``: the first pull of a new database, which fetches the API's data model, then 140 studies in pages
+  of 50 (first, middle, last page).
 * ``incremental``: a database holding a clean full pull; then the served data moves on (two studies
   change status with a newer last-update date, one changes status silently, one leaves the search) and
   the next pull is incremental in pages of 2: the changed-since query has two pages, the id listing one,
@@ -42,12 +43,12 @@ RECORDS = load_fixture_records()
 DEADLINE = 1.0  # the client's deadline for one whole answer
 HANG_SECONDS = 3.0  # "hang" holds an answer back this long; "trickle" sends it a byte every HANG_SECONDS / 100
 
-KINDS = ["version", "page:first", "page:middle", "page:last", "incremental", "listing", "ids"]
+KINDS = ["version", "metadata", "page:first", "page:middle", "page:last", "incremental", "listing", "ids"]
 REQUEST_FAULTS = ["429", "429-bare", "500", "503", "reset", "drop", "cut", "truncate", "html", "bad-gzip", "hang",
                   "trickle"]
 LISTING_FAULTS = ["empty", "no-token"]  # a well-formed page that breaks its listing: the listing is asked again
 FAULTS = REQUEST_FAULTS + LISTING_FAULTS
-SCENARIO = {"version": "full", "page:first": "full", "page:middle": "full", "page:last": "full",
+SCENARIO = {"version": "full", "metadata": "full", "page:first": "full", "page:middle": "full", "page:last": "full",
             "incremental": "incremental", "listing": "incremental", "ids": "incremental"}
 
 # Served, but with nothing to break: the test asserts they were served and harmless, and nothing was asked again.
@@ -57,10 +58,10 @@ HARMLESS = {
     ("ids", "no-token"): "a filter.ids batch of one fills its page; without its token the listing ends where "
                          "its count (1 of 1) proves it complete",
 }
-# The stand-in answers /version the same whatever page fault it is told to serve.
+# The stand-in answers /version and /studies/metadata the same whatever page fault it is told to serve.
 NOT_APPLICABLE = {
-    ("version", "empty"): "empty is a page fault: the stand-in answers /version as usual",
-    ("version", "no-token"): "no-token is a page fault: the stand-in answers /version as usual",
+    (kind, fault): f"{fault} is a page fault: the stand-in answers {path} as usual"
+    for kind, path in (("version", "/version"), ("metadata", "/studies/metadata")) for fault in ("empty", "no-token")
 }
 
 # The incremental scenario's changes to the served data, each derived from a real record.
@@ -103,6 +104,9 @@ def db_state(conn: sqlite3.Connection) -> dict:
         # Counts of studies, not of requests or of studies received (a listing asked again receives twice).
         "pulls": conn.execute("SELECT topic, kind, mode, outcome, error, data_timestamp, total_count, new, updated, "
                               "left_topic, rejoined, watermark, membership_checked FROM pulls ORDER BY id").fetchall(),
+        # The API's data model and the drift of the records against it (the fixtures carry three fields it lacks).
+        "data_models": conn.execute("SELECT api_version, paths FROM data_models ORDER BY id").fetchall(),
+        "drift_notes": conn.execute("SELECT kind, value, nct_id, api_version FROM drift_notes ORDER BY 1, 2").fetchall(),
     }
     for table in CHILD_COLUMNS:
         state[table] = conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
@@ -168,7 +172,8 @@ def test_each_scenario_asks_for_every_kind_it_is_meant_to(clean_runs):
     """The matrix is only as good as its scenarios: each kind must occur in its clean run, as planned."""
     full, incremental = clean_runs("full"), clean_runs("incremental")
     # /version is asked again at the end: a listing is trusted only if the data did not move while it was taken.
-    assert full.kinds == ["version", "page:first", "page:middle", "page:last", "version"]
+    # The data model is fetched once, by the first pull of a database (its apiVersion is new).
+    assert full.kinds == ["version", "metadata", "page:first", "page:middle", "page:last", "version"]
     # the last: the study that left, fetched by id (once the listing is known to be of one release) to learn why
     assert incremental.kinds == ["version", "incremental", "incremental", "listing", "ids", "ids", "version", "ids"]
     assert (full.result.outcome, full.result.mode, full.result.counts.new) == ("complete", "full", len(RECORDS))
@@ -300,7 +305,8 @@ def test_a_4xx_answer_fails_at_once_without_a_retry(api_server, call, status, te
 def test_a_listing_asked_again_counts_each_study_once(clean_runs, base_db, tmp_path):
     clean = clean_runs("full")
     run = run_scenario("full", tmp_path / "faulted.db", base_db, ("page:middle", "no-token"))
-    assert run.result.outcome == "complete" and run.requests.count(run.requests[1]) == 2  # asked twice
+    first_page = run.requests[run.kinds.index("page:first")]
+    assert run.result.outcome == "complete" and run.requests.count(first_page) == 2  # asked twice
     assert run.result.counts == clean.result.counts  # received 140, new 140, updated 0, unchanged 0
     with sqlite3.connect(tmp_path / "faulted.db") as conn:
         assert conn.execute("SELECT received, new, updated, unchanged FROM pulls ORDER BY id DESC LIMIT 1").fetchone() \

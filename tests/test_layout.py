@@ -114,6 +114,7 @@ TABLE_OWNERS = {
     "topic_studies": "store.membership",
     "pulls": "store.pulls", "pull_status_counts": "store.pulls",
     "topics": "store.topics", "digest_backlog": "store.topics",
+    "data_models": "store.drift", "drift_notes": "store.drift",
 }
 _WRITE = re.compile(r"\b(?:INSERT(?: OR [A-Z]+)? INTO|UPDATE|DELETE FROM) ([a-z_.{}]+)")
 

@@ -74,7 +74,7 @@ def test_the_cap_is_an_option_too_and_other_faults_are_still_retried(cli, tmp_pa
         server.inject("page:first", "flood", size=2 * 1024 * 1024)
         result = cli("pull", "--api-url", server.url, "--page-size", "50", "--max-response-mb", "1")
         assert result.code == 1 and "larger than the 1 MB cap" in result.err, result
-        assert server.kinds == ["version", "page:first"]
+        assert server.kinds == ["version", "metadata", "page:first"]
         server.reset_log()
         server.inject("page:middle", "500")
         server.inject("page:last", "cut")
@@ -159,7 +159,10 @@ def test_numbers_out_of_range_are_kept_in_raw_left_empty_and_warned_once_each_ti
 
         assert first.code == 0, first
         assert "140 studies received (140 new" in first.out
-        assert sorted(first.err.splitlines()) == sorted(EXPECTED_WARNINGS[BIG] + EXPECTED_WARNINGS[HUGE])
+        # The first pull also warns, once, of the fields the recorded records carry that the recorded data model
+        # lacks (tests/test_drift.py): not the subject here.
+        warned = [line for line in first.err.splitlines() if not line.startswith("trialsync: schema drift: ")]
+        assert sorted(warned) == sorted(EXPECTED_WARNINGS[BIG] + EXPECTED_WARNINGS[HUGE])
         assert_stored_empty_and_raw_exact(tmp_path, bodies)
         assert cli("list", "--sort", "enrollment", "-f", "json").code == 0
         assert cli("show", BIG).code == 0

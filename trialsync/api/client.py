@@ -170,6 +170,10 @@ class ApiClient:
         """`GET /version`: ``{"apiVersion": ..., "dataTimestamp": ...}``."""
         return self.send("/version", {}, lambda answer: self.json_object(answer))
 
+    def data_model(self) -> list:
+        """`GET /studies/metadata`: the API's data model, a JSON list of field nodes (``name``, ``children``...)."""
+        return self.send("/studies/metadata", {}, self.json_list)
+
     def study(self, nct_id: str) -> dict:
         """`GET /studies/{nctId}`: one full study record."""
         def read(answer: Answer) -> dict:
@@ -241,17 +245,12 @@ class ApiClient:
     @staticmethod
     def json_object(answer: Answer) -> dict:
         """The answer's body as a JSON object; TransientApiError when it is not one."""
-        try:
-            data = orjson.loads(answer.body)
-        except orjson.JSONDecodeError:
-            start = one_line(answer.body[:60].decode("utf-8", "replace"))
-            raise TransientApiError(
-                f"GET {short_url(answer.url)}: HTTP {answer.status}: answer is not valid JSON "
-                f"({len(answer.body)} bytes starting {start!r})", "answer not valid JSON") from None
-        if not isinstance(data, dict):
-            raise TransientApiError(f"GET {short_url(answer.url)}: HTTP {answer.status}: answer is not a JSON object",
-                                    "answer not a JSON object")
-        return data
+        return _json_of_type(answer, dict, "a JSON object")
+
+    @staticmethod
+    def json_list(answer: Answer) -> list:
+        """The answer's body as a JSON list; TransientApiError when it is not one."""
+        return _json_of_type(answer, list, "a JSON list")
 
     # -- internals -------------------------------------------------------------------------------------
 
@@ -346,6 +345,22 @@ class ApiClient:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         seconds = retry_state.next_action.sleep if retry_state.next_action else 0
         self.on_wait(f"{getattr(exc, 'reason', 'error')}, retrying in {seconds:.0f} s")
+
+
+def _json_of_type(answer: Answer, kind: type, name: str):
+    """The answer's body parsed, if it is JSON of ``kind``; TransientApiError when it is not (a cut or garbled
+    body, a maintenance page)."""
+    try:
+        data = orjson.loads(answer.body)
+    except orjson.JSONDecodeError:
+        start = one_line(answer.body[:60].decode("utf-8", "replace"))
+        raise TransientApiError(
+            f"GET {short_url(answer.url)}: HTTP {answer.status}: answer is not valid JSON "
+            f"({len(answer.body)} bytes starting {start!r})", "answer not valid JSON") from None
+    if not isinstance(data, kind):
+        raise TransientApiError(f"GET {short_url(answer.url)}: HTTP {answer.status}: answer is not {name}",
+                                f"answer not {name}")
+    return data
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

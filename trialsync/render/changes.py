@@ -72,7 +72,7 @@ def pull_summary(result) -> str:
     """One line about a finished pull, for logs and non-terminal output."""
     if result.outcome == "unchanged":
         return (f"{result.topic}: API data unchanged since the last pull ({result.data_timestamp}); "
-                f"nothing fetched ({result.requests} request).")
+                f"nothing fetched ({plural(result.requests, 'request')}).")
     counts = result.counts
     mode = f"{result.mode} pull" + (" under the topic's new search" if result.search_changed else "") + (
         " (first pull)" if result.first_fill else "")

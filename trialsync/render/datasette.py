@@ -105,6 +105,11 @@ def _tables() -> dict[str, dict]:
         "study_fetches": {"description": "Internal: when each study was last received from the API", "hidden": True},
         "results_due_noted": {"description": "Internal: studies the change log has called due, once each",
                               "hidden": True},
+        "data_models": {"description": "Internal: the API's data model (/studies/metadata) as pulls fetched it, "
+                                       "by apiVersion, flattened to dotted paths", "hidden": True},
+        "drift_notes": {"description": "Schema drift, noted once each: fields records carry that the API's data "
+                                       "model lacks, fields that left the model, statuses outside the 14 known",
+                        "facets": ["kind"]},
         "result_groups": {"description": "Each study's results groups (AACT's result_groups)",
                           "facets": ["result_type"]},
         "milestones": {"description": "Participants starting and completing each period, per group (AACT's milestones)",

@@ -1,6 +1,6 @@
 """The SQLite store: ``db`` (open, ownership, lock), ``migrations`` (frozen DDL), ``topics`` (topics and their
-sync state), ``pulls`` (the pull log), ``studies`` (diff, then write), ``membership`` and ``history``.
-Knows no HTTP."""
+sync state), ``pulls`` (the pull log), ``studies`` (diff, then write), ``membership``, ``history`` and ``drift``
+(the API's data models and the drift noted against them). Knows no HTTP."""
 
 from .db import (
     SCHEMA_VERSION, default_db_path, describe_error, open_for_reading, open_for_writing, open_unchanged, transaction,

@@ -903,6 +903,33 @@ def m008_membership_ways_and_fetch_times(db: Database) -> None:
     db.execute("CREATE INDEX study_fetches_by_age ON study_fetches (fetched_at, nct_id)")
 
 
+@migrations()
+def m009_schema_drift(db: Database) -> None:
+    # The API's data model (/studies/metadata) as each pull that saw a new apiVersion fetched it, flattened to
+    # dotted paths (JSON object: path -> 1 for a leaf, 0 for a field with fields below it); and what drifted
+    # from it, noted once each: a field records carry that the model lacks, a field that left the model, a
+    # status outside the 14 known.
+    db.execute("""
+        CREATE TABLE data_models (
+            id INTEGER PRIMARY KEY,
+            api_version TEXT NOT NULL,
+            fetched_at TEXT NOT NULL,
+            pull_id INTEGER REFERENCES pulls(id),
+            paths TEXT NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE drift_notes (
+            kind TEXT NOT NULL,            -- unknown field | vanished field | unknown status
+            value TEXT NOT NULL,           -- the dotted path, or the status
+            nct_id TEXT,                   -- the first study seen with it (none for a vanished field); no foreign
+                                           -- key: noted when read, before the page holding it is written
+            api_version TEXT,              -- of the data model it was checked against
+            pull_id INTEGER REFERENCES pulls(id),
+            noted_at TEXT NOT NULL,
+            PRIMARY KEY (kind, value)
+        ) WITHOUT ROWID""")
+
+
 # The lists a study record holds and the type of their items, as the API's spec gives them: an earlier release
 # accepted a record with another shape there, and nothing is derived from such a list (see ``odd_records``).
 _LISTS = (

@@ -16,9 +16,12 @@ from ..api import ApiClient
 from ..defaults import DEFAULT_RATE
 from ..errors import ApiError, ApiUnreachable, TrialsyncError
 from ..store import SCHEMA_VERSION
+from ..store import drift as drift_log
 from ..store import pulls as pull_log
 from ..store.db import describe_error, inspect_file, lock_holder, open_as_is
 from ..topics import Topic
+from ..transform.drift import UNKNOWN_FIELD, UNKNOWN_STATUS, VANISHED_FIELD
+from ..vocab import plural
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 STALE_DAYS = 2  # a topic pulled nightly that has not completed a pull for longer than this is behind
@@ -189,7 +192,35 @@ def _content(conn: sqlite3.Connection, path: Path, holder, now: datetime) -> lis
         else:
             checks.append(Check(f"topic {name}", OK, f"last pulled {age}"))
     checks.append(check_pace(pull_log.recent_pulls(conn, RECENT_PULLS)))
+    checks.append(check_drift(conn))
     return checks
+
+
+def check_drift(conn: sqlite3.Connection) -> Check:
+    """Schema drift the pulls noted (``sync.drift``): each field records carry that the API's data model lacks,
+    each field that left the model, each status outside the 14 known; ``ok`` when there is none."""
+    model = drift_log.latest_model(conn)
+    notes = drift_log.drift_notes(conn)
+    if not notes:
+        if model is None:
+            return Check("drift", OK, "no pull has fetched the API's data model yet: records are not checked against it")
+        return Check("drift", OK, f"the records pulled match the API's data model (apiVersion {model.api_version}, "
+                     f"fetched {model.fetched_at[:10]})")
+
+    def listed(kind: str) -> list[str]:
+        return [f"{note.value} ({note.nct_id})" if note.nct_id else note.value for note in notes if note.kind == kind]
+
+    found = []
+    if fields := listed(UNKNOWN_FIELD):
+        found.append(f"records carry {plural(len(fields), 'field')} the API's data model (apiVersion "
+                     f"{model.api_version if model else '?'}) lacks: {', '.join(fields)}")
+    if gone := listed(VANISHED_FIELD):
+        found.append(f"{plural(len(gone), 'field')} left the data model: {', '.join(gone)}")
+    if statuses := listed(UNKNOWN_STATUS):
+        found.append(f"{plural(len(statuses), 'status', 'statuses')} outside the 14 known: {', '.join(statuses)}")
+    return Check("drift", WARN, "; ".join(found),
+                 "nothing was dropped (`raw` keeps each record as sent), but trialsync does not read these; "
+                 "a newer trialsync may")
 
 
 def check_pace(recent: list[dict]) -> Check:

@@ -26,6 +26,7 @@ from ..store.topics import TopicState
 from ..transform import StudyRows, study_rows
 from ..vocab import plural
 from .collector import fewer_collections
+from .drift import DriftWatch, watch_drift
 from .saving import save_counted
 from .listing import LISTING_ATTEMPTS, Progress, complete_listing, id_batches, list_statuses, search_batches
 
@@ -132,7 +133,8 @@ def pull_topic(conn: sqlite3.Connection, client: ApiClient, name: str, options: 
     Never marks a study as having left the topic unless a provably complete listing lacks it. Raises
     TrialsyncError (the pull is recorded as failed, with the error) or Interrupted when ``client.stop`` is
     set (recorded as interrupted; whole pages only were written). ``warn`` hears, once each page that holds
-    them is written, the line of each number out of range stored as empty (also in ``result.counts.warnings``).
+    them is written, the line of each number out of range stored as empty (also in ``result.counts.warnings``),
+    and each schema drift warning (``sync.drift``).
     """
     options = options or PullOptions()
     state = topics.topic_state(conn, name)
@@ -170,6 +172,7 @@ class _PullRun:
         self.newest_update: str | None = None
         self.ceiling = ""
         self.api_version: str | None = None
+        self.drift: DriftWatch | None = None
 
     def close(self) -> None:
         """Close the second connection that reads stored records while pages are written, if one was opened."""
@@ -199,6 +202,7 @@ class _PullRun:
         result.data_timestamp, self.api_version = fetch_data_timestamp(self.client)
         self.ceiling = ceiling_day(result.data_timestamp)
         pulls.update_pull(conn, result.pull_id, data_timestamp=result.data_timestamp, api_version=self.api_version)
+        self.drift = watch_drift(conn, self.client, self.api_version, result.pull_id, self.warn)
         recent = pulls.pulls_since(conn, state.topic.name, state.epoch, max(self.options.list_every - 1, 1))
         unlisted = next((i for i, p in enumerate(recent) if p["membership_checked"]), len(recent))
         plan = plan_pull(state, result.data_timestamp, self.options, unlisted)
@@ -479,10 +483,11 @@ class _PullRun:
                 raise Interrupted("stopped")
 
     def _saved(self, counts: SaveCounts) -> None:
-        """Count a written page, and say what it stored as empty."""
+        """Count a written page, say what it stored as empty, and note and warn the drift found so far."""
         self.result.counts.add(counts)
         for line in counts.warnings:
             self.warn(line)
+        self.drift.flush()
 
     # -- pages ----------------------------------------------------------------------------------------------
 
@@ -502,7 +507,9 @@ class _PullRun:
             if known is not None and known[0] == raw:  # equal bytes: the very record stored
                 same[nct_id] = known[1]
             else:
-                rows.append(study_rows(parse_study(raw), raw))
+                record = parse_study(raw)
+                rows.append(study_rows(record, raw))
+                self.drift.check(record)
         return rows, same
 
     def _note_received(self, rows: list[StudyRows], same: dict[str, str | None]) -> None:
