@@ -107,6 +107,34 @@ def cli(capsys, monkeypatch, tmp_path):
     return run
 
 
+class ModuleCli:
+    """``trialsync ARGS`` in-process with ``env`` set, for a module-scoped fixture (pytest's ``capsys`` and the
+    ``cli`` fixture are per test); returns code, out and err."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+
+    def __call__(self, *args: str):
+        import contextlib
+        import io
+
+        from trialsync import cli as cli_module
+
+        out, err = io.StringIO(), io.StringIO()
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in self.env.items():
+                mp.setenv(name, value)
+            mp.delenv("TRIALSYNC_API_URL", raising=False)
+            mp.setattr(sys, "argv", ["trialsync", *args])
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    cli_module.main()
+                    code = 0
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return CliResult(code, out.getvalue(), err.getvalue())
+
+
 def pull_spine_twice(cli, server, clock: dict) -> None:
     """Topic 'spine' pulled from ``server`` (the 13 spine records) on 2026-11-20, then again on 2026-11-22
     after NCT05489822 was terminated and NCT04056520 stopped being served. ``clock['now']`` is the time

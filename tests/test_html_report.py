@@ -8,18 +8,15 @@ One database, one page and one browser serve the whole module."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 import re
 import shutil
-import sys
 from html.parser import HTMLParser
 
 import pytest
 
-from conftest import SPINE_CONDITION_IDS, fixture_record, pull_spine_twice
+from conftest import SPINE_CONDITION_IDS, ModuleCli, fixture_record, pull_spine_twice
 from fakeapi import Corpus, FakeApi, clone_id, load_fixture_records
 
 from trialsync.ids import nct_id_of
@@ -52,28 +49,7 @@ def parsed_tags(source: str) -> list[tuple[str, dict]]:
     return tags
 
 
-class Cli:
-    """``trialsync ARGS`` in-process, for a module-scoped fixture (pytest's ``capsys`` is per test)."""
-
-    def __init__(self, env: dict[str, str]):
-        self.env = env
-
-    def __call__(self, *args: str):
-        from trialsync import cli as cli_module
-
-        out, err = io.StringIO(), io.StringIO()
-        with pytest.MonkeyPatch.context() as mp:
-            for name, value in self.env.items():
-                mp.setenv(name, value)
-            mp.delenv("TRIALSYNC_API_URL", raising=False)
-            mp.setattr(sys, "argv", ["trialsync", *args])
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                try:
-                    cli_module.main()
-                    code = 0
-                except SystemExit as exc:
-                    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        return type("Result", (), {"code": code, "out": out.getvalue(), "err": err.getvalue()})()
+Cli = ModuleCli
 
 
 def hostile_record() -> dict:

@@ -8,9 +8,7 @@ The database: all 140 real records imported as topic 'all'; the 13 spine records
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import os
 import select
@@ -22,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, SPINE_CONDITION_IDS, fixture_record, pull_spine_twice, with_status
+from conftest import FIXTURES, SPINE_CONDITION_IDS, ModuleCli, fixture_record, pull_spine_twice, with_status
 from fakeapi import Corpus, FakeApi, load_fixture_records
 
 anyio = pytest.importorskip("anyio", reason="the MCP SDK is a test dependency: pip install '.[test]'")
@@ -43,28 +41,11 @@ ALL_FRESHNESS = {"topic": "all", "last_complete_pull": "2026-11-19T10:00:00Z", "
                  "data_timestamp": None}
 
 
-class Cli:
-    """``trialsync ARGS`` in-process, for a module-scoped fixture (pytest's ``capsys`` is per test)."""
+class Cli(ModuleCli):
+    """The CLI on one database, in-process, for the module-scoped mirror."""
 
     def __init__(self, db: Path):
-        self.env = {"TRIALSYNC_DB": str(db), "TRIALSYNC_RATE": "0", "COLUMNS": "200"}
-
-    def __call__(self, *args: str):
-        from trialsync import cli as cli_module
-
-        out, err = io.StringIO(), io.StringIO()
-        with pytest.MonkeyPatch.context() as mp:
-            for name, value in self.env.items():
-                mp.setenv(name, value)
-            mp.delenv("TRIALSYNC_API_URL", raising=False)
-            mp.setattr(sys, "argv", ["trialsync", *args])
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                try:
-                    cli_module.main()
-                    code = 0
-                except SystemExit as exc:
-                    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        return type("Result", (), {"code": code, "out": out.getvalue(), "err": err.getvalue()})()
+        super().__init__({"TRIALSYNC_DB": str(db), "TRIALSYNC_RATE": "0", "COLUMNS": "200"})
 
     def json(self, *args: str):
         result = self(*args, "--format", "json")

@@ -314,17 +314,10 @@ class _PullRun:
         stale = stalest_members(self.conn, name, cutoff, -(-members // days), self.received)
         again = replace(context, membership=False, counted=set())
         for batch in id_batches(stale):
-            def fetch_batch(tally: ListingTally, batch: list[str] = batch) -> tuple[list[StudyRows], list[str]]:
-                rows: list[StudyRows] = []
-                same: dict[str, str | None] = {}
-                for page in iter_pages(self.client, {"filter.ids": ",".join(batch)}, page_size=len(batch)):
-                    page_rows, page_same = self._prepare(page)
-                    tally.add(page, [study.nct_id for study in page_rows] + list(page_same))
-                    rows += page_rows
-                    same.update(page_same)
-                return [study for study in rows if study.nct_id in batch], [i for i in same if i in batch]
-
-            (rows, same), _ = complete_listing(self.client, "studies fetched again by id", fetch_batch)
+            (rows, same), _ = complete_listing(
+                self.client, "studies fetched again by id",
+                lambda tally, batch=batch: self._batch_by_id(batch, tally))
+            rows, same = [study for study in rows if study.nct_id in batch], [i for i in same if i in batch]
             self._saved(save_counted(self.conn, rows, again, same))
             self.result.refreshed += len(rows) + len(same)
             if self.client.stop.is_set():
@@ -433,14 +426,8 @@ class _PullRun:
         result.refetched += len(nct_ids)
         done = 0
         for batch in id_batches(nct_ids):
-            def fetch_batch(tally: ListingTally, batch: list[str] = batch) -> tuple[list[StudyRows], list[str]]:
-                rows: list[StudyRows] = []
-                same: dict[str, str | None] = {}
-                for page in iter_pages(self.client, {"filter.ids": ",".join(batch)}, page_size=len(batch)):
-                    page_rows, page_same = self._prepare(page)
-                    tally.add(page, [study.nct_id for study in page_rows] + list(page_same))
-                    rows += page_rows
-                    same.update(page_same)
+            def fetch_batch(tally: ListingTally, batch: list[str] = batch) -> tuple[list[StudyRows], dict]:
+                rows, same = self._batch_by_id(batch, tally)
                 got = {study.nct_id for study in rows} | set(same)
                 missing = [nct_id for nct_id in batch if nct_id not in got]
                 if missing:
@@ -456,6 +443,18 @@ class _PullRun:
             if self.client.stop.is_set():
                 raise Interrupted("stopped")
 
+    def _batch_by_id(self, batch: list[str], tally: ListingTally) -> tuple[list[StudyRows], dict[str, str | None]]:
+        """The studies of one ``filter.ids`` batch, counted on ``tally``: flattened rows, and those received byte
+        for byte as stored (``{nct_id: last update posted}``)."""
+        rows: list[StudyRows] = []
+        same: dict[str, str | None] = {}
+        for page in iter_pages(self.client, {"filter.ids": ",".join(batch)}, page_size=len(batch)):
+            page_rows, page_same = self._prepare(page)
+            tally.add(page, [study.nct_id for study in page_rows] + list(page_same))
+            rows += page_rows
+            same.update(page_same)
+        return rows, same
+
     def _fetch_leaving(self, nct_ids: set[str], context: SaveContext) -> None:
         """Fetch by id the studies the API returned for the topic that its listing no longer holds, before they
         are called left: the change that took a study out of the topic (its status, say) is then seen by this
@@ -468,17 +467,10 @@ class _PullRun:
         # Not counted as received, their membership left to the listing; nor do they move the watermark.
         leaving = replace(context, membership=False, counted=set())
         for batch in id_batches(nct_ids):
-
-            def fetch_batch(tally: ListingTally, batch: list[str] = batch) -> list[StudyRows]:
-                rows: list[StudyRows] = []
-                for page in iter_pages(self.client, {"filter.ids": ",".join(batch)}, page_size=len(batch)):
-                    page_rows, page_same = self._prepare(page)
-                    tally.add(page, [study.nct_id for study in page_rows] + list(page_same))
-                    rows += page_rows
-                return [study for study in rows if study.nct_id in batch]
-
-            rows, _ = complete_listing(self.client, "studies that left the topic, fetched by id", fetch_batch)
-            self._saved(save_counted(self.conn, rows, leaving))
+            (rows, same), _ = complete_listing(self.client, "studies that left the topic, fetched by id",
+                                              lambda tally, batch=batch: self._batch_by_id(batch, tally))
+            rows, same = [study for study in rows if study.nct_id in batch], [i for i in same if i in batch]
+            self._saved(save_counted(self.conn, rows, leaving, same))
             if self.client.stop.is_set():
                 raise Interrupted("stopped")
 
