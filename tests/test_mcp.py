@@ -610,3 +610,17 @@ def test_the_other_commands_start_without_importing_the_sdk():
     result = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
                             capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stdout, result.stderr) == (0, "[]\n", "")
+
+
+def test_a_standard_output_that_cannot_be_written_ends_the_server_in_one_line(tmp_path, mirror):
+    db = tmp_path / "full" / "trialsync.db"
+    db.parent.mkdir()
+    shutil.copyfile(mirror[0], db)
+    hello = ('{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18",'
+             '"capabilities":{},"clientInfo":{"name":"test","version":"1"}}}\n')
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), "LC_ALL": "C.UTF-8"}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "trialsync", "mcp", "--db", str(db)], input=hello, text=True,
+                              stdout=full, stderr=subprocess.PIPE, env=env, timeout=60)
+    assert (done.returncode, done.stderr) == (1, "trialsync: cannot write to standard output: No space left on "
+                                                 "device\n")

@@ -81,7 +81,7 @@ def results_db(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("results") / "results.db"
     records = results_records() + [r for r in (orjson.loads(p.read_bytes()) for p in
                                                sorted(FIXTURES.joinpath("studies").glob("NCT*.json")))
-                                   if "resultsSection" not in r]
+                                   if "resultsSection" not in r] + edge_records()
     with open_for_writing(path) as conn:
         import_records(conn, records, "all", "fixtures")
     return path
@@ -240,6 +240,10 @@ def variants() -> dict[str, tuple[dict, str]]:
         "submissionInfos": [{"releaseDate": days_ago(60), "resetDate": days_ago(30)}]}
     found["submitted and returned"] = (record, "due")
     record = applicable(days_ago(900))
+    record["derivedSection"]["miscInfoModule"]["submissionTracking"] = {"submissionInfos": [
+        {"releaseDate": days_ago(10)}, {"releaseDate": days_ago(90), "resetDate": days_ago(60)}]}
+    found["the newest submission listed first, under review"] = (record, "under review")
+    record = applicable(days_ago(900))
     record["protocolSection"]["statusModule"]["dispFirstSubmitDate"] = days_ago(500)
     found["certified"] = (record, "delayed by certification")
     record = applicable(days_ago(900))
@@ -290,13 +294,18 @@ def _state(record: dict) -> tuple:
     return rows.value("results_state"), rows.value("results_due_date")
 
 
-def test_list_results_due_and_the_breakdown_agree_with_the_rule(cli, tmp_path):
-    built = variants()
+def edge_records(with_expected: bool = False) -> list:
+    """The records of ``variants``, each under an NCT id of the reserved range (no real study has one)."""
     records = []
-    for index, (name, (record, expected)) in enumerate(built.items()):
+    for index, (record, expected) in enumerate(variants().values()):
         record = copy.deepcopy(record)
-        record["protocolSection"]["identificationModule"]["nctId"] = f"NCT9{index:07d}"  # reserved, never real
-        records.append((record, expected))
+        record["protocolSection"]["identificationModule"]["nctId"] = f"NCT9{index:07d}"
+        records.append((record, expected) if with_expected else record)
+    return records
+
+
+def test_list_results_due_and_the_breakdown_agree_with_the_rule(cli, tmp_path):
+    records = edge_records(with_expected=True)
     import_as(cli, tmp_path, [r for r, _ in records], "edges")
     due = {r["protocolSection"]["identificationModule"]["nctId"] for r, expected in records if expected == "due"}
     listed = json.loads(cli("list", "edges", "--results-due", "-f", "json").out)
@@ -377,6 +386,12 @@ def test_export_results_writes_one_csv_file_per_table_or_one_json_document(cli, 
     # refused: CSV without a folder; a folder with files there without --force; the database itself
     assert cli("export", "exported", "--results").code == 2
     assert cli("export", "exported", "--results", "-o", str(folder)).code == 2
+    # all the files or none: one file in the way (here a folder of that name) and nothing else is written
+    other = tmp_path / "other"
+    (other / "outcomes.csv").mkdir(parents=True)
+    refused = cli("export", "exported", "--results", "-o", str(other), "--force")
+    assert refused.code == 2 and "outcomes.csv is a directory" in refused.err
+    assert sorted(p.name for p in other.iterdir()) == ["outcomes.csv"]
     assert cli("export", "exported", "--results", "-o", str(folder), "--force").code == 0
     db = tmp_path / "cli.db"
     before = db.read_bytes()
@@ -403,14 +418,21 @@ def test_the_digest_says_results_became_due_and_were_posted_once_each(cli):
         due_since = (TODAY - timedelta(days=900 - 365)).isoformat()
         assert second.out.count(f"NCT04970355 results due since {due_since}") == 1, second.out
         assert "Results:" in second.out
+        # its primary completion moves: the results were due already, so that is no news again
+        moved = copy.deepcopy(later)
+        moved["protocolSection"]["statusModule"]["primaryCompletionDateStruct"]["date"] = days_ago(800)
+        moved["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"] = "2026-11-04"
+        server.corpus.put(moved)
         server.data_timestamp = "2026-11-04T09:00:00"
         third = cli("pull", "owed", "--api-url", server.url, "--quiet")
-        assert "results due" not in third.out
+        assert "results due" not in third.out and "primary completion date" in third.out
+        later = moved
         # results are posted
         posted = copy.deepcopy(later)
         posted["hasResults"] = True
         posted["protocolSection"]["statusModule"]["resultsFirstPostDateStruct"] = {"date": "2026-11-05", "type": "ACTUAL"}
         posted["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"] = "2026-11-05"
+        assert posted["protocolSection"]["statusModule"]["primaryCompletionDateStruct"]["date"] == days_ago(800)
         server.corpus.put(posted)
         server.data_timestamp = "2026-11-05T09:00:00"
         fourth = cli("pull", "owed", "--api-url", server.url, "--quiet")
@@ -426,3 +448,29 @@ def test_a_study_already_due_when_first_stored_is_not_called_newly_due(cli, tmp_
     assert json.loads(cli("changes", "-f", "json").out) == []
     listed = json.loads(cli("list", "old", "--results-due", "-f", "json").out)
     assert [row["nct_id"] for row in listed] == ["NCT04970355"]
+
+
+def test_results_text_breaking_lines_or_turning_text_around_keeps_shows_indentation_and_is_shown_visibly(cli, tmp_path):
+    record = record_of("NCT02210780")
+    record["resultsSection"]["moreInfoModule"]["limitationsAndCaveats"] = {"description": "Line one\nLine two"}
+    outcome = record["resultsSection"]["outcomeMeasuresModule"]["outcomeMeasures"][0]
+    outcome["title"] = "Tetanus \u202ereversed\u202c \x1b[2J response\r\nat week 16"
+    import_as(cli, tmp_path, [record], "odd-text")
+    shown = cli("show", "NCT02210780").out
+    assert "\n    Line one Line two\n" in shown
+    assert "  Primary outcome: Tetanus \\u202ereversed\\u202c \\x1b[2J response at week 16" in shown
+    assert "\x1b" not in shown and "\u202e" not in shown and "\r" not in shown
+
+
+def test_what_show_says_of_results_owed():
+    from trialsync.render.results import obligation_line
+
+    assert obligation_line({"results_category": "not yet due", "results_due_date": "2026-11-04"}) == (
+        "not yet due, due 2026-11-04 (counted overdue from 2026-12-05, after 30 days of grace)")
+    assert obligation_line({"results_category": "due", "results_due_date": "2025-01-01", "days_overdue": 700,
+                            "fdaaa801_violation": True}) == (
+        "due since 2025-01-01 (700 days overdue) by trialsync's reading of FDAAA 801, not a legal determination; "
+        "the registry flags an FDAAA 801 violation")
+    assert obligation_line({"results_category": "posted"}) is None
+    assert obligation_line({"results_category": "not applicable"}) is None
+    assert obligation_line({"results_category": "under review"}) == "under review"

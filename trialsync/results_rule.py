@@ -106,12 +106,20 @@ def days_overdue(due_date: str, today: str) -> int:
     return (date.fromisoformat(today) - date.fromisoformat(due_date)).days
 
 
-def submission_under_review(submissions: list[dict]) -> bool:
-    """Whether the newest results submission (``submissionTracking.submissionInfos``, oldest first) waits for
-    the registry's review: it was released to the registry and neither returned with comments (reset) nor
-    withdrawn by the sponsor (unreleased)."""
+def newest_submission(submissions: list[dict]) -> dict | None:
+    """The results submission (of ``submissionTracking.submissionInfos``) released last: the greatest
+    ``releaseDate`` (one without a date counts as the earliest), the later in the list among equals."""
     if not submissions:
+        return None
+    return max(enumerate(submissions), key=lambda item: (item[1].get("releaseDate") or "", item[0]))[1]
+
+
+def submission_under_review(submissions: list[dict]) -> bool:
+    """Whether the newest results submission (``newest_submission``) waits for the registry's review: it was
+    released to the registry and neither returned with comments (reset) nor withdrawn by the sponsor
+    (unreleased)."""
+    newest = newest_submission(submissions)
+    if newest is None:
         return False
-    newest = submissions[-1]
     return (newest.get("releaseDate") is not None and newest.get("resetDate") is None
             and newest.get("unreleaseDate") is None and not newest.get("unreleaseDateUnknown"))

@@ -6,6 +6,7 @@ import os
 
 from ..errors import EXIT_INTERRUPTED, TrialsyncError
 from .options import DbOption, db_path, err
+from .streams import OutputError
 
 
 def serve_mcp(db: DbOption = None) -> None:
@@ -23,8 +24,20 @@ def serve_mcp(db: DbOption = None) -> None:
                              "pip install 'trialsync[mcp]'") from None
     try:
         serve(db_path(db))
+    except BaseExceptionGroup as group:  # the SDK's task group: a write to standard output that failed, say
+        failed = group.subgroup(lambda error: isinstance(error, OSError))
+        if failed is None:
+            raise
+        error = _first(failed)
+        raise OutputError(f"cannot write to standard output: {error.strerror or error}") from None
     except KeyboardInterrupt:
         # The SDK reads standard input in a thread no signal can stop: a normal exit would wait for that thread
         # until the client closes the pipe. Nothing is left to write or close (each call closed its connection).
         err("interrupted")
         os._exit(EXIT_INTERRUPTED)
+
+
+def _first(group: BaseExceptionGroup) -> BaseException:
+    """The first exception in ``group``, however deeply grouped."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first

@@ -296,6 +296,7 @@ def _export_results(topic: str | None, kind: str, output: Path | None, force: bo
     """``export --results``: the topic's results tables, as CSV files in a folder or one JSON document."""
     from ..reports.results import export_results
     from ..render.export import check_export_target, write_results_export, write_results_folder, write_whole
+    from ..transform import RESULT_COLUMNS
     from ..store.db import database_files
 
     protected = database_files(db_path(db))
@@ -305,7 +306,7 @@ def _export_results(topic: str | None, kind: str, output: Path | None, force: bo
                              "(or use --format json)")
         conn = read_db(db)
         name = topic_name(conn, topic)
-        count = write_results_folder(output, export_results(conn, name), force, protected)
+        count = write_results_folder(output, export_results(conn, name), list(RESULT_COLUMNS), force, protected)
         err(f"wrote {plural(count, 'row')} of the results of {name} to {output} (one CSV file per table)")
         return
     if output is not None:

@@ -70,23 +70,24 @@ def write_results_export(tables: Iterable[tuple[str, list[str], Iterable[tuple]]
     return count
 
 
-def write_results_folder(folder: Path, tables: Iterable[tuple[str, list[str], Iterable[tuple]]], force: bool,
-                         protected: Iterable[Path] = ()) -> int:
-    """Write each results table as ``folder/<table>.csv`` (the folder is made when missing), each file whole
-    or not at all; a file there is replaced only with ``force``. Returns how many rows in all."""
+def write_results_folder(folder: Path, tables: Iterable[tuple[str, list[str], Iterable[tuple]]], names: list[str],
+                         force: bool, protected: Iterable[Path] = ()) -> int:
+    """Write each results table as ``folder/<table>.csv`` (the folder is made when missing), all of the files or
+    none (``write_all_whole``); a file there is replaced only with ``force``. ``names``: the tables, to check
+    every target before anything is written. Returns how many rows in all."""
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder} is not a folder; --results --format csv writes one CSV file per table into one")
+    protected = list(protected)
+    for name in names:
+        check_export_target(folder / f"{name}.csv", force, protected)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot make folder {folder}: {exc.strerror or exc}") from None
-    protected = list(protected)
-    count = 0
-    for table, columns, rows in tables:
-        target = folder / f"{table}.csv"
-        check_export_target(target, force, protected)
-        count += write_whole(target, lambda out, columns=columns, rows=rows: _write_csv_rows(out, columns, rows))
-    return count
+    written = write_all_whole([(folder / f"{table}.csv",
+                                lambda out, columns=columns, rows=rows: _write_csv_rows(out, columns, rows))
+                               for table, columns, rows in tables])
+    return sum(written)
 
 
 def _write_csv_rows(out: TextIO, columns: list[str], rows: Iterable[tuple]) -> int:
@@ -129,29 +130,42 @@ def write_whole(output: Path, write: Callable[[TextIO], T]) -> T:
     partial file of a unique name beside the real target (a symlink is followed, not replaced), renamed over
     it at the end; a device or pipe is written in place. Returns what ``write`` returned; UsageError naming
     the file when it cannot be written, TrialsyncError when the device fails."""
+    return write_all_whole([(output, write)])[0]
+
+
+def write_all_whole(files: list[tuple[Path, Callable[[TextIO], T]]]) -> list[T]:
+    """Write several files as ``write_whole`` writes one, all of them or none: every one goes to its partial
+    file first, and only when all are written are they renamed over their targets (a failure removes the
+    partial files, and no target is touched). Returns what each ``write`` returned."""
+    partials: list[tuple[Path, Path]] = []
+    results: list[T] = []
     try:
-        if _is_stream(output):
-            with open(output, "w", encoding="utf-8", newline="") as out:
-                return write(out)
-        target = output.resolve() if output.is_symlink() else output
-        mode = _mode_for(target)
-        handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-        partial = Path(name)
-        try:
-            with open(handle, "w", encoding="utf-8", newline="") as out:
-                result = write(out)
-            os.chmod(partial, mode)  # mkstemp's file is private (0600); the written file is not
+        for output, write in files:
+            try:
+                if _is_stream(output):
+                    with open(output, "w", encoding="utf-8", newline="") as out:
+                        results.append(write(out))
+                    continue
+                target = output.resolve() if output.is_symlink() else output
+                mode = _mode_for(target)
+                handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+                partials.append((Path(name), target))
+                with open(handle, "w", encoding="utf-8", newline="") as out:
+                    results.append(write(out))
+                os.chmod(name, mode)  # mkstemp's file is private (0600); the written file is not
+            except RuntimeError:
+                raise UsageError(f"{output} is a symlink loop; name a file to write") from None
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EPIPE):  # the device failed, not the name
+                    raise TrialsyncError(f"cannot write {output}: {exc.strerror or exc}") from None
+                raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+        for partial, target in partials:
             partial.replace(target)
-        except BaseException:
+    except BaseException:
+        for partial, _ in partials:
             _remove_quietly(partial)
-            raise
-        return result
-    except RuntimeError:
-        raise UsageError(f"{output} is a symlink loop; name a file to write") from None
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EPIPE):  # the device failed, not the name
-            raise TrialsyncError(f"cannot write {output}: {exc.strerror or exc}") from None
-        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+        raise
+    return results
 
 
 def _mode_for(target: Path) -> int:

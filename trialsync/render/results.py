@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import textwrap
 
-from ..results_rule import CATEGORY_LABELS, DUE, NOT_APPLICABLE, POSTED
+from ..dates import day_after
+from ..results_rule import CATEGORY_LABELS, DUE, GRACE_DAYS, NOT_APPLICABLE, NOT_YET_DUE, POSTED, grace_end
+from ..vocab import plural
 from .visible import visible
 
 SHORT_LINES = 12  # measurements of one outcome shown without --results
@@ -23,7 +25,12 @@ def obligation_line(results: dict) -> str | None:
                 f"reading of FDAAA 801, not a legal determination{flag}")
     if category in (None, POSTED, NOT_APPLICABLE) and not flag:
         return None
-    due = f", due {results['results_due_date']}" if results.get("results_due_date") else ""
+    due = ""
+    if results.get("results_due_date"):
+        due_date = results["results_due_date"]
+        due = f", due {due_date}"
+        if category == NOT_YET_DUE:  # a due date past may still be within the grace
+            due += f" (counted overdue from {day_after(grace_end(due_date))}, after {GRACE_DAYS} days of grace)"
     return f"{CATEGORY_LABELS.get(category, category or '').lower()}{due}{flag}"
 
 
@@ -43,7 +50,7 @@ def render_results(results: dict, width: int, everything: bool = False) -> str:
         lines += _outcome(outcome, everything)
     hidden = len(results["outcomes"]) - len(outcomes)
     if hidden:
-        lines.append(f"  ... and {hidden} more outcome measures: `trialsync show {results['nct_id']} --results`")
+        lines.append(f"  ... and {plural(hidden, 'more outcome measure')}: `trialsync show {results['nct_id']} --results`")
     lines += _adverse_events(results, everything)
     if results.get("limitations_and_caveats"):
         lines += ["  Limitations and caveats:", f"    {results['limitations_and_caveats']}"]
@@ -113,7 +120,9 @@ def _outcome(outcome: dict, everything: bool) -> list[str]:
     if len(measurements) > len(shown):
         lines.append(f"    ... and {len(measurements) - len(shown)} more values")
     if not measurements and outcome.get("reporting_status") and outcome["reporting_status"] != "POSTED":
-        lines.append(f"    not posted ({outcome['reporting_status'].replace('_', ' ').lower()})")
+        lines.append("    " + outcome["reporting_status"].replace("_", " ").lower().capitalize()
+                     + (f", expected {outcome['anticipated_posting_date']}" if outcome.get("anticipated_posting_date")
+                        else ""))
     if everything:
         for analysis in outcome["analyses"]:
             p_value = analysis.get("p_value_raw")

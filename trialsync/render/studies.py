@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from dataclasses import replace
 from collections.abc import Sequence
 
 from ..ids import study_url
@@ -107,7 +108,8 @@ def render_study_list(rows: Sequence[dict], fmt: str, title: str | None = None, 
         # how long overdue first, so that narrowing the table drops the phase and the start before it
         columns[1:1] = [Column("days_overdue", "Overdue", numeric=True, show=lambda d: f"{d} d"),
                         Column("results_due_date", "Due", drop=6)]
-        columns += [title_column, Column("fdaaa801_violation", "Flag", show=lambda v: "FDAAA" if v else "", drop=7),
+        # narrower titles, so that 40 columns still hold the id, the days overdue and a title
+        columns += [replace(title_column, min_width=16), Column("fdaaa801_violation", "Flag", show=lambda v: "FDAAA" if v else "", drop=7),
                     Column("lead_sponsor", "Lead sponsor", flex=True, min_width=16, drop=9)]
     else:
         columns += [title_column, Column("lead_sponsor", "Lead sponsor", flex=True, min_width=16, drop=9)]

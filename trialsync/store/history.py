@@ -98,14 +98,14 @@ def warn_missing_ids(conn: sqlite3.Connection, topic: str, pull_id: int, nct_ids
 
 def note_results_due(conn: sqlite3.Connection, pull_id: int, today: str) -> int:
     """Log, as changes observed by pull ``pull_id``, the stored studies whose results are due on ``today``
-    (``results_rule``) and that the change log has not called due with that due date yet: each study once per
-    due date, whichever pull sees it first. Returns how many."""
+    (``results_rule``) and that the change log has not called due yet: each study once, whichever pull sees it
+    first (a later due date, its primary completion moved, is not news again). Returns how many."""
     from .. import dates
 
     due = conn.execute(
         "SELECT s.nct_id, s.results_due_date FROM studies s INDEXED BY studies_results "
         "WHERE s.results_state = ? AND s.results_due_date < ? AND NOT EXISTS (SELECT 1 FROM results_due_noted n "
-        "WHERE n.nct_id = s.nct_id AND n.due_date = s.results_due_date) ORDER BY s.nct_id",
+        "WHERE n.nct_id = s.nct_id) ORDER BY s.nct_id",
         [APPLICABLE, due_cutoff(today)]).fetchall()
     now = dates.utc_now()
     insert_changes(conn, [(pull_id, None, nct_id, RESULTS_DUE, None, due_date, now, None, None)

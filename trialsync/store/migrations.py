@@ -821,12 +821,14 @@ def _results_state() -> str:
     """SQL: the ``results_state`` and ``results_due_date`` of each study (``results_rule.results_state``), as a
     query giving (nct_id, state, due date)."""
     tracking = "$.derivedSection.miscInfoModule.submissionTracking.submissionInfos"
-    newest = f"{tracking}[#-1]"
+    # the submission released last (the later one in the list among equals), as results_rule picks it
+    newest = (f"(SELECT i.value FROM json_each(raw, '{tracking}') i ORDER BY json_extract(i.value, '$.releaseDate') DESC, "
+              f"CAST(i.key AS INTEGER) DESC LIMIT 1)")
     under_review = (f"coalesce(json_type(raw, '{tracking}') = 'array' AND json_array_length(raw, '{tracking}') > 0 "
-                    f"AND json_extract(raw, '{newest}.releaseDate') IS NOT NULL "
-                    f"AND json_extract(raw, '{newest}.resetDate') IS NULL "
-                    f"AND json_extract(raw, '{newest}.unreleaseDate') IS NULL "
-                    f"AND coalesce(json_extract(raw, '{newest}.unreleaseDateUnknown'), 0) = 0, 0)")
+                    f"AND json_extract({newest}, '$.releaseDate') IS NOT NULL "
+                    f"AND json_extract({newest}, '$.resetDate') IS NULL "
+                    f"AND json_extract({newest}, '$.unreleaseDate') IS NULL "
+                    f"AND coalesce(json_extract({newest}, '$.unreleaseDateUnknown'), 0) = 0, 0)")
     oversight = f"{_P}.oversightModule"
     phases = f"{_P}.designModule.phases"
     early_only = (f"coalesce(json_type(raw, '{phases}') = 'array' AND json_array_length(raw, '{phases}') > 0 AND NOT EXISTS "
@@ -880,7 +882,7 @@ def m007_results(db: Database) -> None:
     db.execute("CREATE INDEX studies_facts ON studies (nct_id, overall_status, study_type, lead_sponsor_class, "
                "phases, start_date_sort, lead_sponsor, results_state, results_due_date)")
     # Studies whose results the change log has called due, with the due date it named: a study is called due
-    # once. Those due already are noted now, so that an upgrade does not call every one of them newly due.
+    # once, whatever its due date becomes later. Those due already are noted now, so that an upgrade does not call every one of them newly due.
     db.execute("""
         CREATE TABLE results_due_noted (
             nct_id TEXT PRIMARY KEY REFERENCES studies(nct_id), due_date TEXT NOT NULL

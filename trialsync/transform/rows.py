@@ -17,7 +17,7 @@ from ..dates import sortable_date
 from ..errors import RecordError
 from ..ids import is_nct_id, nct_id_of
 from ..jsontext import NumberAsSent, exact
-from ..results_rule import US, results_state, submission_under_review
+from ..results_rule import US, newest_submission, results_state, submission_under_review
 from .results import results_rows
 
 STUDY_COLUMNS: tuple[str, ...] = (
@@ -353,10 +353,13 @@ def study_rows(record: dict, raw: bytes | None = None) -> StudyRows:
     where_tracking = "derivedSection.miscInfoModule.submissionTracking"
     submissions = t.objects(t.obj(misc, "submissionTracking", "derivedSection.miscInfoModule"), "submissionInfos",
                             where_tracking)
-    if submissions:  # the newest one decides: its fields must have their types
-        for key in ("releaseDate", "resetDate", "unreleaseDate"):
-            t.text(submissions[-1], key, f"{where_tracking}.submissionInfos")
-        t.boolean(submissions[-1], "unreleaseDateUnknown", f"{where_tracking}.submissionInfos")
+    for submission in submissions:  # the newest one decides (by its release date): the fields read have types
+        t.text(submission, "releaseDate", f"{where_tracking}.submissionInfos")
+    if submissions:
+        newest = newest_submission(submissions)
+        for key in ("resetDate", "unreleaseDate"):
+            t.text(newest, key, f"{where_tracking}.submissionInfos")
+        t.boolean(newest, "unreleaseDateUnknown", f"{where_tracking}.submissionInfos")
     state, due_date = results_state(
         posted=bool(has_results) or results_posted is not None,
         under_review=submission_under_review(submissions),
