@@ -10,7 +10,7 @@ from ..change_kinds import LEFT, MEMBERSHIP
 from ..store.pulls import COUNT_BY_STATUS
 
 FAILED_OUTCOMES = ("failed", "interrupted", "killed")
-from .common import last_pull, topic_epoch
+from .common import last_pull, topic_epoch, written_since
 
 
 def status_entries(counts: dict[str, int]) -> list[dict]:
@@ -43,7 +43,7 @@ def status_report(conn: sqlite3.Connection, topic: str, as_of: str | None = None
         if latest is None:
             raise NotFound(f"topic {topic!r} had no complete pull or import at or before {as_of}")
         rows = _snapshot(conn, latest["id"])
-    elif latest and not _written_since(conn, latest["id"]):
+    elif latest and not written_since(conn, latest["id"]):
         rows = _snapshot(conn, latest["id"])
     else:
         rows = conn.execute(f"SELECT {COUNT_BY_STATUS}", [topic]).fetchall()
@@ -92,12 +92,6 @@ def freshness(conn: sqlite3.Connection, topic: str) -> dict:
 def _last_failed_pull(conn: sqlite3.Connection, topic: str) -> dict | None:
     failed = last_pull(conn, topic, FAILED_OUTCOMES)
     return {key: failed[key] for key in ("finished_at", "outcome", "error")} if failed else None
-
-
-def _written_since(conn: sqlite3.Connection, pull_id: int) -> bool:
-    """Whether any pull or import after ``pull_id`` (of any topic) may have written studies."""
-    found = conn.execute("SELECT 1 FROM pulls WHERE id > ? AND outcome != 'unchanged' LIMIT 1", [pull_id]).fetchone()
-    return found is not None
 
 
 def status_summary(report: dict) -> str:

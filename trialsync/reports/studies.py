@@ -15,7 +15,7 @@ from ..results_rule import APPLICABLE, days_overdue
 from ..places import AmbiguousPlace, Place, UnknownPlace, country_names, find_city, find_zip_code, parse_coordinates
 from ..statuses import OPEN_STATUSES, STATUS_LABELS
 from ..transform import CHILD_COLUMNS, as_values, STUDY_COLUMNS, VIRTUAL_COLUMNS, StudyRows, cell_of, virtual_value
-from .common import dicts
+from .common import dicts, last_pull, written_since
 from .results import due_cutoff
 
 EARTH_RADIUS_KM = 6371.0088
@@ -510,7 +510,13 @@ def topic_rows(conn: sqlite3.Connection) -> list[dict]:
 
     rows = []
     for name, params, epoch in conn.execute("SELECT name, params, epoch FROM topics ORDER BY name").fetchall():
-        studies = conn.execute("SELECT count(*) FROM topic_studies WHERE topic = ? AND present = 1", [name]).fetchone()[0]
+        latest = last_pull(conn, name)
+        if latest is not None and not written_since(conn, latest["id"]):  # its snapshot: no count of every member
+            studies = conn.execute("SELECT coalesce(sum(count), 0) FROM pull_status_counts WHERE pull_id = ?",
+                                   [latest["id"]]).fetchone()[0]
+        else:
+            studies = conn.execute("SELECT count(*) FROM topic_studies WHERE topic = ? AND present = 1",
+                                   [name]).fetchone()[0]
         last = conn.execute("SELECT max(finished_at) FROM pulls WHERE topic = ? AND id > ? AND outcome IN "
                             f"({', '.join('?' * len(COMPLETE_OUTCOMES))})",
                             [name, epoch, *COMPLETE_OUTCOMES]).fetchone()[0]
