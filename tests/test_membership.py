@@ -186,3 +186,21 @@ def test_nothing_is_refreshed_while_every_study_was_fetched_within_the_days(db, 
     next_night(server, 25)
     assert pull(db, server, refresh_days=30).refreshed == 0
     assert not any(p.get("filter.ids") for _, p in server.requests)
+
+
+def test_a_set_of_nct_ids_holds_each_once_in_flat_memory():
+    import tracemalloc
+
+    from trialsync.ids import NctIdSet
+
+    ids = NctIdSet(["NCT90000001", "NCT00000102", "not-an-id", "NCT90000001"])
+    assert len(ids) == 3 and list(ids) == ["NCT00000102", "NCT90000001", "not-an-id"]
+    assert "NCT90000001" in ids and "NCT90000002" not in ids and "not-an-id" in ids and 7 not in ids
+    assert ids.add("NCT90000002") and not ids.add("NCT90000002") and not ids.add("not-an-id")
+    tracemalloc.start()
+    try:
+        many = NctIdSet(f"NCT{90000000 + i:08d}" for i in range(200_000))
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(many) == 200_000 and held < 1_000_000  # a set of str would hold about 18 MB

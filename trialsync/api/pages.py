@@ -11,7 +11,7 @@ import orjson
 from .. import jsontext
 from ..defaults import DEFAULT_PAGE_SIZE
 from ..errors import IncompleteListing
-from ..ids import nct_id_of
+from ..ids import NctIdSet, nct_id_of
 from ..vocab import plural
 from .client import Answer, ApiClient, TransientApiError, short_url
 
@@ -161,7 +161,7 @@ class ListingTally:
     received: int = 0
     pages: int = 0
     duplicates: list[str] = field(default_factory=list)
-    ids: set[str] = field(default_factory=set)
+    ids: NctIdSet = field(default_factory=NctIdSet)  # flat memory for a listing of the whole registry
 
     def add(self, page: Page, nct_ids: Iterable[str]) -> None:
         """Count one page, whose studies have ``nct_ids``."""
@@ -169,9 +169,8 @@ class ListingTally:
             self.total = page.total_count
         self.pages += 1
         for nct_id in nct_ids:
-            if nct_id in self.ids:
+            if not self.ids.add(nct_id):
                 self.duplicates.append(nct_id)
-            self.ids.add(nct_id)
             self.received += 1
 
     def check(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from .. import dates
 from .db import select_in, transaction
@@ -15,6 +15,18 @@ from .pulls import add_counts
 def present_ids(conn: sqlite3.Connection, topic: str) -> set[str]:
     """The NCT ids the topic holds now (members not marked as left)."""
     return {row[0] for row in conn.execute("SELECT nct_id FROM topic_studies WHERE topic = ? AND present = 1", [topic])}
+
+
+def present_members(conn: sqlite3.Connection, topic: str) -> Iterator[str]:
+    """The NCT ids the topic holds now, one at a time in NCT id order (no set of them all in memory)."""
+    for (nct_id,) in conn.execute("SELECT nct_id FROM topic_studies WHERE topic = ? AND present = 1 ORDER BY nct_id",
+                                  [topic]):
+        yield nct_id
+
+
+def count_present(conn: sqlite3.Connection, topic: str) -> int:
+    """How many studies the topic holds now."""
+    return conn.execute("SELECT count(*) FROM topic_studies WHERE topic = ? AND present = 1", [topic]).fetchone()[0]
 
 
 def member_states(conn: sqlite3.Connection, topic: str, nct_ids: list[str]) -> dict[str, tuple[int, int]]:

@@ -14,6 +14,7 @@ import orjson
 
 from .. import dates, jsontext
 from ..dates import iso_day, watermark_date
+from ..ids import NctIdSet
 from ..results_rule import is_due
 from ..transform import CHILD_COLUMNS, RESULT_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows, site_points
 from . import history, membership
@@ -173,7 +174,7 @@ class SaveContext:
     latest: str | None = None
     # Studies this pull has counted already: a listing asked for again sends them again, and each study
     # counts once in what a pull received.
-    counted: set[str] = field(default_factory=set, compare=False)
+    counted: NctIdSet = field(default_factory=NctIdSet, compare=False)
     # False for records fetched only to learn why they left the topic: their membership is the listing's to
     # settle, and they are not counted as received.
     membership: bool = True

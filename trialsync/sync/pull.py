@@ -20,7 +20,9 @@ from ..dates import ceiling_day, day_after, day_before, iso_day, utc_today, wate
 from ..defaults import DEFAULT_LIST_EVERY, DEFAULT_REFRESH_DAYS
 from ..errors import ApiError, IncompleteListing, Interrupted, TrialsyncError
 from ..store import db as store_db
+from ..store.db import select_in
 from ..store import history, membership, pulls, topics
+from ..ids import NctIdSet
 from ..store.studies import API, SaveContext, SaveCounts, stalest_members, stored_raw_and_date
 from ..store.topics import TopicState
 from ..transform import StudyRows, study_rows
@@ -168,7 +170,7 @@ class _PullRun:
         self.warn = warn or (lambda line: None)
         self.requests_before = client.requests_made
         self.reader: sqlite3.Connection | None = None
-        self.received: set[str] = set()
+        self.received = NctIdSet()  # every study received so far, in flat memory
         self.newest_update: str | None = None
         self.ceiling = ""
         self.api_version: str | None = None
@@ -227,14 +229,14 @@ class _PullRun:
         if plan.mode == "incremental":
             self.newest_update = watermark_date(state.watermark, self.ceiling)
         what = "the changed-since query" if plan.mode == "incremental" else f"the search of topic {name}"
-        received: set[str] = set()
-        for params in search_batches(plan.params):
-            _, tally = complete_listing(self.client, what,
-                                        lambda tally, params=params: self._fetch_studies(params, context, tally))
-            received |= tally.ids
-        return received
+        answers = [complete_listing(self.client, what,
+                                    lambda tally, params=params: self._fetch_studies(params, context, tally))[1].ids
+                   for params in search_batches(plan.params)]
+        for more in answers[1:]:  # a long watchlist's batches
+            answers[0].update(more)
+        return answers[0]
 
-    def settle_membership(self, plan: Plan, context: SaveContext, changed_in_topic: set[str]) -> None:
+    def settle_membership(self, plan: Plan, context: SaveContext, changed_in_topic: NctIdSet) -> None:
         """After an incremental fetch: list the topic whole (ids and statuses, fetching by id what the store
         lacks or holds with another status) when the plan says it is due or when that costs no more requests
         than the registry's changed list; else settle membership from that list: a member that changed since
@@ -258,7 +260,8 @@ class _PullRun:
             self.settle_membership(replace(plan, check_membership=True), context, changed_in_topic)
             return
         name = self.state.topic.name
-        leaving = (membership.present_ids(self.conn, name) & changed) - changed_in_topic - self.received
+        leaving = [nct_id for nct_id in membership.present_members(self.conn, name)
+                   if nct_id in changed and nct_id not in changed_in_topic and nct_id not in self.received]
         self._fetch_leaving(leaving, context)
         self.result.left = membership.mark_left(self.conn, name, leaving, self.result.pull_id, context.reason)
         self.result.reconciled = RECONCILED_BY_CHANGES
@@ -269,10 +272,10 @@ class _PullRun:
         batches = search_batches(search)
         if len(batches) > 1 or "filter.ids" in search:
             return len(batches)
-        members = len(membership.present_ids(self.conn, self.state.topic.name))
+        members = membership.count_present(self.conn, self.state.topic.name)
         return max(1, -(-members // DEFAULT_PAGE_SIZE))
 
-    def _registry_changes(self, listing_cost: int) -> set[str] | None:
+    def _registry_changes(self, listing_cost: int) -> NctIdSet | None:
         """The ids of every study of the registry changed since the watermark (``fields=NCTId|OverallStatus``, no
         topic query), provably complete; None, after its first page, when it would take as many requests as a
         listing of the topic (``listing_cost``), which settles more."""
@@ -281,8 +284,8 @@ class _PullRun:
         class TooCostly(Exception):
             pass
 
-        def run(tally: ListingTally) -> set[str]:
-            ids: set[str] = set()
+        def run(tally: ListingTally) -> NctIdSet:
+            ids = NctIdSet()
             for page in iter_pages(self.client, params):
                 if tally.pages == 0 and page.total_count is not None \
                         and -(-page.total_count // DEFAULT_PAGE_SIZE) >= listing_cost:
@@ -308,11 +311,11 @@ class _PullRun:
         if days <= 0:
             return
         name = self.state.topic.name
-        members = len(membership.present_ids(self.conn, name))
+        members = membership.count_present(self.conn, name)
         cutoff = (datetime.strptime(dates.utc_now(), "%Y-%m-%dT%H:%M:%SZ") - timedelta(days=days)).strftime(
             "%Y-%m-%dT%H:%M:%SZ")
         stale = stalest_members(self.conn, name, cutoff, -(-members // days), self.received)
-        again = replace(context, membership=False, counted=set())
+        again = replace(context, membership=False, counted=NctIdSet())
         for batch in id_batches(stale):
             (rows, same), _ = complete_listing(
                 self.client, "studies fetched again by id",
@@ -323,16 +326,16 @@ class _PullRun:
             if self.client.stop.is_set():
                 raise Interrupted("stopped")
 
-    def reconcile(self, listed: set[str], context: SaveContext) -> None:
+    def reconcile(self, listed: NctIdSet, context: SaveContext) -> None:
         """Settle membership from a complete listing of one release: members it lacks leave (fetched by id
         first, so that why they left is seen), watched ids the API lacks are noted."""
         conn, state, result, name = self.conn, self.state, self.result, self.state.topic.name
         listed = self._listing_of_one_release(listed, result.data_timestamp, context)
         result.membership_checked = True
-        leaving = membership.present_ids(conn, name) - listed
+        leaving = [nct_id for nct_id in membership.present_members(conn, name) if nct_id not in listed]
         self._fetch_leaving(leaving, context)
         result.left = membership.mark_left(conn, name, leaving, result.pull_id, context.reason)
-        result.missing_ids = sorted(set(state.topic.watched_ids()) - listed)
+        result.missing_ids = sorted({nct_id for nct_id in state.topic.watched_ids() if nct_id not in listed})
         history.warn_missing_ids(conn, name, result.pull_id, result.missing_ids)
 
     def _finish(self, plan: Plan, outcome: str) -> PullResult:
@@ -361,7 +364,7 @@ class _PullRun:
 
     # -- listings ---------------------------------------------------------------------------------------
 
-    def _listing_of_one_release(self, listed: set[str], started: str | None, context: SaveContext) -> set[str]:
+    def _listing_of_one_release(self, listed: NctIdSet, started: str | None, context: SaveContext) -> NctIdSet:
         """``listed`` if the registry's data did not move while it was taken; else the topic listed again
         (ids and statuses, fetching by id what the new listing shows) until a listing begins and ends under
         one ``dataTimestamp``. A listing that straddles a data refresh can hold a study of neither release and
@@ -377,7 +380,7 @@ class _PullRun:
             refetch = self._to_refetch(statuses)
             if refetch:
                 self._fetch_by_id(refetch, context)
-            listed = set(statuses)
+            listed = NctIdSet(statuses)
         raise IncompleteListing(f"the registry's data kept changing while topic {self.state.topic.name} was listed "
                                 f"({LISTING_ATTEMPTS} times); nothing was concluded from the listing")
 
@@ -455,17 +458,17 @@ class _PullRun:
             same.update(page_same)
         return rows, same
 
-    def _fetch_leaving(self, nct_ids: set[str], context: SaveContext) -> None:
+    def _fetch_leaving(self, nct_ids: list[str], context: SaveContext) -> None:
         """Fetch by id the studies the API returned for the topic that its listing no longer holds, before they
         are called left: the change that took a study out of the topic (its status, say) is then seen by this
         pull, and is in the digest beside its leaving. A study the API no longer returns by id just leaves."""
-        seen = {row[0] for row in self.conn.execute(
-            "SELECT nct_id FROM topic_studies WHERE topic = ? AND present = 1 AND api_seen = 1", [context.topic])}
-        nct_ids = sorted(set(nct_ids) & seen)
+        nct_ids = sorted(row[0] for row in select_in(
+            self.conn, "SELECT nct_id FROM topic_studies WHERE topic = ? AND present = 1 AND api_seen = 1 "
+            "AND nct_id IN ({marks})", sorted(set(nct_ids)), context.topic))
         if not nct_ids:
             return
         # Not counted as received, their membership left to the listing; nor do they move the watermark.
-        leaving = replace(context, membership=False, counted=set())
+        leaving = replace(context, membership=False, counted=NctIdSet())
         for batch in id_batches(nct_ids):
             (rows, same), _ = complete_listing(self.client, "studies that left the topic, fetched by id",
                                               lambda tally, batch=batch: self._batch_by_id(batch, tally))
