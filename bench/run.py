@@ -220,12 +220,14 @@ def bench_size(size: int, workdir: Path) -> tuple[list[list[str]], list[str], li
         naive = run([PYTHON, "-c", NAIVE, server.url, str(naive_db)], env)
         changed = size // 100
         server.control("change", count=changed, status="TERMINATED", date="2026-11-25")
+        leavers = max(1, size // 1000)  # and 0.1% edited out of the topic's search
+        server.control("leave", count=leavers, date="2026-11-25")
         server.control("timestamp", value="2026-11-25T09:00:00")
         incremental = run(trialsync("pull", *common), env)
         # How the incremental pull settled membership (the registry's changed list, for a large topic) and at how
         # many requests: the nightly price of the topic.
         last = orjson.loads(run(trialsync("pulls", "-n", "1", "--db", str(db_path), "-f", "json"), env).out)[0]
-        incremental_requests, reconciled = last["requests"], last["reconciled"]
+        incremental_requests, reconciled, left = last["requests"], last["reconciled"], last["left_topic"]
         unchanged = run(trialsync("pull", *common), env)
         changes_listed = len(orjson.loads(run(trialsync("changes", "--db", str(db_path), "-f", "json"), env).out))
         version = median_run(trialsync("--version"), env)
@@ -279,9 +281,9 @@ def bench_size(size: int, workdir: Path) -> tuple[list[list[str]], list[str], li
         row("trialsync pull (full)", full, size, full_db,
             f"{full.wall / floor.wall:.2f}x floor, {full.wall / naive.wall:.2f}x naive, RSS {full.rss_mb / floor.rss_mb:.2f}x floor"
             + (f"; median of {repeats}" if repeats > 1 else "")),
-        row(f"trialsync pull, {changed} changed (1%)", incremental, changed,
+        row(f"trialsync pull, {changed} changed (1%), {leavers} left", incremental, changed,
             note=f"{incremental.wall / full.wall:.1%} of full; changes listed: {changes_listed}; "
-                 f"{incremental_requests} requests, membership by {reconciled}"),
+                 f"{incremental_requests} requests, membership by {reconciled}, {left} of {leavers} leavers seen"),
         row("trialsync pull, dataTimestamp unchanged", unchanged, None,
             note=f"{unchanged.wall - version.wall:.2f} s beyond start-up (--version)"),
         row(f"trialsync pull (full), {per_page * 1000:.0f} ms delay per page", delayed, size,

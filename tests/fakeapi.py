@@ -283,7 +283,9 @@ class FakeApi:
 
     def control(self, action: str, params: dict[str, str]) -> tuple[int, str, bytes]:
         """What a benchmark in another process changes: /_control/change?count=N&status=S&date=D moves N
-        studies (spread over the corpus) to status S and last update D; /_control/timestamp?value=T sets
+        studies (spread over the corpus) to status S and last update D; /_control/leave?count=N&date=D edits N
+        others (last update D) so that the topic's search no longer selects them (a search of the whole registry
+        still does); /_control/timestamp?value=T sets
         dataTimestamp; /_control/requests lists the start time of every request so far."""
         if action == "change":
             count, status, day = int(params["count"]), params["status"], params["date"]
@@ -294,6 +296,16 @@ class FakeApi:
                 record["protocolSection"]["statusModule"]["overallStatus"] = status
                 record["protocolSection"]["statusModule"].setdefault("lastUpdatePostDateStruct", {})["date"] = day
                 self.corpus.put(record)
+            return 200, "application/json", orjson.dumps(ids)
+        if action == "leave":
+            count, day = int(params["count"]), params["date"]
+            with self.corpus.lock:
+                ids = [i for i in self.corpus.order if i not in self.corpus.outside][1:: max(1, len(self.corpus.order)
+                                                                                           // count)][:count]
+            for nct_id in ids:
+                record = self.corpus.get(nct_id)
+                record["protocolSection"]["statusModule"].setdefault("lastUpdatePostDateStruct", {})["date"] = day
+                self.corpus.put(record, in_topic=False)
             return 200, "application/json", orjson.dumps(ids)
         if action == "timestamp":
             self.data_timestamp = params["value"]
