@@ -813,3 +813,16 @@ def test_mark_left_keeps_api_studies_as_left_drops_imported_ones_and_skips_absen
     assert logged == [(pull, "NCT05489822", "left", "not in the listing"), (pull, "NCT06589271", "left", "not in the listing")]
     assert membership.mark_left(db, "spine", [], pull) == 0
     assert db.execute("SELECT left_topic FROM pulls WHERE id = ?", [pull]).fetchone() == (2,)
+
+
+def test_a_database_named_like_a_uri_is_opened_as_the_file_of_that_name(tmp_path, monkeypatch):
+    # SQLite built with SQLITE_USE_URI reads a name starting "file:" as a URI ("file:x.db?mode=memory" would
+    # open no file at all): the writer must open the file the user named, as the readers do.
+    monkeypatch.chdir(tmp_path)
+    made_db(Path("file:x.db?mode=memory"))
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["file:x.db?mode=memory"]
+    with store.open_for_writing(Path("file:x.db?mode=memory")) as conn:
+        assert Path(store_db.database_path(conn)) == tmp_path / "file:x.db?mode=memory"
+    conn = store.open_for_reading(Path("file:x.db?mode=memory"))
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA
+    conn.close()

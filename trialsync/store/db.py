@@ -281,7 +281,8 @@ def open_for_writing_locked(path: Path) -> Iterator[sqlite3.Connection]:
     _refuse(path, state)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = _connect(str(path))
+        # Absolute, so that SQLite built with SQLITE_USE_URI cannot read a name like "file:x.db" as a URI.
+        conn = _connect(str(path.absolute()))
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open database {path}: {exc}") from None
     try:
