@@ -94,3 +94,28 @@ def test_a_stored_zip_code_is_the_centre_of_its_sites_named_by_their_place(sites
     first = (min(s[0] for s in at), min(s[1] for s in at if s[1]), min(s[2] for s in at))
     assert place.name == f"ZIP {code} ({', '.join(first)})"
     assert _stored_zip_code(db, "00000") is None
+
+
+def test_a_site_whose_point_lacks_a_longitude_is_no_place_to_measure_from(tmp_path):
+    # A record may give geoPoint {"lat": ...} alone: such a site has no point, so it neither centres a city
+    # or a ZIP code nor breaks the sum (it raised TypeError once). NCT03180268 has two sites at Tucson 85719.
+    record = next(r for r in load_fixture_records()
+                  if r["protocolSection"]["identificationModule"]["nctId"] == "NCT03180268")
+    tucson = [s for s in record["protocolSection"]["contactsLocationsModule"]["locations"]
+              if s.get("city") == "Tucson" and s.get("zip") == "85719" and s.get("geoPoint")]
+    assert len(tucson) == 2
+    del tucson[0]["geoPoint"]["lon"]
+    kept = tucson[1]["geoPoint"]
+    with store.open_for_writing(tmp_path / "t.db") as db:
+        store.save_topic(db, Topic("all", {"query.cond": "all"}))
+        save_studies(db, [study_rows(record)], SaveContext("all", store.start_pull(db, "all"), API, False, "2026-11-24"))
+        for place in (_stored_city(db, "Tucson", ["Tucson"]), _stored_zip_code(db, "85719")):
+            assert (place.latitude, place.longitude) == (kept["lat"], kept["lon"])
+        del kept["lon"]
+        save_studies(db, [study_rows(record)], SaveContext("all", store.start_pull(db, "all"), API, False, "2026-11-25"))
+        assert _stored_zip_code(db, "85719") is None
+        elsewhere = [s["geoPoint"] for s in record["protocolSection"]["contactsLocationsModule"]["locations"]
+                     if s.get("city") == "Tucson" and s.get("geoPoint", {}).get("lon") is not None]
+        assert len(elsewhere) == 1  # the site at 85704 now stands for Tucson alone
+        place = _stored_city(db, "Tucson", ["Tucson"])
+        assert (place.latitude, place.longitude) == (elsewhere[0]["lat"], elsewhere[0]["lon"])

@@ -64,7 +64,7 @@ def resolve_place(conn: sqlite3.Connection | None, text: str) -> Place:
 def _stored_zip_code(conn: sqlite3.Connection, text: str) -> Place | None:
     """A ZIP code the data package does not know but stored sites give: the centre of those sites."""
     row = conn.execute("SELECT avg(latitude), avg(longitude), min(city), min(state), min(country) FROM locations "
-                       "WHERE zip = ? AND latitude IS NOT NULL", [text.strip()]).fetchone()
+                       "WHERE zip = ? AND latitude IS NOT NULL AND longitude IS NOT NULL", [text.strip()]).fetchone()
     if row is None or row[0] is None:
         return None
     return Place(row[0], row[1], f"ZIP {text.strip()} ({', '.join(p for p in row[2:] if p)})")
@@ -76,7 +76,7 @@ def _stored_city(conn: sqlite3.Connection, text: str, parts: list[str]) -> Place
     city, rest = parts[0], parts[1:]
     rows = conn.execute(
         "SELECT city, state, country, avg(latitude), avg(longitude), count(*) FROM locations "
-        "WHERE lower(city) = lower(?) AND latitude IS NOT NULL GROUP BY city, state, country ORDER BY count(*) DESC",
+        "WHERE lower(city) = lower(?) AND latitude IS NOT NULL AND longitude IS NOT NULL GROUP BY city, state, country ORDER BY count(*) DESC",
         [city]).fetchall()
     if rest:
         wanted = [r.lower() for r in rest]
