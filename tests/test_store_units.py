@@ -826,3 +826,113 @@ def test_a_database_named_like_a_uri_is_opened_as_the_file_of_that_name(tmp_path
     conn = store.open_for_reading(Path("file:x.db?mode=memory"))
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA
     conn.close()
+
+
+# -- db.py: who holds the lock ------------------------------------------------------------------------------
+
+
+def test_lock_holder_names_this_process_while_it_writes_and_nobody_after(tmp_path):
+    path = tmp_path / "held.db"
+    assert store_db.lock_holder(path) is None  # no lock file yet
+    with store.open_for_writing(path):
+        assert store_db.lock_holder(path) == os.getpid()
+        assert store_db.lock_holder(tmp_path / "other.db") is None
+    assert store_db.database_files(path)[3].exists()
+    assert store_db.lock_holder(path) is None
+
+
+def test_lock_holder_reads_only_flock_lines_about_its_own_file(tmp_path, monkeypatch):
+    path = made_db(tmp_path / "t.db")
+    lock = store_db.database_files(path)[3]
+    lock.touch()
+    info = lock.stat()
+    dev = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}"
+    lines = [
+        "1: POSIX  ADVISORY  WRITE 111 %s:%d 0 EOF" % (dev, info.st_ino),  # another kind of lock on the file
+        "2: -> FLOCK  ADVISORY  WRITE 222 %s:%d 0 EOF" % (dev, info.st_ino),  # a waiter
+        "3: FLOCK  ADVISORY  WRITE 333 %s:%d 0 EOF" % (dev, info.st_ino + 1),  # another file
+        "4: FLOCK  ADVISORY",  # too short to name anything
+        "5: FLOCK  ADVISORY  WRITE 444 %s:%d 0 EOF" % (dev, info.st_ino),
+        "6: FLOCK  ADVISORY  WRITE 555 %s:%d 0 EOF" % (dev, info.st_ino),
+    ]
+    real_open = open
+
+    def fake_open(name, *args, **kwargs):
+        if name == "/proc/locks":
+            return real_open(tmp_path / "locks", *args, **kwargs)
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", fake_open)
+    (tmp_path / "locks").write_text("\n".join(lines) + "\n")
+    assert store_db.lock_holder(path) == 444
+    (tmp_path / "locks").write_text("\n".join(lines[:4]) + "\n")
+    assert store_db.lock_holder(path) is None
+    (tmp_path / "locks").write_text("1: FLOCK  ADVISORY  WRITE -1 %s:%d 0 EOF\n" % (dev, info.st_ino))
+    assert store_db.lock_holder(path) == 0  # held, by a process this namespace cannot name
+
+
+# -- pulls.py: the pull log's readers -------------------------------------------------------------------------
+
+
+def test_unfinished_pulls_are_running_ones_and_each_topics_newest_when_killed(db):
+    add_topic(db, "spine")
+    add_topic(db, "knee")
+    old_killed = store.start_pull(db, "spine")
+    store.finish_pull(db, old_killed, "killed")
+    complete = store.start_pull(db, "spine")
+    store.finish_pull(db, complete, "complete")
+    knee_killed = store.start_pull(db, "knee")
+    store.finish_pull(db, knee_killed, "killed")
+    running = store.start_pull(db, "spine")
+    failed = store.start_pull(db, "knee")
+    store.finish_pull(db, failed, "failed", "HTTP 500")
+    assert [row["id"] for row in pulls.unfinished_pulls(db)] == [running]  # knee's newest failed, not killed
+    store.finish_pull(db, running, "killed")
+    assert [row["id"] for row in pulls.unfinished_pulls(db)] == [running]
+    newer_running = store.start_pull(db, "knee")
+    assert [(row["id"], row["outcome"]) for row in pulls.unfinished_pulls(db)] == [
+        (running, "killed"), (newer_running, "running")]
+
+
+def test_recent_pulls_are_ended_pulls_newest_first(db):
+    add_topic(db, "spine")
+    ended = []
+    for outcome in ("complete", "failed", "complete"):
+        pull = store.start_pull(db, "spine")
+        store.finish_pull(db, pull, outcome)
+        ended.append(pull)
+    imported = store.start_pull(db, "spine", kind="import")
+    store.finish_pull(db, imported, "complete")
+    store.start_pull(db, "spine")  # still running
+    assert [row["id"] for row in pulls.recent_pulls(db, 10)] == ended[::-1]
+    assert [(row["id"], row["outcome"]) for row in pulls.recent_pulls(db, 2)] == [
+        (ended[2], "complete"), (ended[1], "failed")]
+    assert pulls.recent_pulls(db, 0) == []
+
+
+# -- studies.py: the members to look at again ------------------------------------------------------------------
+
+
+def test_stalest_members_are_the_never_fetched_then_the_longest_ago_by_nct_id(db):
+    from trialsync.store.studies import stalest_members
+
+    add_topic(db, "spine")
+    add_topic(db, "knee")
+    ids = ["NCT05489822", "NCT04056520", "NCT01824108", "NCT03180268"]
+    save_records(db, "spine", *ids)
+    save_records(db, "knee", "NCT05489822")
+    fetched = {"NCT05489822": "2026-11-03T00:00:00Z", "NCT04056520": "2026-11-01T00:00:00Z"}
+    db.execute("DELETE FROM study_fetches")
+    db.executemany("INSERT INTO study_fetches (nct_id, fetched_at) VALUES (?, ?)", fetched.items())
+    # Never fetched: NCT01824108 and NCT03180268, by id; then NCT04056520 (Nov 1), then NCT05489822 (Nov 3).
+    order = ["NCT01824108", "NCT03180268", "NCT04056520", "NCT05489822"]
+    for limit in range(6):
+        assert stalest_members(db, "spine", "2026-12-01", limit) == order[:limit]
+    assert stalest_members(db, "spine", "2026-12-01", -1) == []
+    assert stalest_members(db, "spine", "2026-11-02", 4) == order[:3]  # Nov 3 is not before Nov 2
+    assert stalest_members(db, "spine", "2026-12-01", 2, skip={"NCT01824108"}) == ["NCT03180268", "NCT04056520"]
+    assert stalest_members(db, "spine", "2026-12-01", 3, skip={"NCT04056520"}) == [
+        "NCT01824108", "NCT03180268", "NCT05489822"]
+    assert stalest_members(db, "knee", "2026-12-01", 4) == ["NCT05489822"]
+    db.execute("UPDATE topic_studies SET present = 0 WHERE nct_id IN ('NCT01824108', 'NCT05489822')")
+    assert stalest_members(db, "spine", "2026-12-01", 4) == ["NCT03180268", "NCT04056520"]

@@ -349,7 +349,7 @@ def describe_error(exc: sqlite3.Error, path: str | os.PathLike | None = None) ->
     text = str(exc)
     lowered = text.lower()
     where = f"database {path}" if path else "the database"
-    if "disk is full" in lowered or "database or disk is full" in lowered:
+    if "disk is full" in lowered:  # SQLite says "database or disk is full"
         what = f"the disk holding {where} is full"
     elif "readonly" in lowered or "read-only" in lowered:
         what = f"{where} is read-only (check the file's and its folder's permissions)"
