@@ -143,3 +143,168 @@ def test_a_topic_no_pull_completed_for_is_of_no_freshness_yet(db):
     store.save_topic(db, Topic("t", {"query.cond": "x"}))
     store.finish_pull(db, store.start_pull(db, "t"), "failed", error="no network")
     assert freshness(db, "t") == {"topic": "t", "last_complete_pull": None, "kind": None, "data_timestamp": None}
+
+
+# -- found unpinned by mutation testing: filters, orders and keys of the reports ------------------------------
+
+IDS = ["NCT05305430", "NCT05821920", "NCT06127745", "NCT06589271", "NCT05489822"]
+
+
+def _unknown(nct_id: str, last_known: str) -> dict:
+    """A real record whose status went unknown, last known as ``last_known``."""
+    record = with_status(fixture_record(nct_id), "UNKNOWN", "2026-11-30")
+    record["protocolSection"]["statusModule"]["lastKnownStatus"] = last_known
+    return record
+
+
+def _pulled(db, records: list[dict], outcome: str = "complete", topic: str = "t") -> int:
+    from trialsync.store.studies import API, SaveContext, save_studies
+    from trialsync.transform import study_rows
+
+    pull = store.start_pull(db, topic)
+    save_studies(db, [study_rows(r) for r in records], SaveContext(topic, pull, API, False, "2026-12-01"))
+    store.finish_pull(db, pull, outcome)
+    return pull
+
+
+@pytest.fixture
+def two_pulls(db):
+    """Topic ``t``: five real studies, then four of them COMPLETED (four changes in the second pull)."""
+    from trialsync.topics import Topic
+
+    store.save_topic(db, Topic("t", {"query.cond": "x"}))
+    first = _pulled(db, [fixture_record(i) for i in IDS])
+    second = _pulled(db, [with_status(fixture_record(i), "COMPLETED", "2026-11-30") for i in IDS[:4]])
+    return db, first, second
+
+
+def test_changes_of_one_study_and_of_the_last_pulls(two_pulls):
+    from trialsync.reports.changes import list_changes
+
+    db, first, second = two_pulls
+    one = list_changes(db, "t", nct_id=IDS[1])
+    assert [(c["nct_id"], c["field"], c["new"]) for c in one] == [(IDS[1], "overall_status", "COMPLETED")]
+    assert list_changes(db, nct_id=IDS[4]) == []
+    assert {c["pull_id"] for c in list_changes(db, "t", pulls=1)} == {second}
+    assert {c["pull_id"] for c in list_changes(db, pulls=1)} == {second}
+    assert len(list_changes(db, "t", pulls=2)) == 4
+    third = _pulled(db, [fixture_record(IDS[4])], outcome="unchanged")
+    assert list_changes(db, "t", pulls=1) == [] and list_changes(db, pulls=1) == []
+    assert third > second
+
+
+def test_status_lists_unknown_studies_by_last_known_status_in_report_order(db):
+    from trialsync.reports.status import status_report
+    from trialsync.topics import Topic
+
+    store.save_topic(db, Topic("t", {"query.cond": "x"}))
+    _pulled(db, [_unknown(IDS[0], "RECRUITING"), _unknown(IDS[1], "ACTIVE_NOT_RECRUITING"),
+                 _unknown(IDS[2], "ACTIVE_NOT_RECRUITING"), fixture_record(IDS[3])])
+    report = status_report(db, "t")
+    # report order, not the alphabet's (which puts ACTIVE_NOT_RECRUITING first)
+    assert list(report["unknown_by_last_known"].items()) == [("RECRUITING", 1), ("ACTIVE_NOT_RECRUITING", 2)]
+    assert report["statuses"] == [{"status": "RECRUITING", "label": "Recruiting", "count": 1},
+                                  {"status": "UNKNOWN", "label": "Unknown status", "count": 3}]
+
+
+def test_the_previous_counts_are_the_complete_pull_before_the_newest_never_an_unchanged_one(two_pulls):
+    from trialsync.reports.status import history, status_report
+
+    db, first, second = two_pulls
+    _pulled(db, [], outcome="unchanged")
+    third = _pulled(db, [with_status(fixture_record(IDS[4]), "COMPLETED", "2026-11-30")])
+    report = status_report(db, "t")
+    finished = db.execute("SELECT finished_at FROM pulls WHERE id = ?", [second]).fetchone()[0]
+    assert report["previous"] == {"as_of": finished, "statuses": [
+        {"status": "RECRUITING", "label": "Recruiting", "count": 1},
+        {"status": "COMPLETED", "label": "Completed", "count": 4}]}
+    rows = history(db, "t")
+    assert [row["pull_id"] for row in rows] == [first, second, third]
+    # report order: RECRUITING before COMPLETED, which the alphabet would put first
+    assert list(rows[1]["statuses"].items()) == [("RECRUITING", 1), ("COMPLETED", 4)]
+
+
+def test_a_topic_with_studies_but_no_complete_pull_counts_its_members(db):
+    from trialsync.reports.studies import topic_rows
+    from trialsync.topics import Topic
+
+    store.save_topic(db, Topic("u", {"query.cond": "x", "query.term": ""}))
+    _pulled(db, [fixture_record(i) for i in IDS[:2]], outcome="failed", topic="u")
+    assert topic_rows(db) == [{"name": "u", "studies": 2, "last_pull": None, "search": "query.cond=x"}]
+
+
+def test_a_topic_not_stored_has_epoch_0_no_pulls_and_nothing_to_report(two_pulls):
+    from trialsync.errors import NotFound
+    from trialsync.reports.changes import Digest, list_pulls, unreported_changes
+    from trialsync.reports.common import topic_epoch
+    from trialsync.topics import Topic
+
+    db, first, second = two_pulls
+    assert topic_epoch(db, "nope") == 0
+    assert unreported_changes(db, "nope") == Digest("nope", [], 0)
+    with pytest.raises(NotFound) as caught:
+        list_pulls(db, "nope")
+    assert str(caught.value) == "unknown topic 'nope': no pull or import of it is recorded"
+    assert [p["id"] for p in list_pulls(db, "t")] == [second, first]
+    store.remove_topic(db, "t")
+    assert [p["id"] for p in list_pulls(db, "t")] == [second, first]  # its pulls are still on record
+    store.save_topic(db, Topic("t", {"query.cond": "x"}))
+    assert topic_epoch(db, "t") == second and list_pulls(db, "t") == []
+
+
+def test_sorting_by_overdue_results_without_asking_for_due_ones_names_the_sort(two_pulls):
+    from trialsync.errors import InvalidValue
+    from trialsync.reports.studies import StudyQuery, list_studies
+
+    with pytest.raises(InvalidValue) as caught:
+        list_studies(two_pulls[0], "t", StudyQuery(sort="overdue"))
+    assert (caught.value.what, str(caught.value)) == (
+        "sort", "sorting by how long results are overdue needs results that are due")
+
+
+def test_the_results_baseline_holds_its_counts_and_measurements():
+    from trialsync.reports.results import results_of_rows
+    from trialsync.transform import study_rows
+
+    rows = study_rows(fixture_record("NCT00106392"))
+    results = results_of_rows(rows)
+    baseline = results["baseline"]
+    assert set(baseline) == {"counts", "measurements"}
+    assert len(baseline["counts"]) == len(rows.results["baseline_counts"]) > 0
+    assert len(baseline["measurements"]) == len(rows.results["baseline_measurements"]) > 0
+
+
+def test_the_overview_is_the_topic_s_reports_put_together(two_pulls):
+    from trialsync.reports.breakdowns import DIMENSIONS, breakdown
+    from trialsync.reports.changes import list_changes
+    from trialsync.reports.overview import topic_overview
+    from trialsync.reports.status import history, status_report, status_summary
+
+    db, first, second = two_pulls
+    overview = topic_overview(db, "t")
+    report = status_report(db, "t")
+    assert overview["topic"] == "t"
+    assert overview["status"] == report and overview["summary"] == status_summary(report)
+    assert overview["history"] == history(db, "t")
+    assert overview["changes"] == list_changes(db, "t") and overview["changes_total"] == 4
+    assert overview["breakdowns"] == {by: breakdown(db, "t", by) for by in DIMENSIONS}
+    assert [s["nct_id"] for s in overview["studies"]] == sorted(IDS)
+
+
+def test_a_feed_has_an_entry_per_study_and_pull_newest_first(two_pulls):
+    from trialsync.reports.changes import NO_CHANGES_YET, feed_entries, list_changes
+    from trialsync.topics import Topic
+
+    db, first, second = two_pulls
+    finished = db.execute("SELECT finished_at FROM pulls WHERE id = ?", [second]).fetchone()[0]
+    feed = feed_entries(db, "t")
+    assert (feed["topic"], feed["updated"]) == ("t", finished)
+    assert [(e["pull_id"], e["nct_id"], e["updated"], len(e["changes"])) for e in feed["entries"]] == [
+        (second, change["nct_id"], finished, 1) for change in list_changes(db, "t")]  # in the order seen
+    assert sorted(e["nct_id"] for e in feed["entries"]) == sorted(IDS[:4])
+    assert all(e["brief_title"] == e["changes"][0]["brief_title"] and e["brief_title"] for e in feed["entries"])
+    assert len(feed_entries(db, "t", entries=2)["entries"]) == 2
+    store.save_topic(db, Topic("empty", {"query.cond": "y"}))
+    created = db.execute("SELECT created_at FROM topics WHERE name = 'empty'").fetchone()[0]
+    assert feed_entries(db, "empty") == {"topic": "empty", "updated": created, "entries": []}
+    assert feed_entries(db, "never-stored") == {"topic": "never-stored", "updated": NO_CHANGES_YET, "entries": []}
