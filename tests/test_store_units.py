@@ -936,3 +936,43 @@ def test_stalest_members_are_the_never_fetched_then_the_longest_ago_by_nct_id(db
     assert stalest_members(db, "knee", "2026-12-01", 4) == ["NCT05489822"]
     db.execute("UPDATE topic_studies SET present = 0 WHERE nct_id IN ('NCT01824108', 'NCT05489822')")
     assert stalest_members(db, "spine", "2026-12-01", 4) == ["NCT03180268", "NCT04056520"]
+
+
+def test_a_record_from_the_api_is_taken_and_fetched_now_whatever_its_dates_say(db):
+    from conftest import with_status
+
+    add_topic(db, "spine")
+    newer = with_status(fixture_record("NCT05489822"), "COMPLETED", "2026-11-30")
+    pull = store.start_pull(db, "spine")
+    save_studies(db, [study_rows(newer)], SaveContext("spine", pull, API, False, "2026-12-01"))
+
+    def stored():
+        return db.execute("SELECT f.fetched_at, s.overall_status FROM study_fetches f JOIN studies s USING (nct_id) "
+                          "WHERE nct_id = 'NCT05489822'").fetchone()
+
+    db.execute("UPDATE study_fetches SET fetched_at = '2000-01-01T00:00:00Z'")
+    counts = save_studies(db, [study_rows(fixture_record("NCT05489822"))], SaveContext("spine", pull, API, False, "2026-12-01"))
+    assert (counts.older, counts.updated) == (0, 1)
+    fetched, status = stored()
+    assert fetched > "2026" and status == "RECRUITING"
+    db.execute("UPDATE study_fetches SET fetched_at = '2000-01-01T00:00:00Z'")
+    save_studies(db, [study_rows(fixture_record("NCT05489822"))], SaveContext("spine", pull, API, False, "2026-12-01"))
+    assert stored()[0] > "2026"  # the same record again is a fetch too
+
+
+def test_open_as_is_says_what_is_missing_empty_or_not_ours(tmp_path):
+    missing = tmp_path / "missing.db"
+    with pytest.raises(NotFound) as caught:
+        store_db.open_as_is(missing)
+    assert str(caught.value) == (f"no trialsync database at {missing} yet: `trialsync pull` or "
+                                 "`trialsync import FILE` makes one")
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(NotFound):
+        store_db.open_as_is(empty)
+    foreign = tmp_path / "foreign.db"
+    sqlite3.connect(foreign).execute("CREATE TABLE mine (x)").connection.commit()
+    with pytest.raises(StoreError) as caught:
+        store_db.open_as_is(foreign)
+    assert str(caught.value).startswith(f"cannot use database {foreign}: it is a SQLite database that trialsync did not make")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db", "foreign.db"]

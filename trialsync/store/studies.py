@@ -252,8 +252,8 @@ def save_studies(conn: sqlite3.Connection, incoming: Sequence[StudyRows], contex
     for nct_id in same_ids if context.membership else ():
         outcomes[nct_id] = _plan_membership(nct_id, members.get(nct_id), SAME, context, now, writes)
     if context.source == API:
-        writes.fetched = [(nct_id, now) for nct_id in [*ids, *same_ids] if diffs.get(nct_id) is None
-                          or diffs[nct_id].verdict != OLDER]
+        # The API is the truth whatever its record's dates say (only a file's copy can be OLDER).
+        writes.fetched = [(nct_id, now) for nct_id in [*ids, *same_ids]]
     del stored
     counts = SaveCounts()
     for nct_id, outcome in outcomes.items():
