@@ -211,7 +211,8 @@ def test_the_previous_counts_are_the_complete_pull_before_the_newest_never_an_un
     from trialsync.reports.status import history, status_report
 
     db, first, second = two_pulls
-    _pulled(db, [], outcome="unchanged")
+    unchanged = _pulled(db, [], outcome="unchanged")
+    db.execute("UPDATE pulls SET finished_at = '2026-12-01T00:00:01Z' WHERE id = ?", [unchanged])  # told apart
     third = _pulled(db, [with_status(fixture_record(IDS[4]), "COMPLETED", "2026-11-30")])
     report = status_report(db, "t")
     finished = db.execute("SELECT finished_at FROM pulls WHERE id = ?", [second]).fetchone()[0]
@@ -252,7 +253,7 @@ def test_a_topic_not_stored_has_epoch_0_no_pulls_and_nothing_to_report(two_pulls
     assert topic_epoch(db, "t") == second and list_pulls(db, "t") == []
 
 
-def test_sorting_by_overdue_results_without_asking_for_due_ones_names_the_sort(two_pulls):
+def test_a_sort_by_overdue_results_or_relevance_needs_due_results_or_words_and_names_the_sort(two_pulls):
     from trialsync.errors import InvalidValue
     from trialsync.reports.studies import StudyQuery, list_studies
 
@@ -260,6 +261,9 @@ def test_sorting_by_overdue_results_without_asking_for_due_ones_names_the_sort(t
         list_studies(two_pulls[0], "t", StudyQuery(sort="overdue"))
     assert (caught.value.what, str(caught.value)) == (
         "sort", "sorting by how long results are overdue needs results that are due")
+    with pytest.raises(InvalidValue) as caught:
+        list_studies(two_pulls[0], "t", StudyQuery(sort="relevance"))
+    assert (caught.value.what, str(caught.value)) == ("sort", "sorting by relevance needs words to search for")
 
 
 def test_the_results_baseline_holds_its_counts_and_measurements():

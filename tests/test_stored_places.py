@@ -119,3 +119,27 @@ def test_a_site_whose_point_lacks_a_longitude_is_no_place_to_measure_from(tmp_pa
         assert len(elsewhere) == 1  # the site at 85704 now stands for Tucson alone
         place = _stored_city(db, "Tucson", ["Tucson"])
         assert (place.latitude, place.longitude) == (elsewhere[0]["lat"], elsewhere[0]["lon"])
+
+
+@pytest.mark.parametrize("within", [30.0, 500.0])
+@pytest.mark.parametrize("bearing", ["north", "south", "east", "west"])
+def test_a_site_just_within_the_distance_is_listed_whichever_way_it_lies(sites_db, within, bearing):
+    """The bounding box read before measuring exactly must hold every site closer than ``within``."""
+    from trialsync.reports.studies import StudyQuery, distance_km, list_studies
+
+    db, sites = sites_db
+    site = max((s for s in sites if abs(s[3]) < 60), key=lambda s: abs(s[3]))  # far from the equator: narrow degrees
+    lat, lon = site[3], site[4]
+    sign = {"north": -1, "south": 1, "east": -1, "west": 1}[bearing]
+
+    def place_at(offset):
+        return (lat + sign * offset, lon) if bearing in ("north", "south") else (lat, lon + sign * offset)
+
+    low, high = 0.0, 20.0  # degrees: bisect for the place ``within - 0.3`` km from the site
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if distance_km(*place_at(mid), lat, lon) < within - 0.3 else (low, mid)
+    place = Place(*place_at(low), "test point")
+    listed = {row["nct_id"]: row["distance_km"] for row in list_studies(db, "all", StudyQuery(near=place, within_km=within))}
+    nct_id = db.execute("SELECT nct_id FROM locations WHERE latitude = ? AND longitude = ?", [lat, lon]).fetchone()[0]
+    assert nct_id in listed and listed[nct_id] <= within - 0.3 + 1e-6
