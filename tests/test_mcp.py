@@ -564,20 +564,33 @@ def test_trialsync_mcp_over_stdio_answers_as_the_cli_does_and_writes_nothing(tmp
     assert files_of(db) == before
 
 
-def test_sigterm_stops_trialsync_mcp_in_one_line_while_its_client_still_holds_the_pipe(tmp_path, mirror):
-    """Hosts stop a server they are done with by SIGTERM too: it must exit (130) without waiting for standard
-    input to close, where the SDK's reader thread is blocked."""
-    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}
+@pytest.mark.parametrize("moment", ["idle", "answering"])
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_a_stop_signal_ends_trialsync_mcp_in_one_line_while_its_client_still_holds_the_pipe(mirror, stop, moment):
+    """Hosts stop a server they are done with by SIGTERM (a person by Ctrl-C): it must exit (130) in one line,
+    without waiting for standard input to close (where the SDK's reader thread is blocked), whether it was idle
+    or in the middle of answering a call; never with a traceback of the SDK's asyncio tasks."""
+    def message(number, method, params):
+        return json.dumps({"jsonrpc": "2.0", "id": number, "method": method, "params": params}).encode() + b"\n"
+
+    initialize = message(1, "initialize", {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}})
+    initialized = json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode() + b"\n"
+    calls = b"".join(message(2 + n, "tools/call", {"name": "search_studies", "arguments": {"topic": "all"}})
+                     for n in range(20))
     process = subprocess.Popen([sys.executable, "-m", "trialsync", "mcp", "--db", str(mirror[0])],
                                env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        process.stdin.write(json.dumps(initialize).encode() + b"\n")
+        process.stdin.write(initialize)
         process.stdin.flush()
         assert select.select([process.stdout], [], [], 120)[0], "no answer to initialize"
         assert json.loads(process.stdout.readline())["result"]["serverInfo"]["name"] == "trialsync"
-        process.send_signal(signal.SIGTERM)
+        if moment == "answering":
+            process.stdin.write(initialized + calls)
+            process.stdin.flush()
+            assert select.select([process.stdout], [], [], 120)[0], "no answer to the first call"
+        process.send_signal(stop)
         assert process.wait(timeout=60) == 130  # standard input is still open
         assert process.stderr.read() == b"trialsync: interrupted\n"
     finally:

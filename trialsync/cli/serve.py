@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 
 from ..errors import EXIT_INTERRUPTED, TrialsyncError
-from .options import DbOption, db_path, err
+from .options import DbOption, db_path
 from .streams import OutputError
 
 
@@ -22,6 +23,8 @@ def serve_mcp(db: DbOption = None) -> None:
             raise
         raise TrialsyncError(f"`trialsync mcp` needs the MCP Python SDK, which cannot be imported here ({exc}): "
                              "pip install 'trialsync[mcp]'") from None
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _stop_at_once)
     try:
         serve(db_path(db))
     except BaseExceptionGroup as group:  # the SDK's task group: a write to standard output that failed, say
@@ -30,11 +33,18 @@ def serve_mcp(db: DbOption = None) -> None:
             raise
         error = _first(failed)
         raise OutputError(f"cannot write to standard output: {error.strerror or error}") from None
-    except KeyboardInterrupt:
-        # The SDK reads standard input in a thread no signal can stop: a normal exit would wait for that thread
-        # until the client closes the pipe. Nothing is left to write or close (each call closed its connection).
-        err("interrupted")
-        os._exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:  # not from a signal (those stop at once), yet the reader thread still holds on
+        _stop_at_once()
+
+
+def _stop_at_once(signum=None, frame=None) -> None:
+    """Ctrl-C or SIGTERM while serving: one line and exit 130, at once. Raised as KeyboardInterrupt, the signal
+    would land inside one of the SDK's asyncio tasks, and asyncio's shutdown would log that task's failure as a
+    traceback. Nor can the process exit normally: the SDK reads standard input in a thread no signal can stop,
+    and a normal exit waits for it until the client closes the pipe. Nothing is left to close: each call
+    opens and closes its own read-only connection, so the database is never mid-write."""
+    os.write(2, b"trialsync: interrupted\n")  # not sys.stderr: the signal may have come in the middle of a write
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:
