@@ -976,3 +976,18 @@ def test_open_as_is_says_what_is_missing_empty_or_not_ours(tmp_path):
         store_db.open_as_is(foreign)
     assert str(caught.value).startswith(f"cannot use database {foreign}: it is a SQLite database that trialsync did not make")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db", "foreign.db"]
+
+
+def test_open_as_is_reads_a_database_of_a_newer_trialsync_that_the_writer_refuses(tmp_path):
+    path = tmp_path / "newer.db"
+    with store.open_for_writing(path):
+        pass
+    newer = sqlite3.connect(path)
+    newer.execute(f"PRAGMA user_version = {store.SCHEMA_VERSION + 1}")
+    newer.close()
+    with pytest.raises(StoreError, match="made by a newer trialsync"):
+        with store.open_for_writing(path):
+            pass
+    conn = store_db.open_as_is(path)  # doctor looks at it, to say what it is
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION + 1
+    conn.close()
