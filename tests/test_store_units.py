@@ -188,7 +188,7 @@ def test_is_first_release_database_in_wal_mode_creates_nothing_beside_it(tmp_pat
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.close()
-    assert store_db.inspect_file(path) == store_db.FileState("ours", 1, True)
+    assert store_db.inspect_file(path) == store_db.FileState("ours", 1)
     assert store_db._is_first_release_database(path, True) is True
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first.db"]
 

@@ -35,7 +35,6 @@ class FileState:
 
     kind: str  # missing | empty | ours | foreign | not-sqlite | directory | not-a-file | linked
     user_version: int = 0  # for "linked": the number of names
-    wal: bool = False
 
 
 def inspect_file(path: Path) -> FileState:
@@ -66,12 +65,12 @@ def inspect_file(path: Path) -> FileState:
         return FileState("not-sqlite")
     user_version = int.from_bytes(header[60:64], "big")
     application_id = int.from_bytes(header[68:72], "big")
-    wal = header[18] == 2
     if application_id == APPLICATION_ID:
-        return FileState("ours", user_version, wal)
+        return FileState("ours", user_version)
+    wal = header[18] == 2
     if application_id == 0 and user_version == 1 and _is_first_release_database(path, wal):
-        return FileState("ours", user_version, wal)
-    return FileState("foreign", user_version, wal)
+        return FileState("ours", user_version)
+    return FileState("foreign", user_version)
 
 
 def _is_first_release_database(path: Path, wal: bool) -> bool:
