@@ -177,9 +177,22 @@ def test_migration_7_derives_every_record_as_the_live_transform_does(results_db,
     opened, which upgrades it again."""
     from trialsync.store import open_for_writing
 
+    from trialsync.sync.files import import_records
+
     path = tmp_path / "again.db"
     with sqlite3.connect(results_db) as source, sqlite3.connect(path) as copy_:
         source.backup(copy_)
+    # Two fields no recorded record carries, set on a copy of a real one, so the upgrade is held to them too
+    derived = record_of("NCT02210780")
+    derived["protocolSection"]["identificationModule"]["nctId"] = "NCT98000001"
+    outcomes = derived["resultsSection"]["outcomeMeasuresModule"]["outcomeMeasures"]
+    outcomes[0]["typeUnitsAnalyzed"] = "Eyes"
+    next(o for o in outcomes if o.get("analyses"))["analyses"][0]["ciUpperLimitComment"] = "Not estimable"
+    with open_for_writing(path) as conn:
+        import_records(conn, [derived], "all", "fixtures")
+    assert rows_of(path, "SELECT units_analyzed FROM outcomes WHERE nct_id = 'NCT98000001' AND seq = 0") == [("Eyes",)]
+    assert rows_of(path, "SELECT ci_upper_limit_na_comment FROM outcome_analyses WHERE nct_id = 'NCT98000001' "
+                         "AND ci_upper_limit_na_comment IS NOT NULL") == [("Not estimable",)]
     tables = {table: rows_of(path, f"SELECT * FROM {table} ORDER BY nct_id, seq") for table in RESULT_COLUMNS}
     state = rows_of(path, "SELECT nct_id, results_state, results_due_date, fdaaa801_violation, limitations_and_caveats "
                           "FROM studies ORDER BY nct_id")
