@@ -1458,3 +1458,44 @@ def test_render_pulls_in_markdown():
         "| # | Topic | Started | Took | Mode | Members | Outcome | Requests | Received | New | Updated | Left | Error |\n"
         "| ---: | --- | --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |\n"
         "| 7 | spine | 2024-01-02 03:04 | 1m05s | full | changes | ok | 3 | 20 | 5 | 2 | 1 |  |"]
+
+
+def test_as_of_line_names_when_the_last_failed_pull_finished_if_it_did():
+    failed = {"outcome": "interrupted", "finished_at": "2026-12-01T02:00:00Z", "error": "stopped"}
+    report = {"as_of": None, "total": 0, "last_failed_pull": failed}
+    assert st._as_of_line(report) == "Not pulled yet: the last pull of 2026-12-01T02:00:00Z was interrupted: stopped"
+    report["last_failed_pull"] = {**failed, "finished_at": None, "error": None}
+    assert st._as_of_line(report) == "Not pulled yet: the last pull was interrupted: no error recorded"
+
+
+def test_a_results_line_wraps_under_its_own_indent_and_a_blank_one_stays():
+    from trialsync.render.results import _wrap
+
+    assert _wrap("  Primary outcome: pain at rest after twelve weeks", 24) == (
+        "  Primary outcome: pain\n    at rest after twelve\n    weeks")
+    assert _wrap("   ", 24) == "   "
+
+
+def test_an_outcome_without_a_time_frame_names_none():
+    from trialsync.render.results import _outcome
+
+    outcome = {"outcome_type": "PRIMARY", "title": "Pain", "groups": [], "counts": [], "measurements": []}
+    assert _outcome(outcome, False)[0] == "  Primary outcome: Pain"
+    assert _outcome({**outcome, "time_frame": "Week 12"}, False)[0] == "  Primary outcome: Pain (Week 12)"
+
+
+def test_a_feed_says_what_it_is_and_an_entry_names_the_item_that_changed():
+    from trialsync.render.feed import _what, render_feed
+
+    text = render_feed({"topic": "spine", "updated": "2026-12-01T00:00:00Z", "entries": []})
+    assert ("<subtitle>What changed in the ClinicalTrials.gov studies of topic spine, one entry per study and pull"
+            "</subtitle>") in text
+    assert _what({"field": "site_status", "item": "Chicago"}).endswith(": Chicago")
+    assert ": " not in _what({"field": "overall_status", "item": None})
+
+
+def test_a_charts_axis_tops_at_the_next_round_number():
+    from trialsync.render.html import _scale_top
+
+    assert [_scale_top(n) for n in (0, 1, 2, 3, 4, 5, 6, 10, 11, 39, 41, 50, 51, 100, 101)] == [
+        2, 2, 2, 4, 4, 5, 10, 10, 20, 40, 50, 50, 100, 100, 200]
