@@ -33,8 +33,6 @@ def serve_mcp(db: DbOption = None) -> None:
             raise
         error = _first(failed)
         raise OutputError(f"cannot write to standard output: {error.strerror or error}") from None
-    except KeyboardInterrupt:  # not from a signal (those stop at once), yet the reader thread still holds on
-        _stop_at_once()
 
 
 def _stop_at_once(signum=None, frame=None) -> None:
