@@ -176,7 +176,6 @@ def test_migration_7_derives_every_record_as_the_live_transform_does(results_db,
     fixture record: the database is taken back to schema 6 (results tables, columns and indexes removed) and
     opened, which upgrades it again."""
     from trialsync.store import open_for_writing
-
     from trialsync.sync.files import import_records
 
     path = tmp_path / "again.db"
