@@ -129,7 +129,12 @@ def test_the_shapes_remembered_are_bounded_and_each_record_still_checked():
         module[f"x{i}"] = i
         assert model.unknown_paths(record) == [f"protocolSection.statusModule.x{i}"]
         del module[f"x{i}"]
-    assert len(model._root.fields["protocolSection"].fields["statusModule"].shapes) == MAX_SHAPES
+    shapes = model._root.fields["protocolSection"].fields["statusModule"].shapes
+    assert len(shapes) == MAX_SHAPES
+    # each shape remembered carries its verdict: the keys the model lacks, and the objects to look inside
+    first = shapes[(*module, "x0")]
+    assert first[0] == ("x0",)
+    assert [key for key, _ in first[1]] == [key for key, value in module.items() if isinstance(value, dict)]
     assert model.unknown_paths(record) == []
 
 

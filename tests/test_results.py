@@ -146,6 +146,182 @@ def test_values_follow_aacts_mapping_of_the_same_fields(results_db):
         event["stats"][0]["numAffected"], event["stats"][0]["numAtRisk"])
 
 
+def expected_results(record: dict) -> dict[str, list[tuple]]:
+    """Each results table's rows for ``record``, read field by field from its resultsSection as AACT maps the
+    fields (written out here apart from the transform, so a field read under a wrong name shows)."""
+    from trialsync.transform.results import as_count, as_number, p_value_parts
+
+    results = record.get("resultsSection", {})
+    flow = results.get("participantFlowModule", {})
+    baseline = results.get("baselineCharacteristicsModule", {})
+    outcomes = results.get("outcomeMeasuresModule", {}).get("outcomeMeasures", [])
+    events = results.get("adverseEventsModule", {})
+    tables: dict[str, list[tuple]] = {name: [] for name in RESULT_COLUMNS}
+
+    def group(kind, seq, g):
+        return (kind, seq, g.get("id"), g.get("title"), g.get("description"))
+
+    def measurements(measure):
+        for cls in measure.get("classes", []):
+            for cat in cls.get("categories", []):
+                for m in cat.get("measurements", []):
+                    yield cls.get("title"), cat.get("title"), m
+
+    tables["result_groups"] += [group("Participant Flow", None, g) for g in flow.get("groups", [])]
+    for period in flow.get("periods", []):
+        for milestone in period.get("milestones", []):
+            tables["milestones"] += [(period.get("title"), milestone.get("type"), a.get("groupId"),
+                                      as_count(a.get("numSubjects")), a.get("comment"), milestone.get("comment"),
+                                      a.get("numUnits")) for a in milestone.get("achievements", [])]
+        for drop in period.get("dropWithdraws", []):
+            tables["drop_withdrawals"] += [(period.get("title"), drop.get("type"), r.get("groupId"),
+                                            as_count(r.get("numSubjects")), r.get("comment"), drop.get("comment"),
+                                            r.get("numUnits")) for r in drop.get("reasons", [])]
+    tables["result_groups"] += [group("Baseline", None, g) for g in baseline.get("groups", [])]
+    for denom in baseline.get("denoms", []):
+        tables["baseline_counts"] += [(c.get("groupId"), denom.get("units"), "overall", as_count(c.get("value")))
+                                      for c in denom.get("counts", [])]
+    for seq, measure in enumerate(baseline.get("measures", [])):
+        tables["baseline_measurements"] += [
+            (seq, m.get("groupId"), cls, cat, measure.get("title"), measure.get("description"),
+             measure.get("unitOfMeasure"), measure.get("paramType"), m.get("value"), as_number(m.get("value")),
+             measure.get("dispersionType"), m.get("spread"), as_number(m.get("spread")), as_number(m.get("lowerLimit")),
+             as_number(m.get("upperLimit")), m.get("comment"), measure.get("populationDescription"))
+            for cls, cat, m in measurements(measure)]
+    for seq, o in enumerate(outcomes):
+        tables["outcomes"].append(tuple(o.get(field) for field in (
+            "type", "title", "description", "timeFrame", "populationDescription", "anticipatedPostingDate",
+            "unitOfMeasure", "typeUnitsAnalyzed", "dispersionType", "paramType", "reportingStatus")))
+        tables["result_groups"] += [group("Outcome", seq, g) for g in o.get("groups", [])]
+        for denom in o.get("denoms", []):
+            tables["outcome_counts"] += [(seq, c.get("groupId"), "Measure", denom.get("units"), as_count(c.get("value")))
+                                         for c in denom.get("counts", [])]
+        tables["outcome_measurements"] += [
+            (seq, m.get("groupId"), cls, cat, m.get("value"), as_number(m.get("value")), m.get("spread"),
+             as_number(m.get("spread")), as_number(m.get("lowerLimit")), as_number(m.get("upperLimit")), m.get("comment"))
+            for cls, cat, m in measurements(o)]
+        for a in o.get("analyses", []):
+            tables["outcome_analyses"].append((
+                seq, ",".join(a["groupIds"]) if a.get("groupIds") else None, a.get("nonInferiorityType"),
+                a.get("nonInferiorityComment"), a.get("paramType"), a.get("paramValue"), a.get("dispersionType"),
+                a.get("dispersionValue"), *p_value_parts(a.get("pValue")), a.get("pValue"), a.get("pValueComment"),
+                a.get("ciNumSides"), as_number(a.get("ciPctValue")), as_number(a.get("ciLowerLimit")),
+                as_number(a.get("ciUpperLimit")), a.get("ciUpperLimitComment"), a.get("statisticalMethod"),
+                a.get("statisticalComment"), a.get("estimateComment"), a.get("groupDescription"),
+                a.get("otherAnalysisDescription")))
+    tables["result_groups"] += [group("Reported Event", None, g) for g in events.get("eventGroups", [])]
+    for kind, key in (("serious", "seriousEvents"), ("other", "otherEvents")):
+        for e in events.get(key, []):
+            tables["reported_events"] += [
+                (kind, s.get("groupId"), e.get("organSystem"), e.get("term"), e.get("sourceVocabulary"),
+                 e.get("assessmentType"), s.get("numEvents"), s.get("numAffected"), s.get("numAtRisk"))
+                for s in e.get("stats", [])]
+    for g in events.get("eventGroups", []):
+        for kind, words in (("serious", "Total, serious adverse events"), ("other", "Total, other adverse events"),
+                            ("deaths", "Total, all-cause mortality")):
+            if g.get(f"{kind}NumAffected") is not None or g.get(f"{kind}NumAtRisk") is not None:
+                tables["reported_event_totals"].append(
+                    (g.get("id"), kind, words, g.get(f"{kind}NumAffected"), g.get(f"{kind}NumAtRisk")))
+    contact = results.get("moreInfoModule", {}).get("pointOfContact")
+    if contact is not None:
+        tables["result_contacts"].append(tuple(contact.get(field) for field in (
+            "organization", "title", "phone", "phoneExt", "email")))
+    return tables
+
+
+def with_every_results_field(record: dict) -> dict:
+    """A copy of a real record carrying the results fields no recorded record has, each with its own text."""
+    derived = copy.deepcopy(record)
+    results = derived["resultsSection"]
+    outcome = results["outcomeMeasuresModule"]["outcomeMeasures"][0]
+    outcome["anticipatedPostingDate"] = "2027-03"
+    outcome["typeUnitsAnalyzed"] = "Eyes"
+    analysis = next(o for o in results["outcomeMeasuresModule"]["outcomeMeasures"] if o.get("analyses"))["analyses"][0]
+    analysis["ciUpperLimitComment"] = "Not estimable"
+    analysis["otherAnalysisDescription"] = "Post hoc"
+    analysis["nonInferiorityComment"] = "Margin of 10 points"
+    analysis["estimateComment"] = "Difference in means"
+    group = results["adverseEventsModule"]["eventGroups"][0]
+    group["deathsNumAffected"], group["deathsNumAtRisk"] = 1, 97
+    period = results["participantFlowModule"]["periods"][0]
+    period["milestones"][0]["achievements"][0]["numUnits"] = "194"
+    drop = period["dropWithdraws"][0]
+    drop["comment"] = "Withdrawn before the first dose"
+    drop["reasons"][0].update(comment="Moved away", numUnits="2")
+    return derived
+
+
+def test_every_results_column_holds_its_own_field_in_every_record_with_results():
+    """Every column of every results table, on all 95 recorded records and on a copy of one that carries the
+    fields none of them has, against the fields read one by one apart from the transform."""
+    records = results_records() + [with_every_results_field(record_of("NCT02210780"))]
+    filled: dict[str, set[str]] = {table: set() for table in RESULT_COLUMNS}
+    for record in records:
+        nct_id = record["protocolSection"]["identificationModule"]["nctId"]
+        made, expected = study_rows(record).results, expected_results(record)
+        for table, columns in RESULT_COLUMNS.items():
+            assert [row[2:] if len(row) == len(columns) + 2 else row for row in made[table]] == expected[table], (
+                nct_id, table)
+            filled[table] |= {c for row in expected[table] for c, v in zip(columns, row) if v is not None}
+    # each column was held to a value at least once, so no column passes by being empty everywhere
+    empty = {table: set(columns) - filled[table] for table, columns in RESULT_COLUMNS.items()}
+    assert {table: columns for table, columns in empty.items() if columns} == {}
+
+
+def leaf_paths(value, path=()):
+    """(path with list indexes, dotted path without them) of each scalar in ``value`` held by an object."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if isinstance(child, (dict, list)):
+                yield from leaf_paths(child, path + (key,))
+            else:
+                yield path + (key,), ".".join(p for p in path + (key,) if isinstance(p, str))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            if isinstance(child, (dict, list)):
+                yield from leaf_paths(child, path + (index,))
+
+
+def test_each_results_field_of_a_wrong_type_is_refused_under_its_own_path():
+    """Every scalar field of the resultsSection of the record carrying all of them, each in turn made an object:
+    the record is refused naming that field's path; only the fields the results tables do not take pass."""
+    from trialsync.errors import RecordError
+
+    record = with_every_results_field(record_of("NCT02210780"))
+    seen: dict[str, tuple] = {}
+    for path, dotted in leaf_paths(record["resultsSection"], ("resultsSection",)):
+        seen.setdefault(dotted, path)
+    not_taken = set()
+    for dotted, path in seen.items():
+        broken = copy.deepcopy(record)
+        parent = broken
+        for step in path[:-1]:
+            parent = parent[step]
+        parent[path[-1]] = {"odd": 1}
+        try:
+            study_rows(broken)
+        except RecordError as error:
+            assert str(error).startswith(f"NCT02210780: {dotted} is an object, where the API's spec has "), (
+                dotted, str(error))
+        else:
+            not_taken.add(dotted)
+    # the fields the results tables leave to ``raw`` (a class's own denominators among them)
+    base, outcome = "resultsSection.baselineCharacteristicsModule", "resultsSection.outcomeMeasuresModule.outcomeMeasures"
+    assert not_taken == {
+        "resultsSection.participantFlowModule.recruitmentDetails",
+        "resultsSection.participantFlowModule.preAssignmentDetails",
+        f"{base}.populationDescription",
+        *(f"{measure}.classes.denoms.{field}" for measure in (f"{base}.measures", outcome)
+          for field in ("units", "counts.groupId", "counts.value")),
+        "resultsSection.adverseEventsModule.frequencyThreshold",
+        "resultsSection.adverseEventsModule.timeFrame",
+        "resultsSection.adverseEventsModule.description",
+        *(f"resultsSection.moreInfoModule.certainAgreement.{field}" for field in (
+            "piSponsorEmployee", "restrictionType", "restrictiveAgreement", "otherDetails")),
+    }
+    assert len(seen) == 111
+
+
 def test_numbers_sent_as_text_are_numbers_only_when_plain_decimals():
     from trialsync.transform.results import as_count, as_number, p_value_parts
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import orjson
 import pytest
@@ -160,7 +161,8 @@ def test_an_integer_past_sqlites_range_is_left_empty_and_noted(value):
     assert typed.out_of_range == [("enrollmentInfo.count", ("a", "count"), value)]
 
 
-@pytest.mark.parametrize("value", [1.5, "12", True, [1]])
+# a float is refused whatever its size up to the range's ends (9.2e18 is just inside 2**63)
+@pytest.mark.parametrize("value", [1.5, 9.2e18, -9.2e18, "12", True, [1]])
 def test_an_integer_of_another_type_is_a_record_error_naming_both_types(value):
     from trialsync.errors import RecordError
 
@@ -543,3 +545,18 @@ def test_a_maximum_age_is_read_in_years_and_a_site_without_a_status_still_names_
     rows = study_rows(record)
     assert (rows.value("min_age_years"), rows.value("max_age_years")) == (18.0, 0.5)
     assert (site["country"],) in rows.children["study_countries"]
+
+
+def test_a_warning_quotes_each_number_out_of_range_as_the_api_wrote_it():
+    """A site's point and the enrollment, past their ranges on a real record, written as the API might write them
+    (``1E300``, not Python's ``1e+300``): each warning quotes the text found at the field's own path."""
+    record = fixture_record("NCT05489822")
+    record["protocolSection"]["contactsLocationsModule"]["locations"][0]["geoPoint"] = {"lat": 1e300, "lon": -2e300}
+    record["protocolSection"]["designModule"]["enrollmentInfo"]["count"] = 2 ** 64
+    raw = json.dumps(record).replace("-2e+300", "-2.0E+300").replace("1e+300", "1E300").encode()
+    rows = study_rows(record, raw)
+    assert rows.warnings == [
+        "NCT05489822: enrollmentInfo.count 18446744073709551616 is out of range; left empty",
+        "NCT05489822: locations.geoPoint.lat 1E300 is out of range; left empty",
+        "NCT05489822: locations.geoPoint.lon -2.0E+300 is out of range; left empty"]
+    assert rows.value("enrollment_count") is None
