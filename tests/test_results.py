@@ -248,6 +248,10 @@ def with_every_results_field(record: dict) -> dict:
     drop = period["dropWithdraws"][0]
     drop["comment"] = "Withdrawn before the first dose"
     drop["reasons"][0].update(comment="Moved away", numUnits="2")
+    # a second baseline denominator, counted in other units (two eyes a participant)
+    denoms = results["baselineCharacteristicsModule"]["denoms"]
+    denoms.append({"units": "Eyes", "counts": [{"groupId": c["groupId"], "value": str(2 * int(c["value"]))}
+                                               for c in denoms[0]["counts"]]})
     return derived
 
 
@@ -268,28 +272,27 @@ def test_every_results_column_holds_its_own_field_in_every_record_with_results()
     assert {table: columns for table, columns in empty.items() if columns} == {}
 
 
-def leaf_paths(value, path=()):
-    """(path with list indexes, dotted path without them) of each scalar in ``value`` held by an object."""
+def field_paths(value, path=()):
+    """(path with list indexes, dotted path without them) of each field in ``value`` held by an object: its
+    scalars, its objects and its lists."""
     if isinstance(value, dict):
         for key, child in value.items():
-            if isinstance(child, (dict, list)):
-                yield from leaf_paths(child, path + (key,))
-            else:
-                yield path + (key,), ".".join(p for p in path + (key,) if isinstance(p, str))
+            yield path + (key,), ".".join(p for p in path + (key,) if isinstance(p, str))
+            yield from field_paths(child, path + (key,))
     elif isinstance(value, list):
         for index, child in enumerate(value):
-            if isinstance(child, (dict, list)):
-                yield from leaf_paths(child, path + (index,))
+            yield from field_paths(child, path + (index,))
 
 
 def test_each_results_field_of_a_wrong_type_is_refused_under_its_own_path():
-    """Every scalar field of the resultsSection of the record carrying all of them, each in turn made an object:
-    the record is refused naming that field's path; only the fields the results tables do not take pass."""
+    """Every field of the resultsSection of the record carrying all of them, each in turn given a wrong type (a
+    scalar made an object, an object or a list made a string): the record is refused naming that field's path;
+    only the fields the results tables do not take pass."""
     from trialsync.errors import RecordError
 
     record = with_every_results_field(record_of("NCT02210780"))
     seen: dict[str, tuple] = {}
-    for path, dotted in leaf_paths(record["resultsSection"], ("resultsSection",)):
+    for path, dotted in field_paths(record["resultsSection"], ("resultsSection",)):
         seen.setdefault(dotted, path)
     not_taken = set()
     for dotted, path in seen.items():
@@ -297,29 +300,32 @@ def test_each_results_field_of_a_wrong_type_is_refused_under_its_own_path():
         parent = broken
         for step in path[:-1]:
             parent = parent[step]
-        parent[path[-1]] = {"odd": 1}
+        container = isinstance(parent[path[-1]], (dict, list))
+        parent[path[-1]] = "odd" if container else {"odd": 1}
         try:
             study_rows(broken)
         except RecordError as error:
-            assert str(error).startswith(f"NCT02210780: {dotted} is an object, where the API's spec has "), (
+            got = "a string" if container else "an object"
+            assert str(error).startswith(f"NCT02210780: {dotted} is {got}, where the API's spec has "), (
                 dotted, str(error))
         else:
             not_taken.add(dotted)
     # the fields the results tables leave to ``raw`` (a class's own denominators among them)
     base, outcome = "resultsSection.baselineCharacteristicsModule", "resultsSection.outcomeMeasuresModule.outcomeMeasures"
+    agreement = "resultsSection.moreInfoModule.certainAgreement"
     assert not_taken == {
         "resultsSection.participantFlowModule.recruitmentDetails",
         "resultsSection.participantFlowModule.preAssignmentDetails",
         f"{base}.populationDescription",
-        *(f"{measure}.classes.denoms.{field}" for measure in (f"{base}.measures", outcome)
-          for field in ("units", "counts.groupId", "counts.value")),
+        *(f"{measure}.classes.{field}" for measure in (f"{base}.measures", outcome)
+          for field in ("denoms", "denoms.units", "denoms.counts", "denoms.counts.groupId", "denoms.counts.value")),
         "resultsSection.adverseEventsModule.frequencyThreshold",
         "resultsSection.adverseEventsModule.timeFrame",
         "resultsSection.adverseEventsModule.description",
-        *(f"resultsSection.moreInfoModule.certainAgreement.{field}" for field in (
+        agreement, *(f"{agreement}.{field}" for field in (
             "piSponsorEmployee", "restrictionType", "restrictiveAgreement", "otherDetails")),
     }
-    assert len(seen) == 111
+    assert len(seen) == 149
 
 
 def test_numbers_sent_as_text_are_numbers_only_when_plain_decimals():
