@@ -235,3 +235,22 @@ def test_the_metadata_names_the_database_after_its_file(built, tmp_path):
     tables = metadata["databases"]["mirror"]["tables"]
     assert tables["studies_search"] == {**tables["studies_search"], "fts_table": "studies_fts", "fts_pk": "rowid"}
     assert tables["studies"]["label_column"] == "brief_title"
+
+
+def test_the_metadata_describes_every_table_and_view_and_only_columns_they_have(built):
+    """A person browsing sees what each table holds: every table and view of the database has a description
+    (SQLite's own tables and the full-text index's shadow tables aside), worded alike (a capital first, no
+    full stop), and a column is described only if its table has it."""
+    from trialsync.render.datasette import datasette_metadata
+
+    path, _ = built
+    tables = datasette_metadata(path.stem)["databases"][path.stem]["tables"]
+    present = {name for (name,) in rows(path, "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND "
+                                             "name NOT LIKE 'sqlite_%' AND name NOT LIKE 'studies_fts_%'")}
+    described = {name for name, meta in tables.items() if meta.get("description")}
+    assert present - described == set() and set(tables) - present == set()
+    for name, meta in tables.items():
+        texts = [meta["description"], *meta.get("columns", {}).values()]
+        assert all(t[0].isupper() or t[0].isdigit() for t in texts) and not any(t.endswith(".") for t in texts), name
+        have = {column for (_, column, *_) in rows(path, f"PRAGMA table_xinfo({name})")}
+        assert set(meta.get("columns", {})) <= have, name

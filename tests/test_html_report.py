@@ -322,3 +322,19 @@ def test_screenshots_at_a_phone_and_a_desktop_width(built, browser, width, tmp_p
     if width == 390:  # the wide table scrolls inside its own box, not the page
         assert page.evaluate("document.querySelector('#studies').scrollWidth > innerWidth")
     context.close()
+
+
+def test_the_history_chart_runs_left_to_right_from_the_first_pull_to_the_last():
+    """Three pulls a month apart: their points sit evenly from the plot's left edge to its right edge, at the
+    height of their counts, and the axis names the first pull's date and the last's."""
+    from trialsync.render.html import history_chart
+
+    pulls = [{"finished_at": f"2026-0{month}-01T09:00:00", "statuses": {"RECRUITING": count}}
+             for month, count in ((1, 4), (2, 10), (3, 0))]
+    svg = history_chart(pulls)
+    points = [(float(x), float(y)) for x, y in re.findall(r'<circle cx="([0-9.]+)" cy="([0-9.]+)"', svg)]
+    # width 360 less margins 36 and 10; height 200 less margins 10 and 32; the axis tops at 10
+    assert points == [(36.0, 10 + 158 * (1 - 4 / 10)), (193.0, 10.0), (350.0, 168.0)]
+    labels = re.findall(r'<text x="[0-9.]+" y="190"[^>]*>([^<]*)</text>', svg)
+    assert labels == ["2026-01-01", "2026-03-01"]
+    assert "Studies by overall status at each of 3 pulls" in svg
