@@ -338,3 +338,48 @@ def test_the_history_chart_runs_left_to_right_from_the_first_pull_to_the_last():
     labels = re.findall(r'<text x="[0-9.]+" y="190"[^>]*>([^<]*)</text>', svg)
     assert labels == ["2026-01-01", "2026-03-01"]
     assert "Studies by overall status at each of 3 pulls" in svg
+
+
+def table_cells(source: str) -> tuple[list[list[str]], list[str]]:
+    """Each table row's cell texts, and any text inside a table that is in no cell (which a browser shows
+    above the table)."""
+    rows: list[list[str]] = []
+    stray: list[str] = []
+    depth = {"table": 0, "cell": 0}
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                depth["table"] += 1
+            elif tag == "tr":
+                rows.append([])
+            elif tag in ("td", "th"):
+                depth["cell"] += 1
+                rows[-1].append("")
+
+        def handle_endtag(self, tag):
+            if tag == "table":
+                depth["table"] -= 1
+            elif tag in ("td", "th"):
+                depth["cell"] -= 1
+
+        def handle_data(self, data):
+            if depth["cell"]:
+                rows[-1][-1] += data
+            elif depth["table"] and data.strip():
+                stray.append(data)
+
+    Parser().feed(source)
+    return rows, stray
+
+
+def test_a_breakdown_table_holds_its_counts_in_cells_and_nothing_between_them():
+    from trialsync.render.html import _breakdown
+
+    found = {"by": "phase", "total": 5, "multi": True,
+             "rows": [{"value": "PHASE2", "total": 3, "statuses": {"RECRUITING": 2, "COMPLETED": 1}},
+                      {"value": None, "total": 2, "statuses": {"RECRUITING": 2}}]}
+    rows, stray = table_cells(_breakdown(found, open_=True))
+    assert rows == [["Phase", "Studies", "Recruiting", "Completed"], ["Phase 2", "3", "2", "1"],
+                    ["(none)", "2", "2", "0"]]
+    assert stray == []

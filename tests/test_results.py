@@ -519,6 +519,11 @@ def test_list_results_due_and_the_breakdown_agree_with_the_rule(cli, tmp_path):
                                                         if c in counts]
     table = cli("list", "edges", "--results-due")
     assert table.code == 0 and f"{len(due)} studies of edges owing overdue results" in table.out
+    header = next(line for line in table.out.splitlines() if line.lstrip().startswith("NCT ID"))
+    assert header.split()[:3] == ["NCT", "ID", "Overdue"], header
+    for row in listed:
+        line = next(line for line in table.out.splitlines() if line.lstrip().startswith(row["nct_id"]))
+        assert line.split()[1:3] == [str(row["days_overdue"]), "d"], line
     assert cli("list", "edges", "--sort", "overdue").code == 2
 
 
