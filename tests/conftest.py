@@ -31,6 +31,52 @@ def fixture_page(name: str) -> dict:
     return orjson.loads((FIXTURES / "pages" / name).read_bytes())
 
 
+# Walking a record to set each of its fields, in turn, to a value of the wrong type.
+
+def _shape(path: tuple) -> tuple:
+    return tuple(step for step in path if not isinstance(step, int))
+
+
+def record_leaves(node, path=(), seen=None):
+    """(path, value) of each scalar under ``node``: the first of each list item's fields met in the record's order,
+    so a field that only a later site or outcome carries is reached too."""
+    seen = set() if seen is None else seen
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from record_leaves(value, path + (key,), seen)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from record_leaves(value, path + (index,), seen)
+    elif _shape(path) not in seen and (not path or not isinstance(path[-1], int) or path[-1] == 0):
+        seen.add(_shape(path))
+        yield path, node
+
+
+def error_path(path: tuple) -> str:
+    """A path as an error names it: the list a scalar sits in by index, a list of objects by its name alone."""
+    parts = []
+    for position, step in enumerate(path):
+        if isinstance(step, int):
+            if position == len(path) - 1:
+                parts[-1] += f"[{step}]"
+        else:
+            parts.append(step)
+    return ".".join(parts)
+
+
+def record_containers(node, path=(), seen=None):
+    """The path of each object and list under ``node``, outermost first: the first of each met in the record's
+    order, as ``record_leaves``."""
+    seen = set() if seen is None else seen
+    for key, value in (node.items() if isinstance(node, dict) else enumerate(node)):
+        if isinstance(value, (dict, list)):
+            shape = _shape(path + (key,)) + ((0,) if isinstance(key, int) else ())
+            if shape not in seen:
+                seen.add(shape)
+                yield path + (key,)
+            yield from record_containers(value, path + (key,), seen)
+
+
 def with_status(record: dict, status: str, updated: str | None = None) -> dict:
     """A later state of a real record: a new overall status and, if given, a newer last-update date."""
     later = copy.deepcopy(record)

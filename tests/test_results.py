@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import FIXTURES, fixture_record, import_as
+from conftest import FIXTURES, error_path, fixture_record, import_as, record_containers, record_leaves
 from fakeapi import Corpus, FakeApi
 from trialsync.results_rule import category
 from trialsync.transform import RESULT_COLUMNS, study_rows
@@ -264,52 +264,38 @@ def test_every_results_column_holds_its_own_field_in_every_record_with_results()
         nct_id = record["protocolSection"]["identificationModule"]["nctId"]
         made, expected = study_rows(record).results, expected_results(record)
         for table, columns in RESULT_COLUMNS.items():
-            assert [row[2:] if len(row) == len(columns) + 2 else row for row in made[table]] == expected[table], (
-                nct_id, table)
+            assert made[table] == expected[table], (nct_id, table)
             filled[table] |= {c for row in expected[table] for c, v in zip(columns, row) if v is not None}
     # each column was held to a value at least once, so no column passes by being empty everywhere
     empty = {table: set(columns) - filled[table] for table, columns in RESULT_COLUMNS.items()}
     assert {table: columns for table, columns in empty.items() if columns} == {}
 
 
-def field_paths(value, path=()):
-    """(path with list indexes, dotted path without them) of each field in ``value`` held by an object: its
-    scalars, its objects and its lists."""
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield path + (key,), ".".join(p for p in path + (key,) if isinstance(p, str))
-            yield from field_paths(child, path + (key,))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            yield from field_paths(child, path + (index,))
-
-
 def test_each_results_field_of_a_wrong_type_is_refused_under_its_own_path():
-    """Every field of the resultsSection of the record carrying all of them, each in turn given a wrong type (a
-    scalar made an object, an object or a list made a string): the record is refused naming that field's path;
-    only the fields the results tables do not take pass."""
+    """Every scalar, object and list of the resultsSection of the record carrying all of them, each in turn given
+    a wrong type as test_transform does for the rest of a record: the record is refused naming that field's path
+    and the type it held; only the fields the results tables do not take pass."""
     from trialsync.errors import RecordError
 
     record = with_every_results_field(record_of("NCT02210780"))
-    seen: dict[str, tuple] = {}
-    for path, dotted in field_paths(record["resultsSection"], ("resultsSection",)):
-        seen.setdefault(dotted, path)
+    section = {"resultsSection": record["resultsSection"]}
+    wrong = [(path, ("seven", "a string") if not isinstance(value, str) else (7, "an integer"))
+             for path, value in record_leaves(section)]
+    wrong += [(path, ("seven", "a string")) for path in record_containers(section)]
     not_taken = set()
-    for dotted, path in seen.items():
+    for path, (value, held) in wrong:
         broken = copy.deepcopy(record)
         parent = broken
         for step in path[:-1]:
             parent = parent[step]
-        container = isinstance(parent[path[-1]], (dict, list))
-        parent[path[-1]] = "odd" if container else {"odd": 1}
+        parent[path[-1]] = value
         try:
             study_rows(broken)
         except RecordError as error:
-            got = "a string" if container else "an object"
-            assert str(error).startswith(f"NCT02210780: {dotted} is {got}, where the API's spec has "), (
-                dotted, str(error))
+            assert str(error).startswith(f"NCT02210780: {error_path(path)} is {held}, where the API's spec has "), (
+                path, str(error))
         else:
-            not_taken.add(dotted)
+            not_taken.add(error_path(path))
     # the fields the results tables leave to ``raw`` (a class's own denominators among them)
     base, outcome = "resultsSection.baselineCharacteristicsModule", "resultsSection.outcomeMeasuresModule.outcomeMeasures"
     agreement = "resultsSection.moreInfoModule.certainAgreement"
@@ -318,14 +304,15 @@ def test_each_results_field_of_a_wrong_type_is_refused_under_its_own_path():
         "resultsSection.participantFlowModule.preAssignmentDetails",
         f"{base}.populationDescription",
         *(f"{measure}.classes.{field}" for measure in (f"{base}.measures", outcome)
-          for field in ("denoms", "denoms.units", "denoms.counts", "denoms.counts.groupId", "denoms.counts.value")),
+          for field in ("denoms", "denoms[0]", "denoms.units", "denoms.counts", "denoms.counts[0]",
+                        "denoms.counts.groupId", "denoms.counts.value")),
         "resultsSection.adverseEventsModule.frequencyThreshold",
         "resultsSection.adverseEventsModule.timeFrame",
         "resultsSection.adverseEventsModule.description",
         agreement, *(f"{agreement}.{field}" for field in (
             "piSponsorEmployee", "restrictionType", "restrictiveAgreement", "otherDetails")),
     }
-    assert len(seen) == 149
+    assert len(wrong) == 181
 
 
 def test_numbers_sent_as_text_are_numbers_only_when_plain_decimals():

@@ -8,7 +8,7 @@ import json
 import orjson
 import pytest
 
-from conftest import fixture_record
+from conftest import error_path, fixture_record, record_containers, record_leaves
 from trialsync.dates import sortable_date
 from trialsync.transform import (
     CHILD_COLUMNS, STUDY_COLUMNS, NotAStudyRecord, serialize, study_rows,
@@ -378,29 +378,6 @@ def test_a_wrong_value_is_named_by_the_type_it_holds(reader, value, got, wanted)
     assert str(caught.value) == f"NCT05489822: m.a is {got}, where the API's spec has {wanted}; the record was not stored"
 
 
-def _leaves(node, path=()):
-    """(path, value) of each scalar under ``node``, descending only into the first item of each list."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _leaves(value, path + (key,))
-    elif isinstance(node, list):
-        yield from (leaf for value in node[:1] for leaf in _leaves(value, path + (0,)))
-    else:
-        yield path, node
-
-
-def _named(path: tuple) -> str:
-    """A path as an error names it: the list a scalar sits in by index, a list of objects by its name alone."""
-    parts = []
-    for position, step in enumerate(path):
-        if isinstance(step, int):
-            if position == len(path) - 1:
-                parts[-1] += f"[{step}]"
-        else:
-            parts.append(step)
-    return ".".join(parts)
-
-
 READ_FIELDS = """hasResults derivedSection.miscInfoModule.versionHolder
 derivedSection.miscInfoModule.submissionTracking.submissionInfos.releaseDate
 derivedSection.miscInfoModule.submissionTracking.submissionInfos.resetDate
@@ -462,7 +439,7 @@ def test_every_field_the_transform_reads_is_type_checked_and_named_by_its_own_pa
     read = set()
     for record in (rich, *(fixture_record(n) for n in ("NCT05844332", "NCT05827016", "NCT04326231"))):
         raw, nct_id = orjson.dumps(record), record["protocolSection"]["identificationModule"]["nctId"]
-        for path, value in _leaves({key: value for key, value in record.items() if key != "resultsSection"}):
+        for path, value in record_leaves({key: value for key, value in record.items() if key != "resultsSection"}):
             if path[-1] == "nctId":
                 continue
             changed = orjson.loads(raw)
@@ -473,17 +450,9 @@ def test_every_field_the_transform_reads_is_type_checked_and_named_by_its_own_pa
             try:
                 study_rows(changed)
             except RecordError as error:
-                assert str(error).startswith(f"{nct_id}: {_named(path)} is {held}, where the API's spec has "), error
-                read.add(_named(path))
+                assert str(error).startswith(f"{nct_id}: {error_path(path)} is {held}, where the API's spec has "), error
+                read.add(error_path(path))
     assert sorted(read) == sorted(READ_FIELDS)
-
-
-def _containers(node, path=()):
-    """The path of each object and list under ``node`` (the first item of each list only), outermost first."""
-    for key, value in (node.items() if isinstance(node, dict) else enumerate(node[:1])):
-        if isinstance(value, (dict, list)):
-            yield path + (key,)
-            yield from _containers(value, path + (key,))
 
 
 READ_CONTAINERS = """derivedSection derivedSection.conditionBrowseModule derivedSection.conditionBrowseModule.meshes
@@ -521,7 +490,7 @@ def test_every_object_and_list_the_transform_reads_is_type_checked_and_named_by_
     read = set()
     for nct_id in ("NCT03683472", "NCT05844332", "NCT05827016", "NCT04326231"):
         raw = orjson.dumps(fixture_record(nct_id))
-        for path in _containers({key: value for key, value in orjson.loads(raw).items() if key != "resultsSection"}):
+        for path in record_containers({key: value for key, value in orjson.loads(raw).items() if key != "resultsSection"}):
             if path in (("protocolSection",), ("protocolSection", "identificationModule")):
                 continue  # without them the record is no study at all (tested above)
             changed = orjson.loads(raw)
@@ -532,8 +501,8 @@ def test_every_object_and_list_the_transform_reads_is_type_checked_and_named_by_
             try:
                 study_rows(changed)
             except RecordError as error:
-                assert str(error).startswith(f"{nct_id}: {_named(path)} is a string, where the API's spec has "), error
-                read.add(_named(path))
+                assert str(error).startswith(f"{nct_id}: {error_path(path)} is a string, where the API's spec has "), error
+                read.add(error_path(path))
     assert sorted(read) == sorted(READ_CONTAINERS), sorted(set(read) ^ set(READ_CONTAINERS))
 
 
