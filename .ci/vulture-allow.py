@@ -10,5 +10,6 @@ _.search_studies, _.get_study, _.study_results, _.study_resource, _.topic_resour
 _.m001_initial_schema, _.m002_sync_state_per_topic, _.m003_derived_fields_and_search, _.m004_one_shape_of_schema_3
 _.m005_digest_backlog, _.m006_browsable_database, _.m007_results, _.m008_membership_ways_and_fetch_times
 _.m009_schema_drift
+_.m010_search_index_deferred_by_the_writer
 __getattr__  # trialsync.cli's lazy app
 EXIT_OK

@@ -111,7 +111,7 @@ def quick_backoff(monkeypatch):
 def table_dump(db, skip=("_sqlite_migrations",)) -> dict:
     """Every row of every table, to compare whole database states."""
     tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-    return {t: db.execute(f"SELECT * FROM [{t}] ORDER BY 1, 2").fetchall() for t in tables if t not in skip}
+    return {t: sorted(db.execute(f"SELECT * FROM [{t}]").fetchall(), key=repr) for t in tables if t not in skip}
 
 
 @pytest.fixture

@@ -60,7 +60,8 @@ def test_migrations_run_once_and_opening_twice_is_harmless(tmp_path):
         assert [m.name for m in migrations.applied(Database(second))] == applied == [
             "m001_initial_schema", "m002_sync_state_per_topic", "m003_derived_fields_and_search",
             "m004_one_shape_of_schema_3", "m005_digest_backlog", "m006_browsable_database", "m007_results",
-                "m008_membership_ways_and_fetch_times", "m009_schema_drift"]
+                "m008_membership_ways_and_fetch_times", "m009_schema_drift",
+            "m010_search_index_deferred_by_the_writer"]
         assert second.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert second.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == len(applied)
         assert second.execute("PRAGMA application_id").fetchone()[0] == store_db.APPLICATION_ID

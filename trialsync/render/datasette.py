@@ -114,6 +114,8 @@ def _tables() -> dict[str, dict]:
         "site_points": {"description": "Internal: the 1-degree cells of each study's sites, for list --near",
                         "hidden": True},
         "digest_backlog": {"description": "Internal: changes a topic's digest still owes", "hidden": True},
+        "search_index_deferred": {"description": "Internal: holds a row only while trialsync's writer indexes the "
+                                                 "studies it saves itself", "hidden": True},
         "study_fetches": {"description": "Internal: when each study was last received from the API", "hidden": True},
         "results_due_noted": {"description": "Internal: studies the change log has called due, once each",
                               "hidden": True},

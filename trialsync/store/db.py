@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import LockBusy, NotFound, StoreError
 
 APPLICATION_ID = 0x54535943  # "TSYC" in the SQLite header: this file is a trialsync database
-SCHEMA_VERSION = 9  # PRAGMA user_version once every migration has run (migrations.py checks it)
+SCHEMA_VERSION = 10  # PRAGMA user_version once every migration has run (migrations.py checks it)
 BUSY_TIMEOUT_SECONDS = 30.0
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _LEGACY_TABLES = {"topics", "studies", "pulls", "topic_studies", "changes", "_sqlite_migrations"}

@@ -491,30 +491,32 @@ def _search_text_of_old() -> str:
     return ", ".join(["old.brief_title", "old.official_title", "old.acronym", "old.brief_summary", *lists])
 
 
-def _forget_search_text(where: str) -> str:
+def forget_search_text(where: str) -> str:
     """SQL: the index forgets the text of the studies of the view ``studies_search`` matching ``where``."""
     return (f"INSERT INTO studies_fts (studies_fts, rowid, {_SEARCH_COLUMNS}) "
             f"SELECT 'delete', rowid, {_SEARCH_COLUMNS} FROM studies_search WHERE {where};")
 
 
-def _index_search_text(where: str) -> str:
+def index_search_text(where: str) -> str:
     """SQL: the index takes the text of the studies of the view ``studies_search`` matching ``where``."""
     return (f"INSERT INTO studies_fts (rowid, {_SEARCH_COLUMNS}) "
             f"SELECT rowid, {_SEARCH_COLUMNS} FROM studies_search WHERE {where};")
 
 
-def _create_search_triggers(db) -> None:
+def _create_search_triggers(db, unless: str | None = None) -> None:
     """The triggers that keep ``studies_fts`` equal to the view ``studies_search``, whatever writes the tables
     it reads. A study's text leaves the index while its row is deleted, with the lists as they still are; a
     change to a list of a stored study re-indexes that study; while a study has no row (the writer deletes
     it, replaces its lists, then inserts it) its lists change without touching the index, so that a saved
-    study is indexed once, not once per list item."""
+    study is indexed once, not once per list item. With ``unless`` (SQL), every trigger stands aside while
+    it holds."""
+    when = f"WHEN NOT ({unless})" if unless else ""
     db.execute(f"""
-        CREATE TRIGGER studies_fts_insert AFTER INSERT ON studies BEGIN
-            {_index_search_text("rowid = new.rowid")}
+        CREATE TRIGGER studies_fts_insert AFTER INSERT ON studies {when} BEGIN
+            {index_search_text("rowid = new.rowid")}
         END""")
     db.execute(f"""
-        CREATE TRIGGER studies_fts_delete AFTER DELETE ON studies BEGIN
+        CREATE TRIGGER studies_fts_delete AFTER DELETE ON studies {when} BEGIN
             INSERT INTO studies_fts (studies_fts, rowid, {_SEARCH_COLUMNS})
             VALUES ('delete', old.rowid, {_search_text_of_old()});
         END""")
@@ -522,22 +524,23 @@ def _create_search_triggers(db) -> None:
     changed = " OR ".join(f"old.{column} IS NOT new.{column}" for column in
                           ("rowid", "nct_id", "brief_title", "official_title", "acronym", "brief_summary"))
     db.execute(f"""
-        CREATE TRIGGER studies_fts_update AFTER UPDATE ON studies WHEN {changed} BEGIN
+        CREATE TRIGGER studies_fts_update AFTER UPDATE ON studies
+            WHEN ({changed}){f" AND NOT ({unless})" if unless else ""} BEGIN
             INSERT INTO studies_fts (studies_fts, rowid, {_SEARCH_COLUMNS})
             VALUES ('delete', old.rowid, {_search_text_of_old()});
-            {_index_search_text("rowid = new.rowid")}
+            {index_search_text("rowid = new.rowid")}
         END""")
     for table, _, _ in _SEARCH_LISTS:
         for event, studies in (("INSERT", "new.nct_id"), ("DELETE", "old.nct_id"),
                                ("UPDATE", "old.nct_id, new.nct_id")):
             where = f"nct_id IN ({studies})"
             db.execute(f"""
-                CREATE TRIGGER {table}_fts_before_{event.lower()} BEFORE {event} ON {table} BEGIN
-                    {_forget_search_text(where)}
+                CREATE TRIGGER {table}_fts_before_{event.lower()} BEFORE {event} ON {table} {when} BEGIN
+                    {forget_search_text(where)}
                 END""")
             db.execute(f"""
-                CREATE TRIGGER {table}_fts_after_{event.lower()} AFTER {event} ON {table} BEGIN
-                    {_index_search_text(where)}
+                CREATE TRIGGER {table}_fts_after_{event.lower()} AFTER {event} ON {table} {when} BEGIN
+                    {index_search_text(where)}
                 END""")
 
 
@@ -930,6 +933,23 @@ def m009_schema_drift(db: Database) -> None:
             noted_at TEXT NOT NULL,
             PRIMARY KEY (kind, value)
         ) WITHOUT ROWID""")
+
+
+# While the writer holds a row here (only inside its own transaction, so no other connection ever sees one), the
+# full-text triggers stand aside and the writer indexes a page's studies in one statement: FTS5 writes its
+# pending text out at every statement that touches it, so a trigger per row costs a segment per row, and a pull
+# spent more time merging those than storing the studies.
+_SEARCH_TRIGGERS = ["studies_fts_insert", "studies_fts_delete", "studies_fts_update"] + [
+    f"{table}_fts_{when}_{event}" for table, _, _ in _SEARCH_LISTS for event in ("insert", "delete", "update")
+    for when in ("before", "after")]
+
+
+@migrations()
+def m010_search_index_deferred_by_the_writer(db: Database) -> None:
+    db.execute("CREATE TABLE search_index_deferred (deferred INTEGER PRIMARY KEY)")
+    for name in _SEARCH_TRIGGERS:
+        db.execute(f"DROP TRIGGER {name}")
+    _create_search_triggers(db, unless="EXISTS (SELECT 1 FROM search_index_deferred)")
 
 
 # The lists a study record holds and the type of their items, as the API's spec gives them: an earlier release

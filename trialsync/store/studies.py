@@ -19,6 +19,7 @@ from ..results_rule import is_due
 from ..transform import CHILD_COLUMNS, RESULT_COLUMNS, STUDY_COLUMNS, TRACKED_FIELDS, StudyRows, site_points
 from . import history, membership
 from .db import select_in, transaction
+from .migrations import forget_search_text, index_search_text
 from ..change_kinds import (
     ADDED, LEFT, MEMBERSHIP, PRESENT, REFERENCE_ADDED, SITE_ADDED, SITE_REMOVED, SITE_STATUS, WARNING,
 )
@@ -328,28 +329,9 @@ def _plan_membership(nct_id: str, member: tuple[int, int] | None, verdict: str, 
 
 
 def _write(conn: sqlite3.Connection, writes: _Writes) -> None:
-    # Triggers keep the full-text index in step (migration 6). A replaced study's row goes first, while its old
-    # lists are there to tell the index what to forget; its lists then change while it has no row, which
-    # touches no index; inserting its row indexes it once, from the view over the new lists.
-    if writes.replaced:
-        conn.execute("DELETE FROM studies WHERE nct_id IN (SELECT value FROM json_each(?))",
-                     [orjson.dumps(writes.replaced).decode()])
-    if writes.old_points:
-        conn.executemany("DELETE FROM site_points WHERE cell = ? AND study = ?", writes.old_points)
     if writes.studies:
-        for table in _LIST_TABLES:
-            if writes.replaced:
-                conn.executemany(_DELETE_CHILD[table], [(nct_id,) for nct_id in writes.replaced])
-            conn.executemany(_INSERT_CHILD[table], [
-                (study.nct_id, seq, *child) for study in writes.children
-                for seq, child in enumerate(study.children[table] if table in CHILD_COLUMNS else study.results[table])])
-        conn.executemany(_INSERT_STUDY, writes.studies)
-        # A replaced study's row has a new rowid: site_points (and the full-text index) are keyed by the new one.
-        rowids = dict(conn.execute("SELECT nct_id, rowid FROM studies WHERE nct_id IN (SELECT value FROM json_each(?))",
-                                   [orjson.dumps([study.nct_id for study in writes.children]).decode()]))
-        conn.executemany("INSERT INTO site_points (cell, study, seq) VALUES (?, ?, ?)",
-                         [(cell, rowids[study.nct_id], seq) for study in writes.children for cell, seq in study.site_points])
-    if writes.refreshed:
+        _replace_studies(conn, writes)
+    if writes.refreshed:  # no indexed text moves: the triggers see that and leave the index alone
         conn.executemany("UPDATE studies SET raw = CAST(? AS TEXT), version_holder = ? WHERE nct_id = ?", writes.refreshed)
     if writes.versions:
         history.insert_versions(conn, writes.versions)
@@ -360,6 +342,34 @@ def _write(conn: sqlite3.Connection, writes: _Writes) -> None:
         history.note_due_quietly(conn, writes.due_already)
     if writes.fetched:
         conn.executemany("INSERT OR REPLACE INTO study_fetches (nct_id, fetched_at) VALUES (?, ?)", writes.fetched)
+
+
+def _replace_studies(conn: sqlite3.Connection, writes: _Writes) -> None:
+    # The full-text triggers stand aside inside this transaction (migration 10), and the page's studies are
+    # indexed in two statements: the replaced ones forgotten while their old row and lists are there, and every
+    # saved one indexed once its new row and lists are in, each from the view the index mirrors.
+    conn.execute("INSERT INTO search_index_deferred (deferred) VALUES (1)")
+    if writes.replaced:
+        replaced = orjson.dumps(writes.replaced).decode()
+        conn.execute(forget_search_text("nct_id IN (SELECT value FROM json_each(?))"), [replaced])
+        conn.execute("DELETE FROM studies WHERE nct_id IN (SELECT value FROM json_each(?))", [replaced])
+    if writes.old_points:
+        conn.executemany("DELETE FROM site_points WHERE cell = ? AND study = ?", writes.old_points)
+    for table in _LIST_TABLES:
+        if writes.replaced:
+            conn.executemany(_DELETE_CHILD[table], [(nct_id,) for nct_id in writes.replaced])
+        conn.executemany(_INSERT_CHILD[table], [
+            (study.nct_id, seq, *child) for study in writes.children
+            for seq, child in enumerate(study.children[table] if table in CHILD_COLUMNS else study.results[table])])
+    conn.executemany(_INSERT_STUDY, writes.studies)
+    # A replaced study's row has a new rowid: site_points and the full-text index are keyed by the new one.
+    rowids = dict(conn.execute("SELECT nct_id, rowid FROM studies WHERE nct_id IN (SELECT value FROM json_each(?))",
+                               [orjson.dumps([study.nct_id for study in writes.children]).decode()]))
+    conn.executemany("INSERT INTO site_points (cell, study, seq) VALUES (?, ?, ?)",
+                     [(cell, rowids[study.nct_id], seq) for study in writes.children for cell, seq in study.site_points])
+    conn.execute(index_search_text("rowid IN (SELECT value FROM json_each(?))"),
+                 [orjson.dumps(list(rowids.values())).decode()])
+    conn.execute("DELETE FROM search_index_deferred")
 
 
 def stalest_members(conn: sqlite3.Connection, topic: str, fetched_before: str, limit: int,
