@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -86,8 +87,24 @@ while True:
 @dataclass
 class Run:
     wall: float
-    rss_mb: float
+    rss_mb: float  # the process's own peak (wait4 gives the larger of it and a child it waited for, not their sum)
     out: str
+    tree_mb: float = 0.0  # the peak of its resident memory and its children's together, sampled every 20 ms
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """The resident memory of ``pid`` and of every process below it, in kB (0 once it has gone)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 def run(cmd: list[str], env: dict | None = None) -> Run:
@@ -97,19 +114,30 @@ def run(cmd: list[str], env: dict | None = None) -> Run:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         process = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        tree_peak, done = [0], threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.02):
+                tree_peak[0] = max(tree_peak[0], _tree_rss_kb(process.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - start
+        done.set()
+        sampler.join()
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         if process.returncode != 0:
             raise SystemExit(f"{' '.join(cmd[:4])}... failed ({process.returncode}): {err.read().decode()[-2000:]}")
-        return Run(wall, usage.ru_maxrss / 1024, out.read().decode())
+        return Run(wall, usage.ru_maxrss / 1024, out.read().decode(), max(tree_peak[0], usage.ru_maxrss) / 1024)
 
 
 def median_of(runs: list[Run]) -> Run:
     """The median wall time of ``runs``, with the highest peak memory among them."""
-    return Run(statistics.median(r.wall for r in runs), max(r.rss_mb for r in runs), runs[-1].out)
+    return Run(statistics.median(r.wall for r in runs), max(r.rss_mb for r in runs), runs[-1].out,
+               max(r.tree_mb for r in runs))
 
 
 def median_run(cmd: list[str], env: dict, times: int = 7) -> Run:
@@ -279,7 +307,8 @@ def bench_size(size: int, workdir: Path) -> tuple[list[list[str]], list[str], li
             note=f"raw JSON {raw_per_study:,.0f} B/study" + (f"; median of {repeats}" if repeats > 1 else "")),
         row("naive peer: requests + sqlite-utils, raw only", naive, size, db_bytes(naive_db)),
         row("trialsync pull (full)", full, size, full_db,
-            f"{full.wall / floor.wall:.2f}x floor, {full.wall / naive.wall:.2f}x naive, RSS {full.rss_mb / floor.rss_mb:.2f}x floor"
+            f"{full.wall / floor.wall:.2f}x floor, {full.wall / naive.wall:.2f}x naive, RSS {full.rss_mb / floor.rss_mb:.2f}x floor; "
+            f"with its flattening worker {full.tree_mb:.0f} MB ({full.tree_mb / floor.rss_mb:.2f}x floor)"
             + (f"; median of {repeats}" if repeats > 1 else "")),
         row(f"trialsync pull, {changed} changed (1%), {leavers} left", incremental, changed,
             note=f"{incremental.wall / full.wall:.1%} of full; changes listed: {changes_listed}; "
@@ -298,9 +327,10 @@ def bench_size(size: int, workdir: Path) -> tuple[list[list[str]], list[str], li
              for name, r in queries.items()]
     rows.append(row("trialsync export --format csv", export_csv, size, note="every study of the topic, flattened"))
     checks = [
-        f"full pull within 1.5x of the floor: {full.wall / floor.wall:.2f}x",
+        f"full pull within 1.0x of the floor: {full.wall / floor.wall:.2f}x",
         f"full pull no slower than the naive peer: {full.wall / naive.wall:.2f}x",
-        f"peak memory no more than the floor's + 10%: {full.rss_mb:.0f} MB vs {floor.rss_mb:.0f} MB",
+        f"peak memory no more than the floor's + 10%: {full.rss_mb:.0f} MB vs {floor.rss_mb:.0f} MB "
+        f"({full.tree_mb:.0f} MB with the worker process)",
         f"incremental pull (1% changed) at most 5% of the full pull: {incremental.wall / full.wall:.1%}",
         f"incremental pull in fewer than 20 requests: {incremental_requests} (membership by {reconciled})",
         f"unchanged pull under a second beyond start-up: {unchanged.wall - version.wall:.2f} s",

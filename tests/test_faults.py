@@ -33,10 +33,10 @@ from fakeapi import Corpus, FakeApi, load_fixture_records
 from trialsync import store
 from trialsync.api import ApiClient
 from trialsync.api.pages import read_page
-from trialsync.errors import ApiError, IncompleteListing
+from trialsync.errors import ApiError, IncompleteListing, RecordError
 from trialsync.sync.pull import PullOptions, pull_topic
 from trialsync.topics import BUILTIN_TOPICS
-from trialsync.transform import CHILD_COLUMNS
+from trialsync.transform import CHILD_COLUMNS, RESULT_COLUMNS
 
 TOPIC = BUILTIN_TOPICS["stem-cell-spine"]
 RECORDS = load_fixture_records()
@@ -108,8 +108,13 @@ def db_state(conn: sqlite3.Connection) -> dict:
         "data_models": conn.execute("SELECT api_version, paths FROM data_models ORDER BY id").fetchall(),
         "drift_notes": conn.execute("SELECT kind, value, nct_id, api_version FROM drift_notes ORDER BY 1, 2").fetchall(),
     }
-    for table in CHILD_COLUMNS:
+    for table in [*CHILD_COLUMNS, *RESULT_COLUMNS]:
         state[table] = conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+    # What the search finds: each study's indexed words (the index is checked against its text by FTS5 itself).
+    conn.execute("INSERT INTO studies_fts (studies_fts, rank) VALUES ('integrity-check', 1)")
+    state["studies_fts"] = conn.execute(
+        "SELECT nct_id FROM studies WHERE rowid IN (SELECT rowid FROM studies_fts WHERE studies_fts MATCH 'study') "
+        "ORDER BY 1").fetchall()
     return state
 
 
@@ -233,6 +238,77 @@ def test_one_fault_on_one_kind_is_survived_and_changes_nothing(kind, fault, clea
         clean.result.left, clean.result.refetched, clean.result.counts.new, clean.result.counts.updated)
     for table in clean.state:
         assert run.state[table] == clean.state[table], f"{kind} {fault}: table {table} differs from the clean run"
+
+
+# -- the worker process that flattens pages while the pull writes -------------------------------------------
+
+
+@pytest.fixture
+def worker(monkeypatch):
+    """Every listing flattened by the worker process (whatever its length); the list says, per page handed to it,
+    whether the worker's answer was taken (False: the page was flattened in the pull instead)."""
+    from trialsync.sync import prepare, pull as pull_module
+
+    taken: list[bool] = []
+
+    class Watched(prepare.RecordWorker):
+        def receive(self):
+            answer = super().receive()
+            taken.append(answer is not None)
+            return answer
+
+    monkeypatch.setattr(pull_module, "WORKER_FROM_STUDIES", 0)
+    monkeypatch.setattr(pull_module, "RecordWorker", Watched)
+    return taken
+
+
+WORKER_FAULTS = ["500", "cut", "empty"]  # a request asked again, a body cut short, a listing asked again
+
+
+@pytest.mark.parametrize("kind, fault", [(k, f) for k in ("page:first", "page:middle", "page:last")
+                                         for f in [None, *WORKER_FAULTS] if (k, f) not in NOT_APPLICABLE])
+def test_pages_flattened_by_the_worker_store_what_the_pull_alone_stores_through_faults(
+        kind, fault, worker, clean_runs, base_db, tmp_path):
+    clean = clean_runs("full")  # flattened in the pull itself: 140 studies are below the worker's threshold
+    run = run_scenario("full", tmp_path / "worker.db", base_db, (kind, fault) if fault else None)
+    assert worker and all(worker)  # every page (the first aside: the worker starts once its total is known)
+    assert run.result.outcome == "complete"
+    # The same requests as the pull alone sends; a fault costs only requests sent again.
+    assert set(run.requests) == set(clean.requests) and not Counter(clean.requests) - Counter(run.requests)
+    assert (len(run.requests) > len(clean.requests)) == (fault is not None and (kind, fault) not in HARMLESS)
+    for table in clean.state:
+        assert run.state[table] == clean.state[table], f"{kind} {fault}: table {table} differs from the pull alone"
+
+
+def test_a_worker_that_dies_leaves_its_pages_to_the_pull(worker, monkeypatch, clean_runs, base_db, tmp_path):
+    from trialsync.sync import prepare
+
+    real_send = prepare.RecordWorker.send
+
+    def send_then_die(self, raws):
+        real_send(self, raws)
+        self._process.kill()
+
+    monkeypatch.setattr(prepare.RecordWorker, "send", send_then_die)
+    run = run_scenario("full", tmp_path / "dead-worker.db", base_db)
+    assert worker == [False]  # its first page was lost with it; the pull went on without it
+    assert run.result.outcome == "complete"
+    for table in (clean := clean_runs("full")).state:
+        assert run.state[table] == clean.state[table], f"table {table} differs from the pull alone"
+
+
+def test_a_record_the_worker_cannot_flatten_fails_the_pull_with_the_same_line(worker, base_db, tmp_path):
+    odd = fixture_record(RECORDS[70]["protocolSection"]["identificationModule"]["nctId"])  # on the middle page
+    odd["protocolSection"]["designModule"]["enrollmentInfo"] = {"count": "many"}
+    records = RECORDS[:70] + [odd] + RECORDS[71:]
+    with FakeApi(Corpus(records)) as server, store.open_for_writing(tmp_path / "odd.db") as conn:
+        store.save_topic(conn, TOPIC)
+        with pytest.raises(RecordError) as caught:
+            pull_topic(conn, client_for(server), TOPIC.name, PullOptions(page_size=50))
+    nct_id = odd["protocolSection"]["identificationModule"]["nctId"]
+    assert str(caught.value) == (f"{nct_id}: protocolSection.designModule.enrollmentInfo.count is a string, where the API's spec has an "
+                                 "integer; the record was not stored")
+    assert worker[-1] is False  # the worker failed on that page, and the pull flattened it itself
 
 
 # -- outside the matrix ------------------------------------------------------------------------------------

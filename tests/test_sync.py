@@ -211,11 +211,11 @@ def test_status_report_counts_live_when_a_failed_pull_wrote_after_the_last_snaps
 
 
 def test_a_full_re_pull_of_unchanged_data_parses_no_study(db, api_server, monkeypatch):
-    from trialsync.sync import pull as pull_module
+    from trialsync.sync import prepare
 
     pull(db, api_server)
     parsed = []
-    monkeypatch.setattr(pull_module, "parse_study", lambda raw: parsed.append(raw) or orjson.loads(raw))
+    monkeypatch.setattr(prepare, "parse_study", lambda raw: parsed.append(raw) or orjson.loads(raw))
     api_server.corpus.put(with_status(fixture_record("NCT05489822"), "COMPLETED", updated="2026-11-25"))
     result = pull(db, api_server, full=True)
     assert (result.counts.unchanged, result.counts.updated) == (len(api_server.corpus.order) - 1, 1)

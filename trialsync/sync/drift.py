@@ -24,7 +24,7 @@ from ..ids import nct_id_of
 from ..store import drift as stored
 from ..store.drift import DriftNote, StoredModel
 from ..transform.drift import (
-    UNKNOWN_FIELD, UNKNOWN_STATUS, VANISHED_FIELD, DataModel, NotADataModel, model_paths, unknown_statuses,
+    UNKNOWN_FIELD, UNKNOWN_STATUS, VANISHED_FIELD, DataModel, NotADataModel, drift_of, model_paths,
     vanished_paths,
 )
 
@@ -39,6 +39,7 @@ class DriftWatch:
                  warn: Callable[[str], None]):
         self.conn, self.pull_id, self.warn = conn, pull_id, warn
         self.api_version = model.api_version if model else None
+        self.paths = model.paths if model else None  # what a worker process checks records against
         self.model = DataModel(model.paths) if model else None
         self.noted = {(note.kind, note.value) for note in stored.drift_notes(conn)}
         self.pending: list[DriftNote] = []
@@ -46,16 +47,16 @@ class DriftWatch:
     def check(self, record: dict) -> None:
         """Find what ``record`` carries that the data model lacks, and its statuses outside the 14 known; keep
         what is not noted yet for ``flush``."""
-        if self.model is not None:
-            for path in self.model.unknown_paths(record):
-                self._found(UNKNOWN_FIELD, path, record)
-        for status in unknown_statuses(record):
-            self._found(UNKNOWN_STATUS, status, record)
+        found = drift_of(record, self.model)
+        if found:
+            self.note(found, nct_id_of(record))
 
-    def _found(self, kind: str, value: str, record: dict) -> None:
-        if (kind, value) not in self.noted:
-            self.noted.add((kind, value))
-            self.pending.append(DriftNote(kind, value, nct_id_of(record) or None, self.api_version, self.pull_id))
+    def note(self, found: list[tuple[str, str]], nct_id: str) -> None:
+        """Keep for ``flush`` what of ``found`` (``drift_of`` a record, checked elsewhere) is not noted yet."""
+        for kind, value in found:
+            if (kind, value) not in self.noted:
+                self.noted.add((kind, value))
+                self.pending.append(DriftNote(kind, value, nct_id or None, self.api_version, self.pull_id))
 
     def flush(self) -> None:
         """Note what ``check`` found since the last flush, then warn of each (one line each)."""

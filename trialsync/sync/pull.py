@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from .. import dates
-from ..api import DEFAULT_PAGE_SIZE, LISTING_FIELDS, ApiClient, ListingTally, Page, iter_pages, listed_study, parse_study
+from ..api import DEFAULT_PAGE_SIZE, LISTING_FIELDS, ApiClient, ListingTally, Page, iter_pages, listed_study
 from ..change_kinds import SEARCH_CHANGED
 from ..dates import ceiling_day, day_after, day_before, iso_day, utc_today, watermark_date
 from ..defaults import DEFAULT_LIST_EVERY, DEFAULT_REFRESH_DAYS
@@ -25,10 +25,11 @@ from ..store import history, membership, pulls, topics
 from ..ids import NctIdSet
 from ..store.studies import API, SaveContext, SaveCounts, stalest_members, stored_raw_and_date
 from ..store.topics import TopicState
-from ..transform import StudyRows, study_rows
+from ..transform import StudyRows
 from ..vocab import plural
 from .collector import fewer_collections
 from .drift import DriftWatch, watch_drift
+from .prepare import Flattened, RecordWorker, flatten_records
 from .saving import save_counted
 from .listing import LISTING_ATTEMPTS, Progress, complete_listing, id_batches, list_statuses, search_batches
 
@@ -395,19 +396,27 @@ class _PullRun:
             if self.client.stop.is_set():
                 raise Interrupted("stopped")
 
-        with _PageWriter() as writer:
+        def take(page: Page, rows: list[StudyRows], same: dict[str, str | None]) -> None:
+            tally.add(page, [study.nct_id for study in rows] + list(same))
+            self._note_received(rows, same)
+            writer.wait_then(page_written)  # the previous page; stopping here drops this one unwritten
+            writer.start(save_counted, self.conn, rows, context, list(same))
+
+        with _PageWriter() as writer, _Flattener(self) as flattener:
+            first = True
             for page in iter_pages(self.client, params, self.options.page_size):
-                if tally.pages == 0 and page.total_count is not None:
+                if first and page.total_count is not None:
                     # Only the first page carries a total, and nothing is being written yet.
                     result.total_count = page.total_count
                     pulls.update_pull(self.conn, result.pull_id, total_count=page.total_count)
-                rows, same = self._prepare(page)
-                tally.add(page, [study.nct_id for study in rows] + list(same))
+                    if page.total_count >= WORKER_FROM_STUDIES:
+                        flattener.start_worker()
+                first = False
+                for ready in flattener.add(page):
+                    take(*ready)
                 del page
-                self._note_received(rows, same)
-                writer.wait_then(page_written)  # the previous page; stopping here drops this one unwritten
-                writer.start(save_counted, self.conn, rows, context, list(same))
-                del rows
+            for ready in flattener.finish():
+                take(*ready)
             writer.wait_then(page_written)
 
     def _to_refetch(self, listed: dict[str, str | None]) -> list[str]:
@@ -492,20 +501,34 @@ class _PullRun:
         Studies whose bytes equal the stored ones are not parsed at all (a re-pull of unchanged data, the
         day of overlap of an incremental pull): they come back as ``{nct_id: last update posted}``.
         """
+        to_flatten, same = self._unstored(page)
+        return self._flatten_here(to_flatten), same
+
+    def _unstored(self, page: Page) -> tuple[list[bytes], dict[str, str | None]]:
+        """The records of ``page`` to flatten, and ``{nct_id: last update posted}`` of those whose bytes equal
+        the stored ones."""
         guessed = [match.group(1).decode() if (match := _NCT_ID_IN_RAW.search(raw)) else None
                    for raw in page.raw_studies]
         stored = stored_raw_and_date(self.reader, [i for i in guessed if i]) if self.reader is not None else {}
-        rows: list[StudyRows] = []
+        to_flatten: list[bytes] = []
         same: dict[str, str | None] = {}
         for raw, nct_id in zip(page.raw_studies, guessed):
             known = stored.get(nct_id) if nct_id else None
             if known is not None and known[0] == raw:  # equal bytes: the very record stored
                 same[nct_id] = known[1]
             else:
-                record = parse_study(raw)
-                rows.append(study_rows(record, raw))
-                self.drift.check(record)
-        return rows, same
+                to_flatten.append(raw)
+        return to_flatten, same
+
+    def _flatten_here(self, raws: list[bytes]) -> list[StudyRows]:
+        return self._took(flatten_records(raws, self.drift.model if self.drift else None))
+
+    def _took(self, flattened: list[Flattened]) -> list[StudyRows]:
+        """The rows of flattened records, the drift they showed kept for the next ``flush``."""
+        for _, found, nct_id in flattened:
+            if found and self.drift is not None:
+                self.drift.note(found, nct_id)
+        return [rows for rows, _, _ in flattened]
 
     def _note_received(self, rows: list[StudyRows], same: dict[str, str | None]) -> None:
         self.received.update(study.nct_id for study in rows)
@@ -518,6 +541,52 @@ class _PullRun:
 
 
 _NCT_ID_IN_RAW = re.compile(rb'"nctId"\s*:\s*"([^"]+)"')
+
+
+# A listing this long flattens its pages in a worker process (prepare.RecordWorker) while the pull writes: below
+# it, the worker's start (a fresh interpreter) costs more than the overlap wins.
+WORKER_FROM_STUDIES = 5000
+
+
+class _Flattener:
+    """A listing's pages flattened in order: here, one page at a time as each arrives; or, once
+    ``start_worker`` is called, by the worker while the page before is written, so that ``add`` gives back
+    the page before the one it is given. ``finish`` gives the last one."""
+
+    def __init__(self, run: "_PullRun"):
+        self._run = run
+        self._worker: RecordWorker | None = None
+        self._sent: tuple[Page, dict[str, str | None], list[bytes]] | None = None
+
+    def start_worker(self) -> None:
+        self._worker = RecordWorker(self._run.drift.paths if self._run.drift else None)
+
+    def add(self, page: Page) -> Iterator[tuple[Page, list[StudyRows], dict[str, str | None]]]:
+        """The pages ready to write once ``page`` is in: the one before it if the worker has it, else ``page``."""
+        yield from self.finish()  # received before the next is sent: the worker's pipes are never both full
+        to_flatten, same = self._run._unstored(page)
+        if self._worker is not None and not self._worker.gone:
+            self._worker.send(to_flatten)
+            self._sent = (page, same, to_flatten)
+            return
+        yield page, self._run._flatten_here(to_flatten), same
+
+    def finish(self) -> Iterator[tuple[Page, list[StudyRows], dict[str, str | None]]]:
+        """The page the worker still has, if any."""
+        if self._sent is None:
+            return
+        (page, same, to_flatten), self._sent = self._sent, None
+        flattened = self._worker.receive()
+        # A page the worker failed on is flattened here, where a bad record fails as it always has.
+        rows = self._run._took(flattened) if flattened is not None else self._run._flatten_here(to_flatten)
+        yield page, rows, same
+
+    def __enter__(self) -> "_Flattener":
+        return self
+
+    def __exit__(self, *_) -> None:
+        if self._worker is not None:
+            self._worker.close()
 
 
 class _PageWriter:

@@ -73,6 +73,13 @@ def unknown_statuses(record: Mapping) -> list[str]:
     return list(dict.fromkeys(v for v in values if isinstance(v, str) and v not in STATUS_LABELS))
 
 
+def drift_of(record: Mapping, model: "DataModel | None") -> list[tuple[str, str]]:
+    """(kind, value) of each drift ``record`` shows: the topmost paths it carries that ``model`` lacks (none
+    without a model), then its statuses outside the 14 known."""
+    found = [(UNKNOWN_FIELD, path) for path in model.unknown_paths(record)] if model is not None else []
+    return found + [(UNKNOWN_STATUS, status) for status in unknown_statuses(record)]
+
+
 class _Node:
     """One object of the model: its fields (a _Node, or None for a leaf), its path, and the shapes seen."""
 
