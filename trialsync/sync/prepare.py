@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import pickle
 import signal
-import struct
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -25,8 +24,6 @@ from ..transform.drift import DataModel, drift_of
 
 # (rows, drift found, NCT id as the record gives it) of one record.
 Flattened = tuple[StudyRows, list[tuple[str, str]], str]
-
-_LENGTH = struct.Struct("<Q")
 
 
 def flatten_records(raws: Sequence[bytes], model: DataModel | None) -> list[Flattened]:
@@ -42,22 +39,12 @@ def flatten_records(raws: Sequence[bytes], model: DataModel | None) -> list[Flat
 
 
 def _send(stream: BinaryIO, message: object) -> None:
-    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_LENGTH.pack(len(body)))
-    stream.write(body)
-    stream.flush()
+    pickle.dump(message, stream, protocol=pickle.HIGHEST_PROTOCOL)  # streamed: no copy of the whole message
 
 
 def _receive(stream: BinaryIO) -> object:
     """The next message; EOFError when the other side has gone."""
-    head = stream.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
-        raise EOFError
-    size = _LENGTH.unpack(head)[0]
-    body = stream.read(size)
-    if len(body) < size:
-        raise EOFError
-    return pickle.loads(body)
+    return pickle.load(stream)
 
 
 class RecordWorker:
@@ -77,6 +64,7 @@ class RecordWorker:
                 [sys.executable, "-m", "trialsync.sync.prepare"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL, start_new_session=True)
             _send(self._process.stdin, model_paths)
+            self._process.stdin.flush()
         except (OSError, ValueError):
             self._process = None
             self.gone = True
@@ -87,6 +75,7 @@ class RecordWorker:
             return
         try:
             _send(self._process.stdin, raws)
+            self._process.stdin.flush()
         except (OSError, ValueError):
             self.close()
 
@@ -96,7 +85,7 @@ class RecordWorker:
             return None
         try:
             answer = _receive(self._process.stdout)
-        except (OSError, EOFError, pickle.UnpicklingError, ValueError):
+        except (OSError, EOFError, pickle.UnpicklingError, ValueError, AttributeError, ImportError, IndexError):
             answer = None
         if not isinstance(answer, list):  # None: the worker could not flatten this page
             self.close()
@@ -135,7 +124,10 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
             answer = flatten_records(raws, model)
         except Exception:  # the pull flattens the page itself and reports the failure as it always has
             answer = None
+        del raws
         _send(answers, answer)
+        answers.flush()
+        del answer
 
 
 def main() -> None:
