@@ -57,6 +57,7 @@ class RecordWorker:
 
     def __init__(self, model_paths: dict[str, bool] | None):
         self.gone = False
+        self._process: subprocess.Popen | None = None
         try:
             # Its own session: a Ctrl-C at the terminal is the pull's to handle, and the worker ends when the pull
             # closes its input (or dies), whatever stops the pull.
@@ -65,9 +66,8 @@ class RecordWorker:
                 stderr=subprocess.DEVNULL, start_new_session=True)
             _send(self._process.stdin, model_paths)
             self._process.stdin.flush()
-        except (OSError, ValueError):
-            self._process = None
-            self.gone = True
+        except (OSError, ValueError):  # it could not start, or died at once: waited for, never left a zombie
+            self.close()
 
     def send(self, raws: list[bytes]) -> None:
         """Hand the worker a page's records."""
