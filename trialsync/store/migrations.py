@@ -935,19 +935,16 @@ def m009_schema_drift(db: Database) -> None:
         ) WITHOUT ROWID""")
 
 
-# While the writer holds a row here (only inside its own transaction, so no other connection ever sees one), the
-# full-text triggers stand aside and the writer indexes a page's studies in one statement: FTS5 writes its
-# pending text out at every statement that touches it, so a trigger per row costs a segment per row, and a pull
-# spent more time merging those than storing the studies.
-_SEARCH_TRIGGERS = ["studies_fts_insert", "studies_fts_delete", "studies_fts_update"] + [
-    f"{table}_fts_{when}_{event}" for table, _, _ in _SEARCH_LISTS for event in ("insert", "delete", "update")
-    for when in ("before", "after")]
-
-
 @migrations()
 def m010_search_index_deferred_by_the_writer(db: Database) -> None:
+    # While the writer holds a row here (only inside its own transaction, so no other connection ever sees one),
+    # the full-text triggers stand aside and the writer indexes a page's studies in one statement: FTS5 writes its
+    # pending text out at every statement that touches it, so a trigger per row costs a segment per row, and a
+    # pull spent more time merging those than storing the studies. The triggers of migration 6 (every trigger
+    # that writes the index) are made again with that condition.
     db.execute("CREATE TABLE search_index_deferred (deferred INTEGER PRIMARY KEY)")
-    for name in _SEARCH_TRIGGERS:
+    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%studies_fts%'"
+                              ).fetchall():
         db.execute(f"DROP TRIGGER {name}")
     _create_search_triggers(db, unless="EXISTS (SELECT 1 FROM search_index_deferred)")
 

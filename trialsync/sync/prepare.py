@@ -39,7 +39,9 @@ def flatten_records(raws: Sequence[bytes], model: DataModel | None) -> list[Flat
 
 
 def _send(stream: BinaryIO, message: object) -> None:
+    """Write one message and flush it to the other side."""
     pickle.dump(message, stream, protocol=pickle.HIGHEST_PROTOCOL)  # streamed: no copy of the whole message
+    stream.flush()
 
 
 def _receive(stream: BinaryIO) -> object:
@@ -65,7 +67,6 @@ class RecordWorker:
                 [sys.executable, "-m", "trialsync.sync.prepare"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL, start_new_session=True)
             _send(self._process.stdin, model_paths)
-            self._process.stdin.flush()
         except (OSError, ValueError):  # it could not start, or died at once: waited for, never left a zombie
             self.close()
 
@@ -75,7 +76,6 @@ class RecordWorker:
             return
         try:
             _send(self._process.stdin, raws)
-            self._process.stdin.flush()
         except (OSError, ValueError):
             self.close()
 
@@ -126,7 +126,6 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
             answer = None
         del raws
         _send(answers, answer)
-        answers.flush()
         del answer
 
 
