@@ -133,6 +133,35 @@ def test_doctor_reports_a_pull_that_never_finished(cli, spine):
             "process is gone -- run `trialsync pull spine`, which records it and pulls again") in lines(result)
 
 
+def test_a_search_index_set_aside_by_another_program_is_reported_then_rebuilt_by_the_next_pull(cli, spine):
+    """Only trialsync's writer sets the full-text triggers aside, inside its own transaction; a row another program
+    commits there would silently stop them. doctor says so without writing; the next pull rebuilds the index."""
+    nct_id = SPINE_CONDITION_IDS[0]
+    conn = sqlite3.connect(spine)
+    conn.execute("INSERT INTO search_index_deferred (deferred) VALUES (1)")
+    conn.execute("UPDATE studies SET brief_title = 'Qwxyzt trial' WHERE nct_id = ?", [nct_id])
+    conn.commit()
+    conn.close()
+    assert cli("list", "--search", "qwxyzt", "--format", "csv").out.count(nct_id) == 0  # the index missed it
+    before = snapshot(spine.parent)
+    result = cli("doctor")
+    assert result.code == 1
+    assert ("warn search index: set aside by another program (search_index_deferred holds a row): `list --search` "
+            "may miss text written since -- the next `trialsync pull` or `trialsync import` rebuilds it") in lines(result)
+    assert snapshot(spine.parent) == before
+
+    pulled = cli("pull", "spine")
+    assert pulled.code == 0, pulled
+    assert pulled.err.startswith(f"trialsync: the full-text index of {spine} had been set aside by another program; "
+                                 "rebuilt it\n")
+    assert nct_id in cli("list", "--search", "qwxyzt", "--format", "csv").out
+    with sqlite3.connect(spine) as conn:
+        assert conn.execute("SELECT count(*) FROM search_index_deferred").fetchone() == (0,)
+        conn.execute("INSERT INTO studies_fts (studies_fts) VALUES ('integrity-check')")
+    conn.close()
+    assert not [line for line in lines(cli("doctor")) if "search index" in line]
+
+
 def test_doctor_reports_a_topic_not_pulled_for_three_days(cli, api_server, monkeypatch):
     three_days_ago = datetime.now(timezone.utc) - timedelta(days=3)
     monkeypatch.setattr(dates, "utc_now", lambda: three_days_ago.strftime("%Y-%m-%dT%H:%M:%SZ"))

@@ -109,8 +109,8 @@ def test_no_dead_code():
 # Each table and the one store module that writes it (migrations create and derive them all).
 TABLE_OWNERS = {
     # studies_fts: written by the triggers migration 6 puts on the tables it indexes, and by store.studies, which
-    # sets them aside (search_index_deferred) to index a page's studies at once.
-    "studies": "store.studies", "search_index_deferred": "store.studies", "site_points": "store.studies", "study_fetches": "store.studies",
+    # sets them aside (search_index_deferred) to index a page's studies at once, or rebuilds it whole.
+    "studies": "store.studies", "studies_fts": "store.studies", "search_index_deferred": "store.studies", "site_points": "store.studies", "study_fetches": "store.studies",
     "changes": "store.history", "versions": "store.history", "results_due_noted": "store.history",
     "topic_studies": "store.membership",
     "pulls": "store.pulls", "pull_status_counts": "store.pulls",

@@ -298,6 +298,11 @@ def open_for_writing_locked(path: Path) -> Iterator[sqlite3.Connection]:
             for nct_id, field in migrate(conn):
                 sys.stderr.write(f"trialsync: {nct_id}: {field} is not of the shape the API's spec gives it; "
                                  "what trialsync derives from it is left empty (the record is kept as it is)\n")
+        from .studies import heal_search_index
+
+        if heal_search_index(conn):
+            sys.stderr.write(f"trialsync: the full-text index of {path} had been set aside by another program; "
+                             "rebuilt it\n")
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode=WAL")
         # With WAL, NORMAL keeps the database consistent through a crash; at worst the last commits are lost.

@@ -372,6 +372,24 @@ def _replace_studies(conn: sqlite3.Connection, writes: _Writes) -> None:
     conn.execute("DELETE FROM search_index_deferred")
 
 
+def search_index_set_aside(conn: sqlite3.Connection) -> bool:
+    """Whether ``search_index_deferred`` holds a row outside a writer's transaction: the full-text triggers
+    stand aside, so text written since may be missing from the index (only something other than trialsync
+    leaves such a row: the writer deletes its own before it commits)."""
+    return conn.execute("SELECT 1 FROM search_index_deferred LIMIT 1").fetchone() is not None
+
+
+def heal_search_index(conn: sqlite3.Connection) -> bool:
+    """When the full-text index was set aside (``search_index_set_aside``), clear that and rebuild the index
+    whole from the view it mirrors, in one transaction. Returns whether it did."""
+    if not search_index_set_aside(conn):
+        return False
+    with transaction(conn):
+        conn.execute("DELETE FROM search_index_deferred")
+        conn.execute("INSERT INTO studies_fts (studies_fts) VALUES ('rebuild')")
+    return True
+
+
 def stalest_members(conn: sqlite3.Connection, topic: str, fetched_before: str, limit: int,
                     skip: set[str] = frozenset()) -> list[str]:
     """Up to ``limit`` of the topic's present studies last received from the API before ``fetched_before`` (never,

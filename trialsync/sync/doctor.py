@@ -18,6 +18,7 @@ from ..errors import ApiError, ApiUnreachable, TrialsyncError
 from ..store import SCHEMA_VERSION
 from ..store import drift as drift_log
 from ..store import pulls as pull_log
+from ..store.studies import search_index_set_aside
 from ..store.db import describe_error, inspect_file, lock_holder, open_as_is
 from ..topics import Topic
 from ..transform.drift import UNKNOWN_FIELD, UNKNOWN_STATUS, VANISHED_FIELD
@@ -193,6 +194,10 @@ def _content(conn: sqlite3.Connection, path: Path, holder, now: datetime) -> lis
             checks.append(Check(f"topic {name}", OK, f"last pulled {age}"))
     checks.append(check_pace(pull_log.recent_pulls(conn, RECENT_PULLS)))
     checks.append(check_drift(conn))
+    if search_index_set_aside(conn):
+        checks.append(Check("search index", WARN, "set aside by another program (search_index_deferred holds a "
+                            "row): `list --search` may miss text written since",
+                            "the next `trialsync pull` or `trialsync import` rebuilds it"))
     return checks
 
 
