@@ -19,7 +19,8 @@ from typing import BinaryIO
 
 from ..api import parse_study
 from ..ids import nct_id_of
-from ..transform import StudyRows, study_rows
+from .collector import fewer_collections
+from ..transform import STUDY_COLUMNS, StudyRows, study_rows
 from ..transform.drift import DataModel, drift_of
 
 # (rows, drift found, NCT id as the record gives it) of one record.
@@ -36,6 +37,15 @@ def flatten_records(raws: Sequence[bytes], model: DataModel | None) -> list[Flat
         found = drift_of(record, model)
         flattened.append((rows, found, nct_id_of(record) if found else ""))
     return flattened
+
+
+_RAW = STUDY_COLUMNS.index("raw")
+
+
+def _with_raw(rows: StudyRows, raw: bytes | None) -> StudyRows:
+    """``rows`` with ``raw`` as its record's bytes (the same object, changed)."""
+    rows.study = (*rows.study[:_RAW], raw, *rows.study[_RAW + 1:])
+    return rows
 
 
 def _send(stream: BinaryIO, message: object) -> None:
@@ -59,6 +69,7 @@ class RecordWorker:
 
     def __init__(self, model_paths: dict[str, bool] | None):
         self.gone = False
+        self._sent: list[bytes] = []
         self._process: subprocess.Popen | None = None
         try:
             # Its own session: a Ctrl-C at the terminal is the pull's to handle, and the worker ends when the pull
@@ -72,6 +83,7 @@ class RecordWorker:
 
     def send(self, raws: list[bytes]) -> None:
         """Hand the worker a page's records."""
+        self._sent = raws
         if self.gone:
             return
         try:
@@ -80,17 +92,19 @@ class RecordWorker:
             self.close()
 
     def receive(self) -> list[Flattened] | None:
-        """The flattened records of the page sent last, or None if the worker failed on it."""
+        """The flattened records of the page sent last, each holding the very bytes sent as its raw record, or
+        None if the worker failed on it."""
+        raws, self._sent = self._sent, []
         if self.gone:
             return None
         try:
             answer = _receive(self._process.stdout)
         except (OSError, EOFError, pickle.UnpicklingError, ValueError, AttributeError, ImportError, IndexError):
             answer = None
-        if not isinstance(answer, list):  # None: the worker could not flatten this page
+        if not isinstance(answer, list) or len(answer) != len(raws):  # None: the worker could not flatten this page
             self.close()
             return None
-        return answer
+        return [(_with_raw(rows, raw), found, nct_id) for (rows, found, nct_id), raw in zip(answer, raws)]
 
     def close(self) -> None:
         """End the worker (it ends at the end of its input) and wait for it."""
@@ -121,7 +135,9 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
         except EOFError:
             return
         try:
-            answer = flatten_records(raws, model)
+            with fewer_collections():
+                # Sent back without the records' bytes, which the pull still has: half the bytes to copy.
+                answer = [(_with_raw(rows, None), found, nct_id) for rows, found, nct_id in flatten_records(raws, model)]
         except Exception:  # the pull flattens the page itself and reports the failure as it always has
             answer = None
         del raws
