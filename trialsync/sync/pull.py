@@ -412,11 +412,17 @@ class _PullRun:
                     if page.total_count >= WORKER_FROM_STUDIES:
                         flattener.start_worker()
                 first = False
+                # The page before is written before the worker's next rows come in: two pages of rows are
+                # never held at once.
+                writer.wait_then(page_written)
                 for ready in flattener.add(page):
                     take(*ready)
+                    del ready
                 del page
+            writer.wait_then(page_written)
             for ready in flattener.finish():
                 take(*ready)
+                del ready
             writer.wait_then(page_written)
 
     def _to_refetch(self, listed: dict[str, str | None]) -> list[str]:
