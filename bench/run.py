@@ -224,7 +224,7 @@ def query_plans(db_path: Path) -> list[str]:
     return lines
 
 
-def bench_size(size: int, workdir: Path) -> tuple[list[list[str]], list[str], list[str]]:
+def bench_size(size: int, workdir: Path) -> tuple[list[list[str]], list[str], list[str], Run]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIALSYNC_")}
     env["PYTHONPATH"] = str(ROOT)
     server = Server(size)
@@ -261,12 +261,14 @@ def bench_size(size: int, workdir: Path) -> tuple[list[list[str]], list[str], li
         version = median_run(trialsync("--version"), env)
         queries = {name: median_run(trialsync(*args, "--db", str(db_path)), env) for name, args in (
             ("status-report", ("status-report",)), ("changes", ("changes",)), ("show NCT_ID", ("show", "NCT90000005")),
+            ("topics list", ("topics", "list")), ("pulls", ("pulls",)), ("history", ("history",)),
             ("list --status recruiting", ("list", "--status", "recruiting")),
             ("list --search cervical", ("list", "--search", "cervical")),
             ("list --near 41.85,-87.65 --within 50", ("list", "--near", "41.85,-87.65", "--within", "50")),
             ("status-report --by country", ("status-report", "--by", "country")),
             # What a person reads on a screen: the query's cost without printing thousands of lines.
             ("list --status recruiting -n 50", ("list", "--status", "recruiting", "-n", "50")),
+            ("list --status recruiting --limit 20", ("list", "--status", "recruiting", "--limit", "20")),
             ("list --search cervical -n 50", ("list", "--search", "cervical", "-n", "50")),
             ("list --near 41.85,-87.65 --within 50 -n 50",
              ("list", "--near", "41.85,-87.65", "--within", "50", "-n", "50")))}
@@ -342,7 +344,7 @@ def bench_size(size: int, workdir: Path) -> tuple[list[list[str]], list[str], li
         f"full-text index: rebuilding it whole takes {rebuild:.2f} s = {rebuild / full.wall:.1%} of the full pull "
         f"(target: the index costs at most 15% of pull time)",
     ]
-    return rows, checks, plans
+    return rows, checks, plans, full
 
 
 def busiest(starts: list[float], window: float) -> int:
@@ -383,15 +385,27 @@ def main() -> None:
     header = ["run", "wall s", "studies/s", "peak RSS MB", "DB bytes/study (vs raw)", "notes"]
     lines = ["# Benchmark results", "", f"Machine: {machine()}.", f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
              f"`python bench/run.py {' '.join(f'--size {s}' for s in sizes)}`.", ""]
+    fulls: dict[int, Run] = {}
     with tempfile.TemporaryDirectory(prefix="trialsync-bench-") as tmp:
         for size in sizes:
-            rows, checks, plans = bench_size(size, Path(tmp))
+            rows, checks, plans, fulls[size] = bench_size(size, Path(tmp))
             table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             table += ["| " + " | ".join(r) + " |" for r in rows]
             section = [f"## {size:,} studies", "", *table, "", "Targets:", "", *(f"- {c}" for c in checks), "",
                        "Query plans:", "", *plans, ""]
             print("\n".join(section), flush=True)
             lines += section
+    if len(fulls) > 1:
+        # Flat memory and throughput: each size's full pull against the smallest one's.
+        smallest = min(fulls)
+        section = [f"## Across sizes (full pull, against {smallest:,} studies)", "",
+                   "| studies | wall s | studies/s | vs smallest | peak RSS MB | vs smallest | with worker MB |",
+                   "|---|---|---|---|---|---|---|"]
+        section += [f"| {size:,} | {r.wall:.1f} | {size / r.wall:,.0f} | "
+                    f"{size / r.wall / (smallest / fulls[smallest].wall):.2f}x | {r.rss_mb:.0f} | "
+                    f"{r.rss_mb / fulls[smallest].rss_mb:.2f}x | {r.tree_mb:.0f} |" for size, r in sorted(fulls.items())]
+        print("\n".join(section), flush=True)
+        lines += ["", *section, ""]
     args.output.write_text("\n".join(lines))
     print(f"written to {args.output}")
 
