@@ -466,7 +466,9 @@ class _PullRun:
         for byte as stored (``{nct_id: last update posted}``)."""
         rows: list[StudyRows] = []
         same: dict[str, str | None] = {}
-        for page in iter_pages(self.client, {"filter.ids": ",".join(batch)}, page_size=len(batch)):
+        # One more than the batch: the API gives a full page a next token even at the end, which would cost an
+        # empty request per batch.
+        for page in iter_pages(self.client, {"filter.ids": ",".join(batch)}, page_size=len(batch) + 1):
             page_rows, page_same = self._prepare(page)
             tally.add(page, [study.nct_id for study in page_rows] + list(page_same))
             rows += page_rows
