@@ -588,21 +588,21 @@ def test_verify_and_a_dry_run_ask_for_a_long_watchlist_in_the_batches_pull_sends
         assert dry.code == 0, dry
         assert dry.out.startswith("many: 140 studies match this search (nothing stored)\n")
         assert all(len(t) <= server.max_target for t in server.targets) and "too-long" not in server.kinds
-        assert [len(batch) for batch in sent_ids(server)] == [200] * 30
+        assert [len(batch) for batch in sent_ids(server)] == [300] * 20
         assert sorted(i for batch in sent_ids(server) for i in batch) == ids  # each id once
         assert all(p["countTotal"] == "true" and p["pageSize"] == "1" for _, p in server.requests)
         assert not (tmp_path / "cli.db").exists()
         server.reset_log()
         dry = cli("topics", "add", "many", "--ids-file", str(path), "--status", "recruiting", "--dry-run",
                   "--api-url", server.url)
-        assert dry.out.startswith(f"many: {recruiting} studies match") and len(server.requests) == 30
+        assert dry.out.startswith(f"many: {recruiting} studies match") and len(server.requests) == 20
 
         assert cli("topics", "add", "many", "--ids-file", str(path)).code == 0
         server.reset_log()
         pulled = cli("pull", "many", "--api-url", server.url)
         assert pulled.code == 0 and "5860 ids not found on ClinicalTrials.gov" in pulled.out, pulled
         pull_batches = sent_ids(server)
-        assert len(pull_batches) == 30 and all(len(t) <= server.max_target for t in server.targets)
+        assert len(pull_batches) == 20 and all(len(t) <= server.max_target for t in server.targets)
         server.reset_log()
         check = cli("verify", "many", "--api-url", server.url, "-f", "json")
         assert check.code == 0, check

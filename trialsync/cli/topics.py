@@ -56,7 +56,7 @@ def topics_add(
     spons: _hidden_option("spons") = None, locn: _hidden_option("locn") = None,
     replace: Annotated[bool, typer.Option("--replace", help="Change an existing topic's search.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Ask the API how many studies match (one request; "
-                                          "a long watchlist one per 200 ids) and show the website's search; "
+                                          "a long watchlist one per 300 ids) and show the website's search; "
                                           "store nothing.")] = False,
     api_url: ApiUrlOption = None,
     rate: RateOption = DEFAULT_RATE,
