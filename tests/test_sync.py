@@ -210,6 +210,48 @@ def test_status_report_counts_live_when_a_failed_pull_wrote_after_the_last_snaps
     assert after["as_of"] == before["as_of"]  # the data is still dated by the last complete pull
 
 
+def snapshot(db, pull_id: int) -> list[tuple]:
+    return db.execute("SELECT overall_status, last_known_status, count FROM pull_status_counts WHERE pull_id = ? "
+                      "ORDER BY 1, 2", [pull_id]).fetchall()
+
+
+def test_an_unchanged_pull_keeps_the_snapshot_before_it_unless_a_pull_or_import_wrote_since(db, api_server):
+    from trialsync.sync.files import import_records
+
+    first = pull(db, api_server)
+    # Only pulls and imports write studies; a change made behind their back shows which way the counts were taken.
+    db.execute("UPDATE studies SET overall_status = 'WITHDRAWN' WHERE nct_id = 'NCT05489822'")
+    unchanged = pull(db, api_server)
+    assert unchanged.outcome == "unchanged"
+    assert snapshot(db, unchanged.pull_id) == snapshot(db, first.pull_id)  # copied: the whole registry's is slow
+    db.execute("UPDATE studies SET overall_status = 'RECRUITING' WHERE nct_id = 'NCT05489822'")
+
+    # An import between two pulls writes studies: the next unchanged pull counts them again.
+    import_records(db, [with_status(fixture_record("NCT05489822"), "COMPLETED", updated="2026-11-25")], TOPIC.name,
+                   source="ctg-studies.json")
+    after_import = pull(db, api_server)
+    assert after_import.outcome == "unchanged"
+    counts = dict(((status, last), n) for status, last, n in snapshot(db, after_import.pull_id))
+    before = dict(((status, last), n) for status, last, n in snapshot(db, first.pull_id))
+    assert counts[("COMPLETED", "")] == before.get(("COMPLETED", ""), 0) + 1
+    assert counts[("RECRUITING", "")] == before[("RECRUITING", "")] - 1
+    assert snapshot(db, after_import.pull_id) == db.execute(
+        f"SELECT {store.pulls.COUNT_BY_STATUS} ORDER BY 1, 2", [TOPIC.name]).fetchall()
+
+    # Another topic's pull writes a study this one holds: the next unchanged pull counts again.
+    nct_id = "NCT05305430"
+    assert store.topic_state(db, TOPIC.name) and nct_id in api_server.corpus.order
+    api_server.corpus.put(with_status(fixture_record(nct_id), "TERMINATED", updated="2026-11-26"))
+    other = pull(db, api_server, topic=Topic("watch", {"filter.ids": nct_id}))
+    assert other.outcome == "complete"
+    assert db.execute("SELECT overall_status FROM studies WHERE nct_id = ?", [nct_id]).fetchone() == ("TERMINATED",)
+    after_other = pull(db, api_server)
+    assert after_other.outcome == "unchanged"
+    assert snapshot(db, after_other.pull_id) == db.execute(
+        f"SELECT {store.pulls.COUNT_BY_STATUS} ORDER BY 1, 2", [TOPIC.name]).fetchall()
+    assert snapshot(db, after_other.pull_id) != snapshot(db, after_import.pull_id)
+
+
 def test_a_full_re_pull_of_unchanged_data_parses_no_study(db, api_server, monkeypatch):
     from trialsync.sync import prepare
 

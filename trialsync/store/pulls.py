@@ -56,13 +56,34 @@ def add_counts(conn: sqlite3.Connection, pull_id: int, **counts: int) -> None:
 
 
 def finish_pull(conn: sqlite3.Connection, pull_id: int, outcome: str, error: str | None = None, **values) -> None:
-    """Record how a pull ended. A complete pull also snapshots its topic's status counts."""
+    """Record how a pull ended. A complete pull also snapshots its topic's status counts: an unchanged one copies
+    the snapshot of the topic's previous complete pull when nothing since can have written studies (the whole
+    registry's counts take a second to count again), else they are counted."""
     with transaction(conn):
         update_pull(conn, pull_id, outcome=outcome, error=error, finished_at=dates.utc_now(), **values)
         if outcome in COMPLETE_OUTCOMES:
             topic = conn.execute("SELECT topic FROM pulls WHERE id = ?", [pull_id]).fetchone()[0]
-            conn.execute(f"INSERT INTO pull_status_counts (pull_id, overall_status, last_known_status, count) "
-                         f"SELECT ?, {COUNT_BY_STATUS}", [pull_id, topic])
+            still = _snapshot_still_true(conn, topic, pull_id) if outcome == "unchanged" else None
+            if still is not None:
+                conn.execute("INSERT INTO pull_status_counts (pull_id, overall_status, last_known_status, count) "
+                             "SELECT ?, overall_status, last_known_status, count FROM pull_status_counts "
+                             "WHERE pull_id = ?", [pull_id, still])
+            else:
+                conn.execute(f"INSERT INTO pull_status_counts (pull_id, overall_status, last_known_status, count) "
+                             f"SELECT ?, {COUNT_BY_STATUS}", [pull_id, topic])
+
+
+def _snapshot_still_true(conn: sqlite3.Connection, topic: str, pull_id: int) -> int | None:
+    """The topic's previous complete pull, if it left a snapshot and no pull or import of any topic since (but
+    unchanged ones, which write no study) can have changed what it counted; else None."""
+    marks = ", ".join("?" for _ in COMPLETE_OUTCOMES)
+    row = conn.execute(f"SELECT id FROM pulls WHERE topic = ? AND id < ? AND outcome IN ({marks}) "
+                       "ORDER BY id DESC LIMIT 1", [topic, pull_id, *COMPLETE_OUTCOMES]).fetchone()
+    if row is None or conn.execute("SELECT 1 FROM pull_status_counts WHERE pull_id = ?", [row[0]]).fetchone() is None:
+        return None
+    since = conn.execute("SELECT 1 FROM pulls WHERE id > ? AND id < ? AND outcome != 'unchanged' LIMIT 1",
+                         [row[0], pull_id]).fetchone()
+    return None if since else row[0]
 
 
 def record_failure(conn: sqlite3.Connection, pull_id: int, outcome: str, error: str, **values) -> bool:
