@@ -132,3 +132,22 @@ def test_a_country_by_its_code_or_usual_name_finds_the_registrys_name(cli, tmp_p
     assert ids("south korea") == ids("KOR") == truth("Korea, Republic of") != set()
     assert ids("UK") == truth("United Kingdom") != set()
     assert ids("Narnia") == set()
+
+
+@pytest.mark.parametrize("args", [
+    ("pull",), ("pull", "--full"), ("verify",), ("show", "NCT05489822", "--fetch"),
+    ("topics", "add", "t", "--condition", "spine", "--dry-run"), ("doctor",),
+])
+@pytest.mark.parametrize("url, problem", [
+    ("ftp://x", "it must start with http:// or https:// and name a host"),
+    ("http://a b", "it holds spaces or control characters"),
+])
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_a_bad_api_url_is_refused_before_any_database_is_made(cli, tmp_path, monkeypatch, args, url, problem, how):
+    if how == "option":
+        args = (*args, "--api-url", url)
+    else:
+        monkeypatch.setenv("TRIALSYNC_API_URL", url)
+    result = cli(*args)
+    assert (result.code, result.out, result.err) == (2, "", f"trialsync: invalid API URL {url!r}: {problem}\n")
+    assert list(tmp_path.iterdir()) == []

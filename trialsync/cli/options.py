@@ -47,11 +47,23 @@ def finite(name: str):
     return check
 
 
+def _checked_api_url(value: str | None) -> str | None:
+    """The ``--api-url`` given, checked before any command body runs (so that a bad one opens no database)."""
+    if value is not None:
+        from . import signals_held
+
+        with signals_held():  # requests loads compiled modules
+            from ..api.client import check_base_url
+
+        check_base_url(value)
+    return value
+
+
 DbOption = Annotated[Optional[Path], typer.Option(
     "--db", envvar="TRIALSYNC_DB", help="Database file (default: in your user data directory).",
     dir_okay=False, show_default=False)]
 ApiUrlOption = Annotated[Optional[str], typer.Option(
-    "--api-url", envvar="TRIALSYNC_API_URL", show_default=False,
+    "--api-url", envvar="TRIALSYNC_API_URL", show_default=False, callback=_checked_api_url,
     help="API base URL (default: https://clinicaltrials.gov/api/v2).")]
 RateOption = Annotated[float, typer.Option(
     "--rate", envvar="TRIALSYNC_RATE", min=0, max=100000, callback=finite("--rate"),
