@@ -94,34 +94,22 @@ class Run:
     tree_mb: float = 0.0  # the peak of its resident memory and its children's together, sampled every 20 ms
 
 
-def _tree_rss_kb(pid: int) -> int:
-    """The resident memory of ``pid`` and of every process below it, in kB (0 once it has gone)."""
-    total, pending = 0, [pid]
+def _tree_memory_kb(pid: int) -> tuple[int, int]:
+    """Of ``pid`` and every process below it, in kB: their resident memory summed, and the largest high-water
+    mark of resident memory (VmHWM) among them; (0, 0) once it has gone."""
+    total, peak, pending = 0, 0, [pid]
     while pending:
         current = pending.pop()
         try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+            fields = dict(line.split(":", 1) for line in Path(f"/proc/{current}/status").read_text().splitlines()
+                          if ":" in line)
+            total += int(fields.get("VmRSS", "0 kB").split()[0])
+            peak = max(peak, int(fields.get("VmHWM", "0 kB").split()[0]))
             for task in Path(f"/proc/{current}/task").iterdir():
                 pending += [int(child) for child in (task / "children").read_text().split()]
         except (OSError, ValueError):
             continue
-    return total
-
-
-def _peak_rss_kb(pid: int) -> int:
-    """The largest high-water mark of resident memory (VmHWM) of ``pid`` or of any process below it, in kB."""
-    peak, pending = 0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            peak = max(peak, next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0))
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending += [int(child) for child in (task / "children").read_text().split()]
-        except (OSError, ValueError):
-            continue
-    return peak
+    return total, peak
 
 
 def run(cmd: list[str], env: dict | None = None) -> Run:
@@ -135,8 +123,8 @@ def run(cmd: list[str], env: dict | None = None) -> Run:
 
         def sample() -> None:
             while not done.wait(0.02):
-                tree_peak[0] = max(tree_peak[0], _tree_rss_kb(process.pid))
-                own_peak[0] = max(own_peak[0], _peak_rss_kb(process.pid))
+                summed, largest = _tree_memory_kb(process.pid)
+                tree_peak[0], own_peak[0] = max(tree_peak[0], summed), max(own_peak[0], largest)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
