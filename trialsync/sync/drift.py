@@ -20,11 +20,10 @@ from collections.abc import Callable
 
 from ..api import ApiClient
 from ..errors import ApiError
-from ..ids import nct_id_of
 from ..store import drift as stored
 from ..store.drift import DriftNote, StoredModel
 from ..transform.drift import (
-    UNKNOWN_FIELD, UNKNOWN_STATUS, VANISHED_FIELD, DataModel, NotADataModel, drift_of, model_paths,
+    UNKNOWN_FIELD, UNKNOWN_STATUS, VANISHED_FIELD, DataModel, NotADataModel, model_paths,
     vanished_paths,
 )
 
@@ -32,8 +31,9 @@ PREFIX = "schema drift: "
 
 
 class DriftWatch:
-    """One pull's check of the records it saves: ``check`` each parsed record (cheap, touches no database), then
-    ``flush`` when the database is free, which notes and warns what is new."""
+    """One pull's check of the records it saves: ``note`` what ``transform.drift.drift_of`` found in each record
+    (found where it is flattened, here or in the worker; touches no database), then ``flush`` when the database
+    is free, which notes and warns what is new."""
 
     def __init__(self, conn: sqlite3.Connection, model: StoredModel | None, pull_id: int,
                  warn: Callable[[str], None]):
@@ -44,13 +44,6 @@ class DriftWatch:
         self.noted = {(note.kind, note.value) for note in stored.drift_notes(conn)}
         self.pending: list[DriftNote] = []
 
-    def check(self, record: dict) -> None:
-        """Find what ``record`` carries that the data model lacks, and its statuses outside the 14 known; keep
-        what is not noted yet for ``flush``."""
-        found = drift_of(record, self.model)
-        if found:
-            self.note(found, nct_id_of(record))
-
     def note(self, found: list[tuple[str, str]], nct_id: str) -> None:
         """Keep for ``flush`` what of ``found`` (``drift_of`` a record, checked elsewhere) is not noted yet."""
         for kind, value in found:
@@ -59,7 +52,7 @@ class DriftWatch:
                 self.pending.append(DriftNote(kind, value, nct_id or None, self.api_version, self.pull_id))
 
     def flush(self) -> None:
-        """Note what ``check`` found since the last flush, then warn of each (one line each)."""
+        """Note what ``note`` kept since the last flush, then warn of each (one line each)."""
         if not self.pending:
             return
         found, self.pending = self.pending, []
