@@ -399,7 +399,9 @@ class _PullRun:
         def take(page: Page, rows: list[StudyRows], same: dict[str, str | None]) -> None:
             tally.add(page, [study.nct_id for study in rows] + list(same))
             self._note_received(rows, same)
-            writer.wait_then(page_written)  # the previous page; stopping here drops this one unwritten
+            # The previous page: ``add`` gives two at once when the worker fails on the one it held. Stopping here
+            # drops this one unwritten.
+            writer.wait_then(page_written)
             writer.start(save_counted, self.conn, rows, context, list(same))
 
         with _PageWriter() as writer, _Flattener(self) as flattener:
