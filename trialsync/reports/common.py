@@ -50,13 +50,6 @@ def write_mark(conn: sqlite3.Connection) -> str:
     return "/".join(str(value) for value in (*(pull or (0,)), *topics))
 
 
-def written_since(conn: sqlite3.Connection, pull_id: int) -> bool:
-    """Whether any pull or import after ``pull_id`` (of any topic) may have written studies or membership: if
-    not, the counts snapshotted when ``pull_id`` finished (``pull_status_counts``) are the counts now."""
-    found = conn.execute("SELECT 1 FROM pulls WHERE id > ? AND outcome != 'unchanged' LIMIT 1", [pull_id]).fetchone()
-    return found is not None
-
-
 _MOMENT = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?Z?)?")
 
 

@@ -7,10 +7,10 @@ import sqlite3
 from ..errors import NotFound
 from ..statuses import NO_STATUS, status_label, status_phrase, status_sort_key
 from ..change_kinds import LEFT, MEMBERSHIP
-from ..store.pulls import COUNT_BY_STATUS
+from ..store.pulls import COUNT_BY_STATUS, written_since
 
 FAILED_OUTCOMES = ("failed", "interrupted", "killed")
-from .common import last_pull, topic_epoch, written_since
+from .common import last_pull, topic_epoch
 
 
 def status_entries(counts: dict[str, int]) -> list[dict]:

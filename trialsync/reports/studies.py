@@ -15,7 +15,8 @@ from ..results_rule import APPLICABLE, days_overdue
 from ..places import AmbiguousPlace, Place, UnknownPlace, country_names, find_city, find_zip_code, parse_coordinates
 from ..statuses import OPEN_STATUSES, STATUS_LABELS
 from ..transform import CHILD_COLUMNS, as_values, STUDY_COLUMNS, VIRTUAL_COLUMNS, StudyRows, cell_of, virtual_value
-from .common import dicts, last_pull, written_since
+from ..store.pulls import written_since
+from .common import dicts, last_pull
 from .results import due_cutoff
 
 EARTH_RADIUS_KM = 6371.0088

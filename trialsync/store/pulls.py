@@ -73,17 +73,25 @@ def finish_pull(conn: sqlite3.Connection, pull_id: int, outcome: str, error: str
                              f"SELECT ?, {COUNT_BY_STATUS}", [pull_id, topic])
 
 
+def written_since(conn: sqlite3.Connection, pull_id: int, before: int | None = None) -> bool:
+    """Whether any pull or import after ``pull_id`` (and before pull ``before``, if given), of any topic, may have
+    written studies or membership: if not, the counts snapshotted when ``pull_id`` finished
+    (``pull_status_counts``) are still the counts. An unchanged pull writes no study."""
+    sql, params = "SELECT 1 FROM pulls WHERE id > ? AND outcome != 'unchanged'", [pull_id]
+    if before is not None:
+        sql, params = sql + " AND id < ?", [*params, before]
+    return conn.execute(sql + " LIMIT 1", params).fetchone() is not None
+
+
 def _snapshot_still_true(conn: sqlite3.Connection, topic: str, pull_id: int) -> int | None:
-    """The topic's previous complete pull, if it left a snapshot and no pull or import of any topic since (but
-    unchanged ones, which write no study) can have changed what it counted; else None."""
+    """The topic's previous complete pull, if it left a snapshot that nothing written since (``written_since``)
+    can have changed; else None."""
     marks = ", ".join("?" for _ in COMPLETE_OUTCOMES)
     row = conn.execute(f"SELECT id FROM pulls WHERE topic = ? AND id < ? AND outcome IN ({marks}) "
                        "ORDER BY id DESC LIMIT 1", [topic, pull_id, *COMPLETE_OUTCOMES]).fetchone()
     if row is None or conn.execute("SELECT 1 FROM pull_status_counts WHERE pull_id = ?", [row[0]]).fetchone() is None:
         return None
-    since = conn.execute("SELECT 1 FROM pulls WHERE id > ? AND id < ? AND outcome != 'unchanged' LIMIT 1",
-                         [row[0], pull_id]).fetchone()
-    return None if since else row[0]
+    return None if written_since(conn, row[0], before=pull_id) else row[0]
 
 
 def record_failure(conn: sqlite3.Connection, pull_id: int, outcome: str, error: str, **values) -> bool:
