@@ -326,6 +326,10 @@ def test_duration():
     assert ch._duration({"started_at": "2024-01-01T00:00:00Z", "finished_at": "2024-01-01T00:00:59Z"}) == "59s"
     assert ch._duration({"started_at": "2024-01-01T00:00:00Z", "finished_at": "2024-01-01T00:01:00Z"}) == "1m00s"
     assert ch._duration({"started_at": "2024-01-01T00:00:00Z", "finished_at": "2024-01-01T02:03:05Z"}) == "123m05s"
+    # a killed pull's finished_at is when the next run found it dead, hours or a night later: no duration
+    killed = {"started_at": "2024-01-01T00:00:00Z", "finished_at": "2024-01-02T00:00:00Z", "outcome": "killed"}
+    assert ch._duration(killed) == ""
+    assert ch._duration({**killed, "outcome": "failed"}) == "1440m00s"
 
 
 PULL = {"id": 7, "topic": "spine", "started_at": "2024-01-02T03:04:05Z", "finished_at": "2024-01-02T03:05:10Z",

@@ -35,9 +35,11 @@ def render_changes(changes: Sequence[dict], fmt: str) -> list:
 
 
 def _duration(pull: dict) -> str:
+    """How long a pull ran; blank while it runs, and for a killed one: its ``finished_at`` is when the next run
+    found it dead (the next night, say), not when it died."""
     from datetime import datetime
 
-    if not pull.get("finished_at"):
+    if not pull.get("finished_at") or pull.get("outcome") == "killed":
         return ""
     parse = lambda s: datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
     seconds = int((parse(pull["finished_at"]) - parse(pull["started_at"])).total_seconds())
