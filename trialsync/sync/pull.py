@@ -318,12 +318,12 @@ class _PullRun:
         stale = stalest_members(self.conn, name, cutoff, -(-members // days), self.received)
         again = replace(context, membership=False, counted=NctIdSet())
         for batch in id_batches(stale):
-            (rows, same), _ = complete_listing(
+            (rows, as_stored), _ = complete_listing(
                 self.client, "studies fetched again by id",
                 lambda tally, batch=batch: self._batch_by_id(batch, tally))
-            rows, same = [study for study in rows if study.nct_id in batch], [i for i in same if i in batch]
-            self._saved(save_counted(self.conn, rows, again, same))
-            self.result.refreshed += len(rows) + len(same)
+            rows, as_stored = [study for study in rows if study.nct_id in batch], [i for i in as_stored if i in batch]
+            self._saved(save_counted(self.conn, rows, again, as_stored))
+            self.result.refreshed += len(rows) + len(as_stored)
             if self.client.stop.is_set():
                 raise Interrupted("stopped")
 
@@ -396,13 +396,13 @@ class _PullRun:
             if self.client.stop.is_set():
                 raise Interrupted("stopped")
 
-        def take(page: Page, rows: list[StudyRows], same: dict[str, str | None]) -> None:
-            tally.add(page, [study.nct_id for study in rows] + list(same))
-            self._note_received(rows, same)
+        def take(page: Page, rows: list[StudyRows], as_stored: dict[str, str | None]) -> None:
+            tally.add(page, [study.nct_id for study in rows] + list(as_stored))
+            self._note_received(rows, as_stored)
             # The previous page: ``add`` gives two at once when the worker fails on the one it held. Stopping here
             # drops this one unwritten.
             writer.wait_then(page_written)
-            writer.start(save_counted, self.conn, rows, context, list(same))
+            writer.start(save_counted, self.conn, rows, context, list(as_stored))
 
         with _PageWriter() as writer, _Flattener(self) as flattener:
             first = True
@@ -447,17 +447,17 @@ class _PullRun:
         done = 0
         for batch in id_batches(nct_ids):
             def fetch_batch(tally: ListingTally, batch: list[str] = batch) -> tuple[list[StudyRows], dict]:
-                rows, same = self._batch_by_id(batch, tally)
-                got = {study.nct_id for study in rows} | set(same)
+                rows, as_stored = self._batch_by_id(batch, tally)
+                got = {study.nct_id for study in rows} | set(as_stored)
                 missing = [nct_id for nct_id in batch if nct_id not in got]
                 if missing:
                     raise IncompleteListing(f"the API lists {', '.join(missing[:3])} in topic {context.topic} "
                                             "but does not return it by id")
-                return rows, same
+                return rows, as_stored
 
-            (rows, same), _ = complete_listing(self.client, "studies fetched by id", fetch_batch)
-            self._note_received(rows, same)
-            self._saved(save_counted(self.conn, rows, context, list(same)))
+            (rows, as_stored), _ = complete_listing(self.client, "studies fetched by id", fetch_batch)
+            self._note_received(rows, as_stored)
+            self._saved(save_counted(self.conn, rows, context, list(as_stored)))
             done += len(batch)
             self.progress("missing", done, len(nct_ids))
             if self.client.stop.is_set():
@@ -467,15 +467,15 @@ class _PullRun:
         """The studies of one ``filter.ids`` batch, counted on ``tally``: flattened rows, and those received byte
         for byte as stored (``{nct_id: last update posted}``)."""
         rows: list[StudyRows] = []
-        same: dict[str, str | None] = {}
+        as_stored: dict[str, str | None] = {}
         # One more than the batch: the API gives a full page a next token even at the end, which would cost an
         # empty request per batch.
         for page in iter_pages(self.client, {"filter.ids": ",".join(batch)}, page_size=len(batch) + 1):
-            page_rows, page_same = self._prepare(page)
-            tally.add(page, [study.nct_id for study in page_rows] + list(page_same))
+            page_rows, page_as_stored = self._flatten_page(page)
+            tally.add(page, [study.nct_id for study in page_rows] + list(page_as_stored))
             rows += page_rows
-            same.update(page_same)
-        return rows, same
+            as_stored.update(page_as_stored)
+        return rows, as_stored
 
     def _fetch_leaving(self, nct_ids: list[str], context: SaveContext) -> None:
         """Fetch by id the studies the API returned for the topic that its listing no longer holds, before they
@@ -489,10 +489,10 @@ class _PullRun:
         # Not counted as received, their membership left to the listing; nor do they move the watermark.
         leaving = replace(context, membership=False, counted=NctIdSet())
         for batch in id_batches(nct_ids):
-            (rows, same), _ = complete_listing(self.client, "studies that left the topic, fetched by id",
+            (rows, as_stored), _ = complete_listing(self.client, "studies that left the topic, fetched by id",
                                               lambda tally, batch=batch: self._batch_by_id(batch, tally))
-            rows, same = [study for study in rows if study.nct_id in batch], [i for i in same if i in batch]
-            self._saved(save_counted(self.conn, rows, leaving, same))
+            rows, as_stored = [study for study in rows if study.nct_id in batch], [i for i in as_stored if i in batch]
+            self._saved(save_counted(self.conn, rows, leaving, as_stored))
             if self.client.stop.is_set():
                 raise Interrupted("stopped")
 
@@ -505,46 +505,47 @@ class _PullRun:
 
     # -- pages ----------------------------------------------------------------------------------------------
 
-    def _prepare(self, page: Page) -> tuple[list[StudyRows], dict[str, str | None]]:
+    def _flatten_page(self, page: Page) -> tuple[list[StudyRows], dict[str, str | None]]:
         """Parse and flatten a page's studies one at a time, keeping each one's bytes as sent.
 
         Studies whose bytes equal the stored ones are not parsed at all (a re-pull of unchanged data, the
         day of overlap of an incremental pull): they come back as ``{nct_id: last update posted}``.
         """
-        to_flatten, same = self._unstored(page)
-        return self._flatten_here(to_flatten), same
+        to_flatten, as_stored = self.records_to_flatten(page)
+        return self.flatten_here(to_flatten), as_stored
 
-    def _unstored(self, page: Page) -> tuple[list[bytes], dict[str, str | None]]:
+    def records_to_flatten(self, page: Page) -> tuple[list[bytes], dict[str, str | None]]:
         """The records of ``page`` to flatten, and ``{nct_id: last update posted}`` of those whose bytes equal
         the stored ones."""
         guessed = [match.group(1).decode() if (match := _NCT_ID_IN_RAW.search(raw)) else None
                    for raw in page.raw_studies]
         stored = stored_raw_and_date(self.reader, [i for i in guessed if i]) if self.reader is not None else {}
         to_flatten: list[bytes] = []
-        same: dict[str, str | None] = {}
+        as_stored: dict[str, str | None] = {}
         for raw, nct_id in zip(page.raw_studies, guessed):
             known = stored.get(nct_id) if nct_id else None
             if known is not None and known[0] == raw:  # equal bytes: the very record stored
-                same[nct_id] = known[1]
+                as_stored[nct_id] = known[1]
             else:
                 to_flatten.append(raw)
-        return to_flatten, same
+        return to_flatten, as_stored
 
-    def _flatten_here(self, raws: list[bytes]) -> list[StudyRows]:
-        return self._took(flatten_records(raws, self.drift.model if self.drift else None))
+    def flatten_here(self, raws: list[bytes]) -> list[StudyRows]:
+        """Records flattened in this process, their drift kept as ``rows_of`` keeps it; raises for a bad record."""
+        return self.rows_of(flatten_records(raws, self.drift.model if self.drift else None))
 
-    def _took(self, flattened: list[Flattened]) -> list[StudyRows]:
+    def rows_of(self, flattened: list[Flattened]) -> list[StudyRows]:
         """The rows of flattened records, the drift they showed kept for the next ``flush``."""
         for _, found, nct_id in flattened:
             if found and self.drift is not None:
                 self.drift.note(found, nct_id)
         return [rows for rows, _, _ in flattened]
 
-    def _note_received(self, rows: list[StudyRows], same: dict[str, str | None]) -> None:
+    def _note_received(self, rows: list[StudyRows], as_stored: dict[str, str | None]) -> None:
         self.received.update(study.nct_id for study in rows)
-        self.received.update(same)
+        self.received.update(as_stored)
         days = [watermark_date(study.value("last_update_posted"), self.ceiling) for study in rows]
-        days += [watermark_date(updated, self.ceiling) for updated in same.values()]
+        days += [watermark_date(updated, self.ceiling) for updated in as_stored.values()]
         newest = max((day for day in days if day), default=None)
         if newest and (self.newest_update is None or newest > self.newest_update):
             self.newest_update = newest
@@ -574,22 +575,22 @@ class _Flattener:
     def add(self, page: Page) -> Iterator[tuple[Page, list[StudyRows], dict[str, str | None]]]:
         """The pages ready to write once ``page`` is in: the one before it if the worker has it, else ``page``."""
         yield from self.finish()  # received before the next is sent: the worker's pipes are never both full
-        to_flatten, same = self._run._unstored(page)
+        to_flatten, as_stored = self._run.records_to_flatten(page)
         if self._worker is not None and not self._worker.gone:
             self._worker.send(to_flatten)
-            self._sent = (page, same, to_flatten)
+            self._sent = (page, as_stored, to_flatten)
             return
-        yield page, self._run._flatten_here(to_flatten), same
+        yield page, self._run.flatten_here(to_flatten), as_stored
 
     def finish(self) -> Iterator[tuple[Page, list[StudyRows], dict[str, str | None]]]:
         """The page the worker still has, if any."""
         if self._sent is None:
             return
-        (page, same, to_flatten), self._sent = self._sent, None
+        (page, as_stored, to_flatten), self._sent = self._sent, None
         flattened = self._worker.receive()
         # A page the worker failed on is flattened here, where a bad record fails as it always has.
-        rows = self._run._took(flattened) if flattened is not None else self._run._flatten_here(to_flatten)
-        yield page, rows, same
+        rows = self._run.rows_of(flattened) if flattened is not None else self._run.flatten_here(to_flatten)
+        yield page, rows, as_stored
 
     def __enter__(self) -> "_Flattener":
         return self
