@@ -318,10 +318,7 @@ class _PullRun:
         stale = stalest_members(self.conn, name, cutoff, -(-members // days), self.received)
         again = replace(context, membership=False, counted=NctIdSet())
         for batch in id_batches(stale):
-            (rows, as_stored), _ = complete_listing(
-                self.client, "studies fetched again by id",
-                lambda tally, batch=batch: self._batch_by_id(batch, tally))
-            rows, as_stored = [study for study in rows if study.nct_id in batch], [i for i in as_stored if i in batch]
+            rows, as_stored = self._batch_alone(batch, "studies fetched again by id")
             self._saved(save_counted(self.conn, rows, again, as_stored))
             self.result.refreshed += len(rows) + len(as_stored)
             if self.client.stop.is_set():
@@ -477,6 +474,13 @@ class _PullRun:
             as_stored.update(page_as_stored)
         return rows, as_stored
 
+    def _batch_alone(self, batch: list[str], what: str) -> tuple[list[StudyRows], list[str]]:
+        """One ``filter.ids`` batch, provably complete (``what`` names it if not), keeping only the batch's own
+        studies: their rows, and the ids of those received byte for byte as stored."""
+        (rows, as_stored), _ = complete_listing(self.client, what, lambda tally: self._batch_by_id(batch, tally))
+        wanted = set(batch)
+        return [study for study in rows if study.nct_id in wanted], [nct_id for nct_id in as_stored if nct_id in wanted]
+
     def _fetch_leaving(self, nct_ids: list[str], context: SaveContext) -> None:
         """Fetch by id the studies the API returned for the topic that its listing no longer holds, before they
         are called left: the change that took a study out of the topic (its status, say) is then seen by this
@@ -489,9 +493,7 @@ class _PullRun:
         # Not counted as received, their membership left to the listing; nor do they move the watermark.
         leaving = replace(context, membership=False, counted=NctIdSet())
         for batch in id_batches(nct_ids):
-            (rows, as_stored), _ = complete_listing(self.client, "studies that left the topic, fetched by id",
-                                              lambda tally, batch=batch: self._batch_by_id(batch, tally))
-            rows, as_stored = [study for study in rows if study.nct_id in batch], [i for i in as_stored if i in batch]
+            rows, as_stored = self._batch_alone(batch, "studies that left the topic, fetched by id")
             self._saved(save_counted(self.conn, rows, leaving, as_stored))
             if self.client.stop.is_set():
                 raise Interrupted("stopped")
