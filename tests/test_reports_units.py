@@ -312,3 +312,33 @@ def test_a_feed_has_an_entry_per_study_and_pull_newest_first(two_pulls):
     created = db.execute("SELECT created_at FROM topics WHERE name = 'empty'").fetchone()[0]
     assert feed_entries(db, "empty") == {"topic": "empty", "updated": created, "entries": []}
     assert feed_entries(db, "never-stored") == {"topic": "never-stored", "updated": NO_CHANGES_YET, "entries": []}
+
+
+def test_a_condition_written_several_ways_counts_each_study_once_under_the_most_used_spelling(db):
+    """Counted in Python from each study's rows together: a study writing one condition three ways is one study
+    in it, and each way it writes it is one study's vote for that spelling."""
+    from trialsync.reports.breakdowns import breakdown
+    from trialsync.store.studies import API, SaveContext, save_studies
+    from trialsync.topics import Topic
+    from trialsync.transform import study_rows
+
+    def with_conditions(nct_id: str, status: str, conditions: list[str]) -> dict:
+        record = with_status(fixture_record(nct_id), status)
+        record["protocolSection"].setdefault("conditionsModule", {})["conditions"] = conditions
+        return record
+
+    records = [with_conditions("NCT05305430", "RECRUITING", ["Low Back Pain", "low back pain", "LOW BACK PAIN"]),
+               with_conditions("NCT05821920", "COMPLETED", ["Low back pain"]),
+               with_conditions("NCT06127745", "RECRUITING", ["low back pain", "Sciatica"]),
+               with_conditions("NCT06589271", "COMPLETED", [])]
+    store.save_topic(db, Topic("t", {"query.cond": "x"}))
+    pull = store.start_pull(db, "t")
+    save_studies(db, [study_rows(r) for r in records], SaveContext("t", pull, API, False, "2026-11-24"))
+    store.finish_pull(db, pull, "complete")
+    report = breakdown(db, "t", "condition")
+    assert report["total"] == 4 and report["multi"] is True
+    assert [(row["value"], row["total"], row["statuses"]) for row in report["rows"]] == [
+        ("low back pain", 3, {"RECRUITING": 2, "COMPLETED": 1}),  # written so by 2 studies, each other way by 1
+        ("Sciatica", 1, {"RECRUITING": 1}),
+        (None, 1, {"COMPLETED": 1}),
+    ]
