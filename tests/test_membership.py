@@ -188,6 +188,18 @@ def test_nothing_is_refreshed_while_every_study_was_fetched_within_the_days(db, 
     assert not any(p.get("filter.ids") for _, p in server.requests)
 
 
+def test_a_refresh_of_one_day_fetches_again_every_study_not_fetched_that_day(db, server, clock):
+    pull(db, server)
+    clock["now"] = "2026-11-26T10:00:00Z"
+    next_night(server, 25)
+    night = pull(db, server, refresh_days=1)
+    # all but those the changed-since answer brought this night (the day of overlap)
+    assert 0 < night.counts.received < CLONES and night.refreshed == CLONES - night.counts.received
+    taken = [i for _, p in server.requests if p.get("filter.ids") and "pageToken" not in p
+             for i in p["filter.ids"].split(",")]
+    assert len(taken) == len(set(taken)) == night.refreshed
+
+
 def test_a_set_of_nct_ids_holds_each_once_and_iterates_in_id_order():
     from trialsync.ids import NctIdSet
 

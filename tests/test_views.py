@@ -546,9 +546,13 @@ def test_a_long_watchlist_is_pulled_in_batches(cli, tmp_path):
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(listing_module, "IDS_PER_REQUEST", 50)
             assert cli("pull", "many", "--api-url", server.url).code == 0
-        batches = [p["filter.ids"].count(",") + 1 for path, p in server.requests
-                   if path.endswith("/studies") and "pageToken" not in p]
-        assert batches == [50, 50, 40]
+            batches = [p["filter.ids"].count(",") + 1 for path, p in server.requests
+                       if path.endswith("/studies") and "pageToken" not in p]
+            assert batches == [50, 50, 40]
+            assert len(listed(cli, "many")) == 140
+            # a full pull's complete answer is every batch's: no study of the second or third batch has left
+            again = cli("pull", "many", "--full", "--api-url", server.url)
+            assert again.code == 0 and "0 left the topic" in again.out, again.out
     assert len(listed(cli, "many")) == 140
 
 
