@@ -208,7 +208,8 @@ class FakeApi:
         Retry-After: 1), 429-bare (without), 500, 503, reset (connection reset, no answer), drop (closed, no
         answer), cut (half the body, then closed: shorter than its Content-Length), truncate (a whole answer
         of half the JSON), html (a maintenance page as 200), bad-gzip (gzip that does not decompress),
-        empty (an empty page without a token), no-token (the page without its nextPageToken), hang (no answer
+        empty (an empty page without a token), no-token (the page without its nextPageToken), no-count (the
+        page without the totalCount asked for), hang (no answer
         for ``seconds``, then the right one), trickle (the right answer, one byte every ``seconds``/100).
         ``retry_after``: the Retry-After a 429 carries. flood (the right answer padded with whitespace to ``size``
         bytes, with its Content-Length) and flood-stream (the same without a length, sent in 64 kB pieces until
@@ -262,7 +263,7 @@ class FakeApi:
     # -- answers ------------------------------------------------------------------------------------
 
     def answer(self, path: str, params: dict[str, str], fault: str | None = None) -> tuple[int, str, bytes]:
-        """Status, content type and body for one GET (``fault``: empty or no-token, for a page)."""
+        """Status, content type and body for one GET (``fault``: empty, no-token or no-count, for a page)."""
         if path.startswith("/_control/"):
             return self.control(path.rsplit("/", 1)[1], params)
         if path.endswith("/version"):
@@ -385,7 +386,7 @@ class FakeApi:
         if len(chosen) == size and fault != "no-token":  # like the real service: a full page gets a token, even at the end
             next_token = base64.urlsafe_b64encode(f"{offset + size}:{signature}".encode()).decode()
             parts.append(b',"nextPageToken":"%s"' % next_token.encode())
-        if not token and params.get("countTotal") == "true":
+        if not token and params.get("countTotal") == "true" and fault != "no-count":
             parts.append(b',"totalCount":%d' % len(ids))
         parts.append(b"}")
         if self.page_delay:

@@ -284,3 +284,83 @@ def test_on_a_terminal_the_marks_are_symbols_and_advice_follows_a_dash_only_when
         "✓ lock: free", "! topic a: never pulled — run it", "✗ API: down\\x1b[2J — wait"]
     assert render_checks(checks, "text", quiet=True).splitlines() == [
         "warn topic a: never pulled -- run it", "FAIL API: down\\x1b[2J -- wait"]
+
+
+def test_doctor_warns_of_a_pace_above_the_limit_an_api_of_another_version_and_no_data_date(cli, spine, api_server,
+                                                                                            monkeypatch):
+    monkeypatch.setenv("TRIALSYNC_RATE", "80")
+    api_server.api_version, api_server.data_timestamp = "1.9", None
+    result = cli("doctor")
+    assert result.code == 1
+    assert [line for line in lines(result) if not line.startswith("ok")] == [
+        f"warn API: {api_server.url} answers, with apiVersion '1.9' -- trialsync reads version 2 of the API: "
+        "is --api-url right?",
+        "warn API data: the API did not say when its data was refreshed (no dataTimestamp)",
+        "warn rate: pulls pace to 80 requests a minute, above the about 50 the API allows -- set --rate / "
+        "TRIALSYNC_RATE to 50 or lower",
+    ]
+
+
+def test_doctor_reports_an_api_that_answers_what_is_not_json(cli, spine, api_server):
+    api_server.inject("version", "html", times=50)  # a maintenance page, answered 200, on every try
+    result = cli("doctor")
+    assert result.code == 1
+    failed = [line for line in lines(result) if line.startswith("FAIL")]
+    assert len(failed) == 1 and failed[0].startswith("FAIL API: cannot be reached: "), failed
+    assert failed[0].endswith(
+        " -- check the network and --api-url / TRIALSYNC_API_URL; `trialsync import FILE` works offline")
+
+
+def test_doctor_warns_when_the_disk_may_not_hold_a_full_pull(cli, spine, monkeypatch):
+    import shutil
+
+    from trialsync.sync import doctor
+
+    real = shutil.disk_usage(spine.parent)
+    monkeypatch.setattr(doctor.shutil, "disk_usage", lambda path: real._replace(free=999))
+    result = cli("doctor")
+    assert result.code == 1
+    [disk] = [line for line in lines(result) if "disk:" in line]
+    assert disk.startswith("warn disk: only 999 bytes free, database ") and disk.endswith(
+        f" -- free space on {spine.parent.resolve()}: a pull may need up to {doctor.DISK_FACTOR}x the database's size")
+
+
+def test_doctor_names_what_quick_check_finds_and_how_much_more(cli, spine):
+    # two topics written past their NOT NULL created_at (the constraint lifted, then put back): quick_check
+    # names the first and counts the other
+    conn = sqlite3.connect(spine)
+    schema = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'topics'").fetchone()[0]
+    assert "created_at TEXT NOT NULL" in schema
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'topics'",
+                 [schema.replace("created_at TEXT NOT NULL", "created_at TEXT")])
+    conn.commit()
+    conn.close()
+    conn = sqlite3.connect(spine)
+    conn.executemany("INSERT INTO topics (name, params, created_at) VALUES (?, '{}', NULL)", [["a"], ["b"]])
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'topics'", [schema])
+    conn.commit()
+    conn.close()
+    result = cli("doctor")
+    assert result.code == 1
+    [integrity] = [line for line in lines(result) if "integrity:" in line]
+    assert integrity == (f"FAIL integrity: database {spine} is damaged: NULL value in topics.created_at "
+                         "(and 1 more problems) -- restore a backup, or move the file aside and pull again")
+
+
+def test_doctor_on_imported_studies_only_says_records_are_not_checked_against_a_data_model(cli, tmp_path,
+                                                                                         monkeypatch):
+    from pathlib import Path
+
+    assert cli("import", str(Path(__file__).parent.parent / "data" / "stem-cell-spine-sample.json")).code == 0
+    monkeypatch.setenv("TRIALSYNC_RATE", "50")
+    result = cli("doctor", "--api-url", "http://127.0.0.1:9")
+    assert ("ok   drift: no pull has fetched the API's data model yet: records are not checked against it"
+            in lines(result)), result.out
+
+
+def test_doctor_warns_when_no_topic_is_stored(cli, spine):
+    assert cli("topics", "remove", "spine", "--yes").code == 0
+    result = cli("doctor")
+    assert "warn topics: no topic is stored -- `trialsync pull` follows the built-in one" in lines(result), result.out

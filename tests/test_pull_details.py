@@ -603,3 +603,35 @@ def test_every_study_fetched_by_id_in_a_pull_is_counted(db, server, monkeypatch)
 
     assert ids_requests(server) == [OLD_DATED[0], "NCT00042536"]
     assert result.refetched == 2
+
+
+def test_an_import_asked_to_stop_rolls_back_and_says_nothing_was_imported(db):
+    import threading
+
+    from trialsync.sync.files import import_records
+
+    store.save_topic(db, TOPIC)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Interrupted) as caught:
+        import_records(db, [fixture_record(i) for i in SPINE_CONDITION_IDS], TOPIC.name, source="ctg-studies.json",
+                       stop=stop)
+    assert str(caught.value) == "import of ctg-studies.json interrupted; nothing was imported"
+    assert db.execute("SELECT count(*) FROM studies").fetchone() == (0,)
+    assert db.execute("SELECT kind, outcome FROM pulls").fetchall() == [("import", "interrupted")]
+
+
+def test_an_import_file_that_cannot_be_read_fails_in_one_line(cli, tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    path = tmp_path / "studies.json"
+    path.write_text("[]")
+
+    def broken(self):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(Path, "read_bytes", broken)
+    result = cli("import", str(path))
+    assert (result.code, result.out) == (1, "")
+    assert result.err == f"trialsync: cannot read {path}: Input/output error\n"

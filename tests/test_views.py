@@ -640,11 +640,21 @@ def test_topics_add_dry_run_asks_for_the_count_only_and_stores_nothing(cli, tmp_
                      "--dry-run", "--api-url", server.url)
         assert result.code == 0, result
         assert len(server.requests) == 1 and server.requests[0][1]["countTotal"] == "true"
+        assert (server.requests[0][1]["pageSize"], server.requests[0][1]["fields"]) == ("1", "NCTId")
         expected = sum(status_of(r) in ("RECRUITING", "COMPLETED") for r in load_fixture_records())
         assert result.out == (
             f"sci: {expected} studies match this search (nothing stored)\n"
             "website: https://clinicaltrials.gov/search?cond=spinal+cord+injury"
             "&term=AREA%5BOverallStatus%5D%28RECRUITING+OR+COMPLETED%29\n")
+    assert not (tmp_path / "cli.db").exists()
+
+
+def test_a_dry_run_answered_without_a_count_fails_in_one_line_and_stores_nothing(cli, tmp_path):
+    with FakeApi(Corpus(load_fixture_records())) as server:
+        server.inject("any", "no-count", times=10)
+        result = cli("topics", "add", "sci", "--cond", "spinal cord injury", "--dry-run", "--api-url", server.url)
+    assert result.code == 1 and result.out == ""
+    assert result.err == "trialsync: the API did not say how many studies match (no totalCount in its answer)\n"
     assert not (tmp_path / "cli.db").exists()
 
 
