@@ -476,8 +476,8 @@ def _handler_for(api: FakeApi):
                 piece = b" " * 65536
                 try:
                     self.wfile.write(body)
-                    for _ in range(padding // len(piece) + 1):
-                        self.wfile.write(piece)
+                    for start in range(0, padding, len(piece)):  # exactly ``size`` bytes in all
+                        self.wfile.write(piece[:padding - start])
                     self.wfile.flush()
                 except OSError:
                     pass  # the client hung up, as it should

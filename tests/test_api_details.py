@@ -93,6 +93,16 @@ def test_a_listing_whose_first_page_has_no_total_is_not_complete_and_says_why():
                                  "totalCount; nothing was concluded from it")
 
 
+@pytest.mark.parametrize("announced, said", [(1, "1 study"), (2, "2 studies")])
+def test_a_listing_that_ends_short_of_its_total_says_how_far_it_got(announced, said):
+    tally = ListingTally("the id listing")
+    tally.add(page_of(total=announced), [])
+    with pytest.raises(IncompleteListing) as caught:
+        tally.check()
+    assert str(caught.value) == (f"the API's answer for the id listing is not complete: it ended after 0 of the "
+                                 f"{said} its first page announced; nothing was concluded from it")
+
+
 def test_studies_that_came_twice_are_counted_and_the_first_three_named():
     from conftest import SPINE_CONDITION_IDS
 
@@ -624,3 +634,24 @@ def test_a_url_requests_cannot_use_fails_at_once_with_its_reason():
         client.version()
     assert str(caught.value) == f"invalid API URL {BASE}/version: Failed to parse: clinicaltrials.gov:99999"
     assert client.requests_made == 1
+
+
+def test_an_answer_of_exactly_the_cap_is_read_and_one_byte_more_is_refused_in_words():
+    """Without a Content-Length, the body is read up to one byte past the cap: a body of the cap's size is an
+    answer, one a byte longer is abandoned unretried, the message saying how to raise the cap."""
+    from trialsync.api.client import MB
+
+    cap_mb = 0.5
+    cap = int(cap_mb * MB)
+    with FakeApi(Corpus([fixture_record("NCT06589271")])) as server:
+        client = ApiClient(base_url=server.url, rate=0, max_response_mb=cap_mb, sleep=lambda seconds: None)
+        server.inject("version", "flood-stream", size=cap)
+        assert client.version()["apiVersion"] == "2.0.5"
+        server.inject("version", "flood-stream", size=cap + 1, times=5)
+        server.reset_log()
+        with pytest.raises(ApiError) as caught:
+            client.version()
+    assert str(caught.value) == (f"GET {server.url}/version: the answer is larger than the 0.5 MB cap (it kept "
+                                 "coming); abandoned, not retried (raise it with --max-response-mb or "
+                                 "TRIALSYNC_MAX_RESPONSE_MB)")
+    assert server.kinds == ["version"]  # asked once
