@@ -655,3 +655,21 @@ def test_an_answer_of_exactly_the_cap_is_read_and_one_byte_more_is_refused_in_wo
                                  "coming); abandoned, not retried (raise it with --max-response-mb or "
                                  "TRIALSYNC_MAX_RESPONSE_MB)")
     assert server.kinds == ["version"]  # asked once
+
+
+def test_a_refused_connection_is_known_by_its_cause_or_by_its_words():
+    """Linux says "Connection refused" in the message; another system may word it otherwise, and then the
+    ConnectionRefusedError the connection failed with still says so. No route to the host is no refusal."""
+    import urllib3
+
+    from trialsync.api.client import _unreachable
+
+    def failure(message: str, cause: BaseException | None = None) -> requests.exceptions.ConnectionError:
+        reason = urllib3.exceptions.NewConnectionError(None, f"Failed to establish a new connection: {message}")
+        reason.__cause__ = cause
+        return requests.exceptions.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/version", reason))
+
+    windows = "[WinError 10061] No connection could be made because the target machine actively refused it"
+    assert _unreachable(failure(windows, ConnectionRefusedError(10061, windows))) == "connection refused"
+    assert _unreachable(failure("[Errno 111] Connection refused")) == "connection refused"
+    assert _unreachable(failure("[Errno 113] No route to host", OSError(113, "No route to host"))) is None
