@@ -47,3 +47,10 @@ def test_every_document_the_readme_links_exists():
     assert {"docs/how-a-pull-works.md", "docs/tables.md", "docs/benchmark.md", "docs/developing.md"} <= set(links)
     for link in links:
         assert (ROOT / link).is_file(), link
+
+
+def test_the_readme_s_doctor_example_names_the_schema_version_of_this_release():
+    from trialsync.store.db import SCHEMA_VERSION
+
+    shown = re.findall(r"^ok   schema: version (\d+),", README, re.M)
+    assert shown and set(shown) == {str(SCHEMA_VERSION)}

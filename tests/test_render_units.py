@@ -626,10 +626,13 @@ def test_render_breakdown_text_and_markdown():
         "(none)         2           0          0          2"]
     report = _breakdown(by="sponsor", multi=True, as_of=None, total=1,
                         rows=[{"value": "PHASE2", "total": 1, "statuses": {"MADE_UP": 1}}])
-    assert st.render_breakdown(report, "markdown") == [
-        "**spine: 1 study by lead sponsor and status.**\n\n| Lead sponsor | Studies | MADE\\_UP |\n"
-        "| --- | ---: | ---: |\n| PHASE2 | 1 | 1 |",
-        "A study with several values counts once in each: the rows add up to more than 1."]
+    table = ("**spine: 1 study by lead sponsor and status.**\n\n| Lead sponsor | Studies | MADE\\_UP |\n"
+             "| --- | ---: | ---: |\n| PHASE2 | 1 | 1 |")
+    assert st.render_breakdown(report, "markdown") == [table]  # one value each: nothing to explain
+    report["rows"].append({"value": "PHASE3", "total": 1, "statuses": {"MADE_UP": 1}})
+    for fmt in ("markdown", "text", "table"):  # the same study in both rows: 2 counted of 1
+        assert st.render_breakdown(report, fmt)[-1] == (
+            "A study with several values counts once in each: the rows add up to more than 1."), fmt
     for by, header in (("study-type", "Study type"), ("sponsor-class", "Sponsor class"), ("start-year", "Start year"),
                        ("country", "Country"), ("condition", "Condition")):
         text = st.render_breakdown(_breakdown(by=by), "text")[0]

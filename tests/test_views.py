@@ -368,8 +368,6 @@ Phase 1               1        0           1          0
 Phase 3               1        0           0          1
 Not Applicable        5        2           2          1
 (none)                6        1           5          0
-
-A study with several values counts once in each: the rows add up to more than 13.
 """
     assert spine("status-report", "spine", "--by", "start-year").out == """\
 spine: 13 studies by start year and status.

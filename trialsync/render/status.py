@@ -189,8 +189,10 @@ def render_breakdown(report: dict, fmt: str) -> list:
     fixed = [Column("shown", header, flex=True, min_width=16), Column("total", "Studies", numeric=True)]
     shown, flat = _status_columns(statuses, rows, fixed, fmt)
     columns = fixed + [Column(s, STATUS_HEADERS.get(s, s) if s != OTHER else "Other", numeric=True) for s in shown]
+    # said only when it happened: a dimension that allows several values may have given each study one
+    counted = sum(row["total"] for row in report["rows"])
     multi = (f"A study with several values counts once in each: the rows add up to more than {report['total']}."
-             if report["multi"] else "")
+             if report["multi"] and counted > report["total"] else "")
     as_of = f", as of {report['as_of']}" if report.get("as_of") else ""
     title = f"{report['topic']}: {plural(report['total'], 'study', 'studies')} by {header.lower()} and status{as_of}."
     return rows_as(flat, columns, fmt, title=title) + ([sentence(multi)] if multi else [])
