@@ -219,7 +219,7 @@ def check_history(data: dict, out: str, fmt: str) -> None:
             assert read_nl(out) == [{**{k: v for k, v in p.items() if k != "statuses"},
                                      **{s: p["statuses"].get(s, 0) for s in statuses}} for p in pulls]
         else:
-            assert read_csv(out) == [{"finished_at": p["finished_at"], "kind": p["kind"], "total": str(p["total"]),
+            assert read_csv(out) == [{**{k: csv_text(v) for k, v in p.items() if k != "statuses"},
                                       **{s: str(p["statuses"].get(s, 0)) for s in statuses}} for p in pulls]
         return
     expected = [{"Pull finished": p["finished_at"].replace("T", " ").rstrip("Z"), "Studies": str(p["total"]),
@@ -234,7 +234,9 @@ def check_every_topic(data: list, out: str, fmt: str) -> None:
         assert read_nl(out) == data
         return
     if fmt == "csv":
-        assert read_csv(out) == [{"topic": t["topic"], "total": str(t["total"]), "as_of": t["as_of"]} for t in data]
+        statuses = sorted({s for t in data for s in t["statuses"]}, key=status_sort_key)
+        assert read_csv(out) == [{"topic": t["topic"], "total": str(t["total"]), "as_of": csv_text(t["as_of"]),
+                                  **{s: str(t["statuses"].get(s, 0)) for s in statuses}} for t in data]
         return
     starts = [match.start() for match in re.finditer(r"^[a-z0-9][a-z0-9_.-]*: \d", out, re.M)]  # a topic's line, wrapped
     lines = [" ".join(out[a:b].split()) for a, b in zip(starts, starts[1:] + [len(out)])]

@@ -722,13 +722,17 @@ def test_status_columns_fit_exactly(monkeypatch):
 def test_render_history():
     assert st.render_history("spine", [], "text") == ["No complete pull of spine is recorded yet."]
     assert st.render_history("spine", [], "json") == [to_json({"topic": "spine", "pulls": []})]
-    rows = [{"finished_at": "2024-01-02T03:04:05Z", "kind": "pull", "total": 2, "statuses": {"RECRUITING": 2}},
-            {"finished_at": None, "kind": "import", "total": 1, "statuses": {"COMPLETED": 1, "MADE_UP": 0}}]
+    rows = [{"pull_id": 4, "finished_at": "2024-01-02T03:04:05Z", "kind": "pull", "mode": "full", "total": 2,
+             "statuses": {"RECRUITING": 2}},
+            {"pull_id": 9, "finished_at": None, "kind": "import", "mode": "file", "total": 1,
+             "statuses": {"COMPLETED": 1, "MADE_UP": 0}}]
     assert st.render_history("spine", rows, "json") == [to_json({"topic": "spine", "pulls": rows})]
     assert st.render_history("spine", rows, "csv") == [
-        "finished_at,kind,total,RECRUITING,COMPLETED,MADE_UP\n2024-01-02T03:04:05Z,pull,2,2,0,0\n,import,1,0,1,0"]
+        "pull_id,finished_at,kind,mode,total,RECRUITING,COMPLETED,MADE_UP\n4,2024-01-02T03:04:05Z,pull,full,2,2,0,0\n"
+        "9,,import,file,1,0,1,0"]
     assert st.render_history("spine", rows, "nl")[0].splitlines()[0] == (
-        '{"finished_at":"2024-01-02T03:04:05Z","kind":"pull","total":2,"RECRUITING":2,"COMPLETED":0,"MADE_UP":0}')
+        '{"pull_id":4,"finished_at":"2024-01-02T03:04:05Z","kind":"pull","mode":"full","total":2,"RECRUITING":2,'
+        '"COMPLETED":0,"MADE_UP":0}')
     assert st.render_history("spine", rows, "text") == [
         "spine: counts by status at each complete pull.\n"
         "Pull finished        Studies  Recruiting  Completed  MADE_UP\n"
@@ -750,7 +754,8 @@ def test_render_every_topic():
             {"topic": "neck", "total": 0, "as_of": None, "statuses": {}}]
     assert st.render_every_topic(reports, ["a", "b"], "json") == [to_json(rows)]
     assert st.render_every_topic(reports, ["a", "b"], "nl") == [to_json_lines(rows)]
-    assert st.render_every_topic(reports, ["a", "b"], "csv") == ["topic,total,as_of\nspine,3,2024-01-02\nneck,0,"]
+    assert st.render_every_topic(reports, ["a", "b"], "csv") == [
+        "topic,total,as_of,RECRUITING,COMPLETED\nspine,3,2024-01-02,2,1\nneck,0,,0,0"]
     assert st.render_every_topic([], [], "text") == ["No topics stored yet."]
     assert st.render_every_topic(reports, ["3 studies", "none"], "text") == ["spine: 3 studies.\nneck: none."]
 

@@ -224,8 +224,8 @@ def render_history(topic: str, rows: Sequence[dict], fmt: str, chart: bool = Fal
     data = [{**row, "when": (row["finished_at"] or "").replace("T", " ").rstrip("Z")} for row in rows]
     if fmt in ("csv", "nl"):
         flat = [_flat(row, statuses) for row in rows]
-        return rows_as(flat, [Column("finished_at", "finished_at"), Column("kind", "kind"), Column("total", "total")]
-                       + [Column(s, s) for s in statuses], fmt)
+        fields = [key for key in rows[0] if key != "statuses"]  # what json gives each pull: pull_id, mode too
+        return rows_as(flat, [Column(key, key) for key in fields] + [Column(s, s) for s in statuses], fmt)
     fixed = [Column("when", "Pull finished"), Column("total", "Studies", numeric=True)]
     shown, flat = _status_columns(statuses, data, fixed, fmt)
     columns = fixed + [Column(s, STATUS_HEADERS.get(s, s) if s != OTHER else "Other", numeric=True) for s in shown]
@@ -241,8 +241,10 @@ def render_every_topic(reports: Sequence[dict], summaries: Sequence[str], fmt: s
             return [to_json(rows)]
         if fmt == "nl":
             return rows_as(rows, [], "nl")
-        return rows_as([{"topic": r["topic"], "total": r["total"], "as_of": r["as_of"]} for r in reports],
-                       [Column("topic", "topic"), Column("total", "total"), Column("as_of", "as_of")], "csv")
+        statuses = sorted({s for row in rows for s in row["statuses"]}, key=status_sort_key)
+        return rows_as([_flat(row, statuses) for row in rows],
+                       [Column("topic", "topic"), Column("total", "total"), Column("as_of", "as_of")]
+                       + [Column(s, s) for s in statuses], "csv")
     if not reports:
         return ["No topics stored yet."]
     return ["\n".join(sentence(f"{r['topic']}: {summary}.") for r, summary in zip(reports, summaries))]
